@@ -1,0 +1,35 @@
+# Thin wrapper: a virtual environment at .venv, the project installed into it (editable).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build that lies on this machine's disk; override for a CUDA build, e.g. TORCH_SPEC=torch.
+TORCH_SPEC ?= torch==2.13.0
+# Offline on this project's machines: use the shared MovieLens copy when it sits beside the checkout.
+ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
+export MFREC_DATA ?= $(abspath ../shared/data)
+endif
+
+.PHONY: install run test bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+run: install
+	$(BIN)/mfrec train
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only -p no:randomly
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks benchmarks/out

@@ -1,0 +1,84 @@
+"""A ratings table with raw ids mapped to contiguous 0-based indices (and back)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Ratings:
+    """Ratings as index arrays, plus the maps between raw ids and indices.
+
+    ``user_ids[u]`` is the raw id of user index ``u`` (likewise ``item_ids``); ``titles`` maps a
+    raw item id to its title when the source has one.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    timestamps: np.ndarray | None = None
+    titles: dict = field(default_factory=dict)
+    source: str = ""
+
+    @classmethod
+    def from_raw(cls, raw_users, raw_items, ratings, timestamps=None, **kw) -> Ratings:
+        """Map raw ids (any integers) to contiguous indices in sorted raw-id order."""
+        user_ids, users = np.unique(np.asarray(raw_users), return_inverse=True)
+        item_ids, items = np.unique(np.asarray(raw_items), return_inverse=True)
+        return cls(
+            users=users.astype(np.int64),
+            items=items.astype(np.int64),
+            ratings=np.asarray(ratings, dtype=np.float64),
+            user_ids=user_ids,
+            item_ids=item_ids,
+            timestamps=timestamps,
+            **kw,
+        )
+
+    def __len__(self) -> int:
+        return int(self.ratings.shape[0])
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_ids.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_ids.shape[0])
+
+    def user_index(self, raw_id) -> int:
+        """Index of a raw user id; ``KeyError`` naming the id when it is unknown."""
+        return _lookup(self.user_ids, raw_id, "user")
+
+    def item_index(self, raw_id) -> int:
+        """Index of a raw item id; ``KeyError`` naming the id when it is unknown."""
+        return _lookup(self.item_ids, raw_id, "item")
+
+    def subset(self, index: np.ndarray) -> Ratings:
+        """The rows at ``index``, keeping the same id maps (so indices stay comparable)."""
+        ts = None if self.timestamps is None else self.timestamps[index]
+        return Ratings(
+            self.users[index],
+            self.items[index],
+            self.ratings[index],
+            self.user_ids,
+            self.item_ids,
+            ts,
+            self.titles,
+            self.source,
+        )
+
+
+def _lookup(ids: np.ndarray, raw_id, what: str) -> int:
+    try:
+        key = ids.dtype.type(raw_id)
+    except (TypeError, ValueError):
+        raise KeyError(f"unknown {what} id {raw_id!r}") from None
+    pos = int(np.searchsorted(ids, key))
+    if pos == ids.shape[0] or ids[pos] != key:
+        raise KeyError(f"unknown {what} id {raw_id!r}")
+    return pos

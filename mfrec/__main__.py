@@ -1,0 +1,3 @@
+from mfrec.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,16 @@
+"""The NumPy/Numba reference: the single source of truth for mfrec's models."""
+
+from reference.metrics import mae, mse, rmse
+from reference.mf import DivergenceError, FactorModel, MatrixFactorization
+from reference.recommend import seen_items, top_k
+
+__all__ = [
+    "DivergenceError",
+    "FactorModel",
+    "MatrixFactorization",
+    "mae",
+    "mse",
+    "rmse",
+    "seen_items",
+    "top_k",
+]

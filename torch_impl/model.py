@@ -1,0 +1,171 @@
+"""The deep-learning version: P and Q are ``nn.Embedding`` layers trained by autograd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from reference._validate import check_index, check_positive, check_ratings, check_size
+from reference.mf import FactorModel, MatrixFactorization, check_finite, initial_from
+from reference.sampling import epoch_order, init_factors
+
+TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
+
+
+class MFModule(nn.Module):
+    """r̂ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ): an embedding lookup per side and a row-wise dot product.
+
+    An ``nn.Embedding`` of shape (n, k) *is* a factor matrix: ``embedding(u)`` is row Pᵤ, and
+    with ``sparse=True`` its gradient touches only the looked-up rows, as the SGD rule does.
+    """
+
+    def __init__(self, P: np.ndarray, Q: np.ndarray, biased: bool, mu: float) -> None:
+        super().__init__()
+        dtype = TORCH_DTYPES[P.dtype.type]
+        self.biased = biased
+        self.P = nn.Embedding.from_pretrained(torch.from_numpy(P.copy()), freeze=False, sparse=True)
+        self.Q = nn.Embedding.from_pretrained(torch.from_numpy(Q.copy()), freeze=False, sparse=True)
+        if biased:
+            self.bu = nn.Embedding.from_pretrained(
+                torch.zeros(P.shape[0], 1, dtype=dtype), freeze=False, sparse=True
+            )
+            self.bi = nn.Embedding.from_pretrained(
+                torch.zeros(Q.shape[0], 1, dtype=dtype), freeze=False, sparse=True
+            )
+        self.register_buffer("mu", torch.tensor(mu, dtype=dtype))
+
+    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        Pu = self.P(u)  # (B, k)
+        Qi = self.Q(i)  # (B, k)
+        r_hat = (Pu * Qi).sum(dim=-1)  # (B,)
+        if self.biased:
+            r_hat = r_hat + self.mu + self.bu(u).squeeze(-1) + self.bi(i).squeeze(-1)  # (B,)
+        return r_hat
+
+    def loss(
+        self, u: torch.Tensor, i: torch.Tensor, r: torch.Tensor, reg: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample ½(r − r̂)² + ½·reg·(‖Pᵤ‖² + ‖Qᵢ‖² + bᵤ² + bᵢ²), and e = r − r̂; both (B,)."""
+        err = r - self(u, i)  # (B,)
+        loss = 0.5 * err * err  # (B,)
+        if reg:
+            penalty = (self.P(u) ** 2).sum(-1) + (self.Q(i) ** 2).sum(-1)  # (B,)
+            if self.biased:
+                penalty = penalty + self.bu(u).squeeze(-1) ** 2 + self.bi(i).squeeze(-1) ** 2
+            loss = loss + 0.5 * reg * penalty
+        return loss, err
+
+
+class TorchMatrixFactorization(FactorModel):
+    """The same model and parameters as :class:`reference.MatrixFactorization`, in PyTorch.
+
+    ``mode="exact"``: one optimizer step per rating in the reference's order (equal to it to
+    rounding). ``mode="minibatch"``: the mean loss over ``batch_size`` ratings, stepped with
+    ``lr·batch_size`` so each rating moves the rows as far as one reference step would.
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 10,
+        n_epochs: int = 20,
+        lr: float = 0.01,
+        reg: float = 0.0,
+        init_std: float = 0.1,
+        shuffle: bool = True,
+        seed: int = 0,
+        dtype: str = "float64",
+        biased: bool = False,
+        tol: float | None = None,
+        mode: str = "exact",
+        batch_size: int = 1024,
+        device: str = "cpu",
+    ) -> None:
+        # The reference validates the shared hyper-parameters; copy its checked values.
+        ref = MatrixFactorization(
+            n_factors, n_epochs, lr, reg, init_std, shuffle, seed, dtype, biased, tol
+        )
+        self.__dict__.update(ref.__dict__)
+        if mode not in ("exact", "minibatch"):
+            raise ValueError(f"mode must be 'exact' or 'minibatch', got {mode!r}")
+        self.mode = mode
+        self.batch_size = check_positive("batch_size", batch_size, integer=True)
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but torch sees no CUDA device")
+
+    def fit(
+        self,
+        users,
+        items,
+        ratings,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        init: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: Callable[[int, TorchMatrixFactorization], None] | None = None,
+    ) -> TorchMatrixFactorization:
+        """Train with autograd and ``torch.optim.SGD``; same arguments as the reference."""
+        u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
+        n_users = check_size("n_users", n_users, u_np)
+        n_items = check_size("n_items", n_items, i_np)
+        rng = np.random.default_rng(self.seed)
+        if init is None:
+            P0, Q0 = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
+        else:
+            P0, Q0 = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
+        mu = float(r_np.mean()) if self.biased else 0.0
+        self.module = MFModule(P0, Q0, self.biased, mu).to(self.device)
+        self.mu = mu
+        self._sync_numpy()
+        self._remember_seen(u_np, i_np)
+        u = torch.from_numpy(u_np).to(self.device)
+        i = torch.from_numpy(i_np).to(self.device)
+        r = torch.from_numpy(r_np).to(self.device)
+        B = 1 if self.mode == "exact" else self.batch_size
+        optimizer = torch.optim.SGD(self.module.parameters(), lr=self.lr * B)
+        self.history_: list[float] = []
+        for epoch in range(self.n_epochs):
+            order = torch.from_numpy(epoch_order(rng, r_np.shape[0], self.shuffle)).to(self.device)
+            sse = self._epoch(u, i, r, order, optimizer, B)
+            train_mse = sse / r_np.shape[0]
+            check_finite(train_mse, epoch, self.lr)
+            self.history_.append(train_mse)
+            self._sync_numpy()
+            if callback is not None:
+                callback(epoch, self)
+            if self.tol is not None and train_mse < self.tol:
+                break
+        return self
+
+    def _epoch(self, u, i, r, order, optimizer, B: int) -> float:
+        """One pass over ``order`` in steps of B ratings; returns Σ e² seen before each step."""
+        sse = torch.zeros((), dtype=torch.float64, device=self.device)
+        for start in range(0, order.shape[0], B):
+            idx = order[start : start + B]  # (B,)
+            optimizer.zero_grad(set_to_none=True)
+            loss, err = self.module.loss(u[idx], i[idx], r[idx], self.reg)  # (B,), (B,)
+            loss.mean().backward()
+            optimizer.step()
+            sse += (err.detach().double() ** 2).sum()
+        return float(sse)
+
+    def _sync_numpy(self) -> None:
+        m = self.module
+        self.P = m.P.weight.detach().cpu().numpy().copy()
+        self.Q = m.Q.weight.detach().cpu().numpy().copy()
+        if self.biased:
+            self.bu = m.bu.weight.detach().cpu().numpy()[:, 0].copy()
+            self.bi = m.bi.weight.detach().cpu().numpy()[:, 0].copy()
+        else:
+            self.bu = np.zeros(self.P.shape[0], dtype=self.P.dtype)
+            self.bi = np.zeros(self.Q.shape[0], dtype=self.Q.dtype)
+
+    def predict(self, users, items) -> np.ndarray:
+        """r̂ from the torch module's forward pass, as a numpy array."""
+        self._check_fitted()
+        u = torch.from_numpy(check_index("users", users, self.n_users)).to(self.device)
+        i = torch.from_numpy(check_index("items", items, self.n_items)).to(self.device)
+        with torch.no_grad():
+            return self.module(u, i).cpu().numpy()
