@@ -1,0 +1,155 @@
+"""The Numba reference and the torch model walk the same trajectory, step for step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference import MatrixFactorization, rmse
+from reference.kernels import _sgd_epoch, _sgd_epoch_literal
+from torch_impl import TorchMatrixFactorization
+
+
+def _fit_pair(users, items, ratings, n_users, n_items, **params):
+    ref = MatrixFactorization(**params).fit(users, items, ratings, n_users, n_items)
+    torch_ = TorchMatrixFactorization(**params, mode="exact").fit(
+        users, items, ratings, n_users, n_items
+    )
+    return ref, torch_
+
+
+@pytest.mark.slow
+def test_trajectory_numba_vs_torch_exact_on_ml100k(ml100k_split):
+    train, test = ml100k_split
+    ref, torch_ = _fit_pair(
+        train.users,
+        train.items,
+        train.ratings,
+        train.n_users,
+        train.n_items,
+        n_factors=10,
+        n_epochs=3,
+        lr=0.01,
+        seed=0,
+        dtype="float64",
+    )
+    ref_P, ref_Q, torch_P, torch_Q = ref.P, ref.Q, torch_.P, torch_.Q
+    # 240,000 float64 steps; both apply the same operations, so only summation order in
+    # the dot product differs: 1e-9 leaves six orders of magnitude above the ~1e-15 drift seen.
+    assert np.max(np.abs(ref_P - torch_P)) <= 1e-9
+    assert np.max(np.abs(ref_Q - torch_Q)) <= 1e-9
+    ref_rmse = rmse(test.ratings, ref.predict(test.users, test.items))
+    torch_rmse = rmse(test.ratings, torch_.predict(test.users, test.items))
+    assert abs(ref_rmse - torch_rmse) <= 1e-9
+    np.testing.assert_allclose(torch_.history_, ref.history_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("biased, reg, shuffle", [(False, 0.0, True), (True, 0.05, False)])
+def test_small_trajectory_numba_vs_torch_exact(biased, reg, shuffle):
+    rng = np.random.default_rng(3)
+    n, n_users, n_items = 400, 30, 40
+    users = rng.integers(0, n_users, n)
+    items = rng.integers(0, n_items, n)
+    ratings = rng.integers(1, 6, n).astype(float)
+    ref, torch_ = _fit_pair(
+        users,
+        items,
+        ratings,
+        n_users,
+        n_items,
+        n_factors=6,
+        n_epochs=4,
+        lr=0.02,
+        reg=reg,
+        biased=biased,
+        shuffle=shuffle,
+        seed=5,
+    )
+    # float64, 1,600 steps: rounding only (see the ML-100k test for the tolerance's margin).
+    assert np.max(np.abs(ref.P - torch_.P)) <= 1e-12
+    assert np.max(np.abs(ref.Q - torch_.Q)) <= 1e-12
+    assert np.max(np.abs(ref.bu - torch_.bu)) <= 1e-12
+    assert np.max(np.abs(ref.bi - torch_.bi)) <= 1e-12
+
+
+def test_jit_kernel_equals_pure_python_kernel():
+    """The compiled kernel and its Python source (what NUMBA_DISABLE_JIT=1 runs) agree exactly."""
+    py_kernel = getattr(_sgd_epoch, "py_func", _sgd_epoch)
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 20, 300), rng.integers(0, 25, 300)
+    ratings = rng.uniform(1, 5, 300)
+    order = rng.permutation(300)
+    ref_P, ref_Q = rng.normal(0, 0.1, (20, 5)), rng.normal(0, 0.1, (25, 5))
+    jit_P, jit_Q = ref_P.copy(), ref_Q.copy()
+    ref_b = (np.zeros(20), np.zeros(25))
+    jit_b = (np.zeros(20), np.zeros(25))
+    py_sse = py_kernel(users, items, ratings, order, ref_P, ref_Q, *ref_b, 3.0, 0.01, 0.02, True)
+    jit_sse = _sgd_epoch(users, items, ratings, order, jit_P, jit_Q, *jit_b, 3.0, 0.01, 0.02, True)
+    np.testing.assert_array_equal(jit_P, ref_P)
+    np.testing.assert_array_equal(jit_Q, ref_Q)
+    np.testing.assert_array_equal(jit_b[0], ref_b[0])
+    assert jit_sse == py_sse
+
+
+def test_one_step_by_hand():
+    """2 users × 2 items, one rating (u=0, i=1, r=5), lr=0.1, worked on paper.
+
+    P₀ = [1, 0], Q₁ = [0.5, 1]: r' = 0.5, e = 4.5;
+    P₀ ← [1, 0] + 0.1·4.5·[0.5, 1] = [1.225, 0.45];
+    Q₁ ← [0.5, 1] + 0.1·4.5·[1, 0] = [0.95, 1]   (with the old P₀).
+    """
+    P0 = np.array([[1.0, 0.0], [0.2, 0.3]])
+    Q0 = np.array([[0.1, 0.4], [0.5, 1.0]])
+    model = MatrixFactorization(n_factors=2, n_epochs=1, lr=0.1, shuffle=False)
+    model.fit([0], [1], [5.0], n_users=2, n_items=2, init=(P0, Q0))
+    np.testing.assert_allclose(model.P, [[1.225, 0.45], [0.2, 0.3]], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(model.Q, [[0.1, 0.4], [0.95, 1.0]], rtol=0, atol=1e-15)
+    assert model.history_ == [pytest.approx(4.5**2, abs=1e-15)]
+    torch_model = TorchMatrixFactorization(n_factors=2, n_epochs=1, lr=0.1, shuffle=False)
+    torch_model.fit([0], [1], [5.0], n_users=2, n_items=2, init=(P0, Q0))
+    np.testing.assert_allclose(torch_model.P, model.P, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(torch_model.Q, model.Q, rtol=0, atol=1e-15)
+    assert P0[0, 0] == 1.0, "init arrays must be copied, not trained in place"
+
+
+def test_literal_sequential_reading_drifts_from_gradient_step(ml100k_split):
+    """Updating Qᵢ with the new Pᵤ is another algorithm: measurably off the gradient step.
+
+    Per step the difference in Qᵢ is lr²·e²·Qᵢ-sized (second order in lr), so it is small
+    but it compounds; the gradient step is what autograd (and the equivalence above) gives.
+    """
+    train, _ = ml100k_split
+    rng = np.random.default_rng(0)
+    k, lr = 10, 0.01
+    P0 = rng.normal(0, 0.1, (train.n_users, k))
+    Q0 = rng.normal(0, 0.1, (train.n_items, k))
+    order = rng.permutation(len(train))
+    grad_P, grad_Q = P0.copy(), Q0.copy()
+    lit_P, lit_Q = P0.copy(), Q0.copy()
+    zu, zi = np.zeros(train.n_users), np.zeros(train.n_items)
+    args = (train.users, train.items, train.ratings, order)
+    _sgd_epoch(*args, grad_P, grad_Q, zu, zi, 0.0, lr, 0.0, False)
+    _sgd_epoch_literal(*args, lit_P, lit_Q, lr, 0.0)
+    drift = max(np.max(np.abs(grad_P - lit_P)), np.max(np.abs(grad_Q - lit_Q)))
+    # Far above rounding (1e-12) and far below the factors' own scale (~1): second order in lr.
+    assert 1e-6 < drift < 0.5
+    # One step by hand: the literal reading's Qᵢ differs by lr²·e²·Qᵢ.
+    Pu, Qi, r = np.array([1.0, 0.0]), np.array([0.5, 1.0]), 5.0
+    e = r - Pu @ Qi
+    lit_Qi = Qi + lr * e * (Pu + lr * e * Qi)
+    grad_Qi = Qi + lr * e * Pu
+    np.testing.assert_allclose(lit_Qi - grad_Qi, lr**2 * e**2 * Qi, rtol=1e-12)
+
+
+def test_minibatch_reaches_reference_rmse(ml100k_split):
+    train, test = ml100k_split
+    params = dict(n_factors=20, n_epochs=20, lr=0.01, reg=0.05, biased=True, seed=0)
+    ref = MatrixFactorization(**params).fit(
+        train.users, train.items, train.ratings, train.n_users, train.n_items
+    )
+    mb = TorchMatrixFactorization(**params, mode="minibatch", batch_size=1024).fit(
+        train.users, train.items, train.ratings, train.n_users, train.n_items
+    )
+    ref_rmse = rmse(test.ratings, ref.predict(test.users, test.items))
+    mb_rmse = rmse(test.ratings, mb.predict(test.users, test.items))
+    assert abs(mb_rmse - ref_rmse) <= 0.01, (ref_rmse, mb_rmse)
