@@ -38,11 +38,15 @@ MODEL_FLAGS = ["--factors", "8", "--lr", "0.02", "--reg", "0.05", "--batch-size"
 LAUNCH_TIMEOUT_S = 180
 
 
-def write_ratings(path: Path, seed: int) -> Path:
-    """A random 'user item rating' file of N_RATINGS lines (60 users, 90 items)."""
+def write_ratings(path: Path, seed: int, n_users: int = 60, n_items: int = 90) -> Path:
+    """A random 'user item rating' file of N_RATINGS lines.
+
+    The default 150 table rows are under 3·BATCH, so ``sync="auto"`` all-reduces whole tables;
+    400 + 600 rows make it all-reduce the touched rows.
+    """
     rng = np.random.default_rng(seed)
-    users = rng.integers(1, 61, N_RATINGS)
-    items = rng.integers(1, 91, N_RATINGS)
+    users = rng.integers(1, n_users + 1, N_RATINGS)
+    items = rng.integers(1, n_items + 1, N_RATINGS)
     ratings = rng.integers(1, 6, N_RATINGS)
     lines = [f"{u}\t{i}\t{r}" for u, i, r in zip(users, items, ratings, strict=True)]
     path.write_text("\n".join(lines) + "\n")
@@ -118,7 +122,7 @@ def test_shards_partition_every_batch():
 
 
 def test_two_ranks_under_torchrun_equal_one_process(tmp_path):
-    write_ratings(tmp_path / "train.txt", seed=1)
+    write_ratings(tmp_path / "train.txt", seed=1, n_users=400, n_items=600)  # touched-row sync
     saved = tmp_path / "dist.npz"
     argv = train_argv(tmp_path, 2, "--save", str(saved))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -139,7 +143,7 @@ def test_two_ranks_under_torchrun_equal_one_process(tmp_path):
 def test_lost_rank_stops_the_other_then_resume_matches(tmp_path, fault):
     """Rank 1 dies (SIGKILL) or hangs (SIGSTOP) mid-run: rank 0 exits non-zero with a clear
     message, bounded by --dist-timeout; resuming from the last checkpoint gives the same model
-    as one uninterrupted run."""
+    as one uninterrupted run. Small tables: the dense sync runs here."""
     write_ratings(tmp_path / "train.txt", seed=2)
     ckpt = tmp_path / "ck.npz"
     epochs, dist_timeout = 400, 15
@@ -201,6 +205,14 @@ def test_resume_continues_to_the_uninterrupted_model(tmp_path, one_rank_group):
     np.testing.assert_array_equal(resumed.bi, straight.bi)
     assert resumed.history_ == straight.history_
     assert read_checkpoint(ckpt, {})[0]["epochs_done"] == 5
+
+
+def test_rows_and_dense_sync_train_the_same_model(tmp_path, one_rank_group):
+    train = read_ratings(write_ratings(tmp_path / "train.txt", seed=6))
+    rows_model = fit_one_rank(train, 2, sync="rows")
+    dense_model = fit_one_rank(train, 2, sync="dense")
+    for name in ("P", "Q", "bu", "bi"):
+        np.testing.assert_allclose(getattr(rows_model, name), getattr(dense_model, name), atol=TOL)
 
 
 def test_resume_refuses_another_configuration(tmp_path, one_rank_group):

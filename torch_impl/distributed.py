@@ -51,6 +51,8 @@ log = logging.getLogger("mfrec.distributed")
 CHECKPOINT_FORMAT = "mfrec-checkpoint"
 CHECKPOINT_VERSION = 1
 DEFAULT_TIMEOUT_S = 60.0
+# sync="auto" all-reduces whole tables up to this many rows per rating of a batch (measured).
+DENSE_ROWS_PER_RATING = 3
 # Hyper-parameters a checkpoint must share with the run that resumes it (n_epochs may grow).
 RESUME_KEYS = ("n_factors", "lr", "reg", "init_std", "shuffle", "seed", "dtype", "biased")
 
@@ -105,14 +107,23 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
         self,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
+        sync: str = "auto",
         **params,
     ) -> None:
-        """``params``: those of :class:`TorchMatrixFactorization` (``mode`` is "minibatch")."""
+        """``params``: those of :class:`TorchMatrixFactorization` (``mode`` is "minibatch").
+
+        ``sync="rows"`` all-reduces the gradient rows the batch touches, ``"dense"`` whole tables
+        (what DDP does with dense gradients); ``"auto"`` picks dense for small tables (see
+        :meth:`_dense_sync`).
+        """
         super().__init__(**params, mode="minibatch")
         if resume and checkpoint is None:
             raise ValueError("resume needs a checkpoint path (--checkpoint)")
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self.resume = bool(resume)
+        if sync not in ("auto", "rows", "dense"):
+            raise ValueError(f"sync must be 'auto', 'rows' or 'dense', got {sync!r}")
+        self.sync = sync
 
     def fit(
         self,
@@ -167,13 +178,17 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
         users_tables = [m.P, m.bu] if self.biased else [m.P]
         items_tables = [m.Q, m.bi] if self.biased else [m.Q]
         width = self.n_factors + int(self.biased)
+        dense_u = dense_i = None
+        if self._dense_sync():
+            dense_u = torch.arange(self.n_users, device=self.device)  # (n_users,)
+            dense_i = torch.arange(self.n_items, device=self.device)  # (n_items,)
         sse = torch.zeros(1, dtype=torch.float64, device=self.device)
         for step, begin in enumerate(range(0, order.shape[0], B)):
             idx = order[begin : begin + B]  # (B,) the global batch
             lo, hi = shard_bounds(idx.shape[0], rank, world_size)
             mine = idx[lo:hi]  # (≈B/N,) my shard of it
-            rows_u = torch.unique(u[idx])  # (|U_b|,) sorted
-            rows_i = torch.unique(i[idx])  # (|I_b|,) sorted
+            rows_u = torch.unique(u[idx]) if dense_u is None else dense_u  # (|U_b|,) sorted
+            rows_i = torch.unique(i[idx]) if dense_i is None else dense_i  # (|I_b|,) sorted
             for p in m.parameters():
                 p.grad = None
             if mine.numel():
@@ -190,6 +205,13 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
                 _step(items_tables, rows_i, grad_i.view(-1, width), self.lr * B)
         _collective(dist.all_reduce, sse, what=f"the end of epoch {epoch + 1}")
         return float(sse)
+
+    def _dense_sync(self) -> bool:
+        """Whole tables or touched rows: ``auto`` goes dense while the tables hold at most
+        DENSE_ROWS_PER_RATING·B rows, where finding the touched rows costs more than it saves."""
+        if self.sync == "auto":
+            return self.n_users + self.n_items <= DENSE_ROWS_PER_RATING * self.batch_size
+        return self.sync == "dense"
 
     def _config(self, u_np, i_np, r_np) -> dict:
         """What a checkpoint must match to be resumed: hyper-parameters and the data's digest."""
@@ -253,10 +275,9 @@ def _touched_rows(tables: list[torch.nn.Embedding], rows: torch.Tensor, width: i
     for table in tables:
         cols = table.weight.shape[1]
         grad = table.weight.grad
-        if grad is not None:
-            grad = grad.coalesce()
-            pos = torch.searchsorted(rows, grad.indices()[0])  # (nnz,) rows I touched ⊆ rows
-            out[pos, col : col + cols] = grad.values()  # (nnz, cols)
+        if grad is not None:  # sparse, uncoalesced: index_add_ sums its repeated rows
+            pos = torch.searchsorted(rows, grad._indices()[0])  # (nnz,) rows I touched ⊆ rows
+            out[:, col : col + cols].index_add_(0, pos, grad._values())  # (nnz, cols) summed
         col += cols
     return out
 
