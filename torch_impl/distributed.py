@@ -178,17 +178,16 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
         users_tables = [m.P, m.bu] if self.biased else [m.P]
         items_tables = [m.Q, m.bi] if self.biased else [m.Q]
         width = self.n_factors + int(self.biased)
-        dense_u = dense_i = None
-        if self._dense_sync():
-            dense_u = torch.arange(self.n_users, device=self.device)  # (n_users,)
-            dense_i = torch.arange(self.n_items, device=self.device)  # (n_items,)
+        dense = self._dense_sync()  # then rows_u = rows_i = None: every row
+        rows_u = rows_i = None
         sse = torch.zeros(1, dtype=torch.float64, device=self.device)
         for step, begin in enumerate(range(0, order.shape[0], B)):
             idx = order[begin : begin + B]  # (B,) the global batch
             lo, hi = shard_bounds(idx.shape[0], rank, world_size)
             mine = idx[lo:hi]  # (≈B/N,) my shard of it
-            rows_u = torch.unique(u[idx]) if dense_u is None else dense_u  # (|U_b|,) sorted
-            rows_i = torch.unique(i[idx]) if dense_i is None else dense_i  # (|I_b|,) sorted
+            if not dense:
+                rows_u = torch.unique(u[idx])  # (|U_b|,) sorted
+                rows_i = torch.unique(i[idx])  # (|I_b|,) sorted
             for p in m.parameters():
                 p.grad = None
             if mine.numel():
@@ -268,26 +267,36 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
         return int(meta["epochs_done"])
 
 
-def _touched_rows(tables: list[torch.nn.Embedding], rows: torch.Tensor, width: int) -> torch.Tensor:
-    """This rank's gradient of each table at ``rows``, side by side: (len(rows), width)."""
-    out = torch.zeros(rows.shape[0], width, dtype=tables[0].weight.dtype, device=rows.device)
+def _touched_rows(tables: list[torch.nn.Embedding], rows: torch.Tensor | None, width: int):
+    """This rank's gradient of each table at ``rows`` (None: all rows), side by side.
+
+    Returns a (len(rows), width) tensor; the tables' columns sit one after the other.
+    """
+    weight = tables[0].weight
+    n = weight.shape[0] if rows is None else rows.shape[0]
+    out = torch.zeros(n, width, dtype=weight.dtype, device=weight.device)
     col = 0
     for table in tables:
         cols = table.weight.shape[1]
         grad = table.weight.grad
         if grad is not None:  # sparse, uncoalesced: index_add_ sums its repeated rows
-            pos = torch.searchsorted(rows, grad._indices()[0])  # (nnz,) rows I touched ⊆ rows
+            pos = grad._indices()[0]  # (nnz,) the rows I touched
+            if rows is not None:
+                pos = torch.searchsorted(rows, pos)  # (nnz,) their places in rows ⊇ them
             out[:, col : col + cols].index_add_(0, pos, grad._values())  # (nnz, cols) summed
         col += cols
     return out
 
 
-def _step(tables: list[torch.nn.Embedding], rows: torch.Tensor, grad: torch.Tensor, lr: float):
-    """W[rows] ← W[rows] − lr·grad for each table's columns of ``grad``."""
+def _step(tables: list[torch.nn.Embedding], rows: torch.Tensor | None, grad, lr: float) -> None:
+    """W[rows] ← W[rows] − lr·grad (rows None: all of W) for each table's columns of ``grad``."""
     col = 0
     for table in tables:
         cols = table.weight.shape[1]
-        table.weight.index_add_(0, rows, grad[:, col : col + cols], alpha=-lr)
+        if rows is None:
+            table.weight.add_(grad[:, col : col + cols], alpha=-lr)
+        else:
+            table.weight.index_add_(0, rows, grad[:, col : col + cols], alpha=-lr)
         col += cols
 
 
