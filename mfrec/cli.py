@@ -118,7 +118,7 @@ def make_model(args):
     )
     if args.backend == "numba":
         return MatrixFactorization(**common)
-    if args.distributed:
+    if getattr(args, "distributed", False):
         from torch_impl.distributed import DistributedMatrixFactorization
 
         return DistributedMatrixFactorization(

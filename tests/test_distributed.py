@@ -41,7 +41,7 @@ LAUNCH_TIMEOUT_S = 180
 def write_ratings(path: Path, seed: int, n_users: int = 60, n_items: int = 90) -> Path:
     """A random 'user item rating' file of N_RATINGS lines.
 
-    The default 150 table rows are under 3·BATCH, so ``sync="auto"`` all-reduces whole tables;
+    The default 150 table rows are under 2·BATCH, so ``sync="auto"`` all-reduces whole tables;
     400 + 600 rows make it all-reduce the touched rows.
     """
     rng = np.random.default_rng(seed)

@@ -17,7 +17,9 @@ Design (numbers in docs/scaling.md):
   them. That sends (|U_b| + |I_b|)·(k + β) numbers per step, independent of the table sizes.
   Not DistributedDataParallel: with dense gradients DDP reduces whole tables, (n_users + n_items)·k
   numbers per step; with sparse ones it needs gloo (NCCL has no sparse all-reduce) and gathers
-  indices and values from every rank. The touched-row all-reduce works on both backends.
+  indices and values from every rank. The touched-row all-reduce works on both backends. For
+  small tables, where finding the rows costs more than the bytes it saves, ``sync="auto"``
+  all-reduces whole tables instead (``DENSE_ROWS_PER_RATING``).
 * Faults: the process group has a timeout, so a collective whose peer died or hangs raises
   :class:`DistributedError` instead of waiting forever. Rank 0 writes a checkpoint atomically after
   every epoch; ``resume=True`` restarts from it (rank 0 reads it and broadcasts it), reaching the
@@ -51,8 +53,9 @@ log = logging.getLogger("mfrec.distributed")
 CHECKPOINT_FORMAT = "mfrec-checkpoint"
 CHECKPOINT_VERSION = 1
 DEFAULT_TIMEOUT_S = 60.0
-# sync="auto" all-reduces whole tables up to this many rows per rating of a batch (measured).
-DENSE_ROWS_PER_RATING = 3
+# sync="auto" all-reduces whole tables up to this many rows per rating of a batch: a batch of B
+# touches at most 2·B rows, and at or below that size the row search does not pay (measured).
+DENSE_ROWS_PER_RATING = 2
 # Hyper-parameters a checkpoint must share with the run that resumes it (n_epochs may grow).
 RESUME_KEYS = ("n_factors", "lr", "reg", "init_std", "shuffle", "seed", "dtype", "biased")
 
