@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mode", choices=["exact", "minibatch"], default="minibatch", help="torch")
     b.add_argument("--batch-size", type=int, default=1024, help="torch minibatch size")
     b.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    d = t.add_argument_group("distributed (under torchrun; see docs/scaling.md)")
+    d.add_argument("--distributed", action="store_true", help="data-parallel torch minibatch")
+    d.add_argument("--checkpoint", help="checkpoint file, rewritten atomically every epoch")
+    d.add_argument("--resume", action="store_true", help="continue from --checkpoint if present")
+    d.add_argument("--dist-timeout", type=float, default=60.0, help="seconds to wait for a rank")
     o = t.add_argument_group("output")
     o.add_argument("--user", type=int, help="raw user id to recommend for (default: first user)")
     o.add_argument("-k", "--top", type=int, default=10, help="how many movies to recommend")
@@ -70,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mfrec`` console command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "train" and args.distributed:
+            from torch_impl.distributed import run_cli
+
+            return run_cli(args, cmd_train)
         if args.command == "train":
             return cmd_train(args)
         return cmd_recommend(args)
@@ -109,6 +118,13 @@ def make_model(args):
     )
     if args.backend == "numba":
         return MatrixFactorization(**common)
+    if getattr(args, "distributed", False):
+        from torch_impl.distributed import DistributedMatrixFactorization
+
+        return DistributedMatrixFactorization(
+            **common, batch_size=args.batch_size, device=args.device,
+            checkpoint=args.checkpoint, resume=args.resume,
+        )  # fmt: skip
     from torch_impl import TorchMatrixFactorization
 
     return TorchMatrixFactorization(

@@ -107,19 +107,7 @@ class TorchMatrixFactorization(FactorModel):
         callback: Callable[[int, TorchMatrixFactorization], None] | None = None,
     ) -> TorchMatrixFactorization:
         """Train with autograd and ``torch.optim.SGD``; same arguments as the reference."""
-        u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u_np)
-        n_items = check_size("n_items", n_items, i_np)
-        rng = np.random.default_rng(self.seed)
-        if init is None:
-            P0, Q0 = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
-        else:
-            P0, Q0 = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
-        mu = float(r_np.mean()) if self.biased else 0.0
-        self.module = MFModule(P0, Q0, self.biased, mu).to(self.device)
-        self.mu = mu
-        self._sync_numpy()
-        self._remember_seen(u_np, i_np)
+        u_np, i_np, r_np, rng = self._prepare(users, items, ratings, n_users, n_items, init)
         u = torch.from_numpy(u_np).to(self.device)
         i = torch.from_numpy(i_np).to(self.device)
         r = torch.from_numpy(r_np).to(self.device)
@@ -138,6 +126,26 @@ class TorchMatrixFactorization(FactorModel):
             if self.tol is not None and train_mse < self.tol:
                 break
         return self
+
+    def _prepare(self, users, items, ratings, n_users, n_items, init):
+        """Validate the data, build the module from the seeded (or given) P0, Q0.
+
+        Returns the validated numpy (users, items, ratings) and the rng, positioned after init.
+        """
+        u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
+        n_users = check_size("n_users", n_users, u_np)
+        n_items = check_size("n_items", n_items, i_np)
+        rng = np.random.default_rng(self.seed)
+        if init is None:
+            P0, Q0 = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
+        else:
+            P0, Q0 = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
+        mu = float(r_np.mean()) if self.biased else 0.0
+        self.module = MFModule(P0, Q0, self.biased, mu).to(self.device)
+        self.mu = mu
+        self._sync_numpy()
+        self._remember_seen(u_np, i_np)
+        return u_np, i_np, r_np, rng
 
     def _epoch(self, u, i, r, order, optimizer, B: int) -> float:
         """One pass over ``order`` in steps of B ratings; returns Σ e² seen before each step."""
