@@ -76,16 +76,20 @@ class CudaEpochs:
         self.grid = (blocks, threads)
 
     def __call__(self, order: np.ndarray, mu, lr, reg, biased: bool) -> float:
-        """One device epoch over ``order``; returns Σ e² (device synchronised)."""
-        sse = cuda.to_device(np.zeros(1, dtype=np.float64))
-        d_order = cuda.to_device(order)
-        blocks, threads = self.grid
-        _sgd_epoch_cuda[blocks, threads](
-            *self.data[:3], d_order, *self.factors, mu, lr, reg, biased, sse
-        )
-        cuda.synchronize()
+        """One device epoch over a host ``order``; copies the factors back; returns Σ e²."""
+        sse = self.run(cuda.to_device(order), mu, lr, reg, biased)
         for d, h in zip(self.factors, self.host, strict=True):
             d.copy_to_host(h)
+        return sse
+
+    def run(self, d_order, mu, lr, reg, biased: bool) -> float:
+        """One epoch over an ``order`` already on the device; synchronises; returns Σ e²."""
+        sse = cuda.to_device(np.zeros(1, dtype=np.float64))
+        blocks, threads = self.grid
+        _sgd_epoch_cuda[blocks, threads](
+            *self.data, d_order, *self.factors, mu, lr, reg, biased, sse
+        )
+        cuda.synchronize()
         return float(sse.copy_to_host()[0])
 
 
