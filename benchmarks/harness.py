@@ -70,7 +70,7 @@ def cuda_epoch(users, items, ratings, n_users, n_items, k, biased, seed=0) -> Ca
 
     dtype = ratings.dtype.type
     rng = np.random.default_rng(seed)
-    epochs = CudaEpochs(users, items, ratings, *factors(rng, n_users, n_items, k, dtype), 256, 128)
+    epochs = CudaEpochs(users, items, ratings, *factors(rng, n_users, n_items, k, dtype), None, 128)
     d_order = cuda.to_device(rng.permutation(ratings.shape[0]))
     hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
     epochs.run(d_order[:1000], *hyper)  # compile and CUDA init, outside timing

@@ -13,7 +13,10 @@ import numpy as np
 from numba import cuda
 
 from reference._jit import cuda_jit
+from reference._validate import check_positive
 from reference.mf import MatrixFactorization
+
+RATINGS_PER_THREAD = 256
 
 
 @lru_cache(maxsize=1)
@@ -62,6 +65,15 @@ def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, bia
     cuda.atomic.add(sse, 0, acc)
 
 
+def default_blocks(n_ratings: int, threads: int) -> int:
+    """Enough blocks that each thread walks >= RATINGS_PER_THREAD ratings (at most 256).
+
+    Fewer concurrent threads than ratings keeps Hogwild's collisions (threads on the same row
+    at once) rare on small data; large data fills the GPU.
+    """
+    return max(1, min(256, n_ratings // (threads * RATINGS_PER_THREAD)))
+
+
 class CudaEpochs:
     """Ratings and factors resident on the GPU; each call runs one epoch for a host ``order``.
 
@@ -69,11 +81,16 @@ class CudaEpochs:
     fitted model see the same values as on the CPU path.
     """
 
-    def __init__(self, users, items, ratings, P, Q, bu, bi, blocks: int, threads: int) -> None:
+    def __init__(
+        self, users, items, ratings, P, Q, bu, bi, blocks: int | None, threads: int
+    ) -> None:
         self.host = (P, Q, bu, bi)
         self.data = [cuda.to_device(a) for a in (users, items, ratings)]
         self.factors = [cuda.to_device(a) for a in self.host]
-        self.grid = (blocks, threads)
+        self.grid = (
+            default_blocks(ratings.shape[0], threads) if blocks is None else blocks,
+            threads,
+        )
 
     def __call__(self, order: np.ndarray, mu, lr, reg, biased: bool) -> float:
         """One device epoch over a host ``order``; copies the factors back; returns Σ e²."""
@@ -96,16 +113,16 @@ class CudaEpochs:
 class CudaMatrixFactorization(MatrixFactorization):
     """:class:`MatrixFactorization` trained by the ``numba.cuda`` Hogwild kernel.
 
-    ``blocks × threads`` GPU threads share each epoch; the result varies with thread timing,
-    like ``n_threads > 1`` on the CPU.
+    ``blocks × threads`` GPU threads share each epoch (``blocks=None``: see
+    :func:`default_blocks`); the result varies with thread timing, like ``n_threads > 1``.
     """
 
-    def __init__(self, *args, blocks: int = 256, threads: int = 128, **kw) -> None:
+    def __init__(self, *args, blocks: int | None = None, threads: int = 128, **kw) -> None:
         super().__init__(*args, **kw)
         if not has_cuda():
             raise ValueError("CudaMatrixFactorization needs a CUDA device; numba sees none")
-        self.blocks = int(blocks)
-        self.threads = int(threads)
+        self.blocks = None if blocks is None else check_positive("blocks", blocks, integer=True)
+        self.threads = check_positive("threads", threads, integer=True)
 
     def _epoch_kernel(self, u, i, r, P, Q, bu, bi):
         epochs = CudaEpochs(u, i, r, P, Q, bu, bi, self.blocks, self.threads)
