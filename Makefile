@@ -25,8 +25,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# Timings (pytest-benchmark), then tables, results.json and bench.png under benchmarks/out/.
 bench: install
-	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only -p no:randomly
+	mkdir -p benchmarks/out
+	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only -p no:randomly \
+		--benchmark-json=benchmarks/out/bench.json
+	$(BIN)/python benchmarks/report.py benchmarks/out/bench.json
 	$(BIN)/python benchmarks/bench_distributed.py
 
 lint: install

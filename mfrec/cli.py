@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     b = t.add_argument_group("backend")
     b.add_argument("--backend", choices=["numba", "torch"], default="numba")
+    b.add_argument("--kernel", choices=["exact", "fast"], default="exact", help="numba SGD kernel")
+    b.add_argument("--threads", type=int, default=1, help="numba: Hogwild SGD threads when > 1")
     b.add_argument("--mode", choices=["exact", "minibatch"], default="minibatch", help="torch")
     b.add_argument("--batch-size", type=int, default=1024, help="torch minibatch size")
     b.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
@@ -117,7 +119,7 @@ def make_model(args):
         biased=args.biased,
     )
     if args.backend == "numba":
-        return MatrixFactorization(**common)
+        return MatrixFactorization(**common, n_threads=args.threads, kernel=args.kernel)
     if getattr(args, "distributed", False):
         from torch_impl.distributed import DistributedMatrixFactorization
 

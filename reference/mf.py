@@ -13,7 +13,8 @@ from reference._validate import (
     check_ratings,
     check_size,
 )
-from reference.kernels import _predict, _sgd_epoch
+from reference.fast import KERNELS, epoch_kernel
+from reference.kernels import _predict
 from reference.recommend import seen_items, top_k
 from reference.sampling import epoch_order, init_factors
 
@@ -80,6 +81,8 @@ class MatrixFactorization(FactorModel):
     """The slides' latent factor model trained by per-sample SGD (the Numba reference).
 
     ``biased=True`` adds μ + bᵤ + bᵢ (scikit-surprise's SVD rule); ``reg=0`` is the slides' model.
+    ``kernel="fast"`` runs the vectorised kernel (equal to the reference to rounding) and
+    ``n_threads > 1`` the Hogwild kernel over that many threads (see :mod:`reference.fast`).
     """
 
     def __init__(
@@ -94,6 +97,8 @@ class MatrixFactorization(FactorModel):
         dtype: str = "float64",
         biased: bool = False,
         tol: float | None = None,
+        n_threads: int = 1,
+        kernel: str = "exact",
     ) -> None:
         self.n_factors = check_positive("n_factors", n_factors, integer=True)
         self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
@@ -105,6 +110,10 @@ class MatrixFactorization(FactorModel):
         self.dtype = check_dtype(dtype)
         self.biased = bool(biased)
         self.tol = None if tol is None else check_positive("tol", tol, allow_zero=True)
+        self.n_threads = check_positive("n_threads", n_threads, integer=True)
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
 
     def fit(
         self,
@@ -135,9 +144,10 @@ class MatrixFactorization(FactorModel):
         self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
         self._remember_seen(u, i)
         self.history_: list[float] = []
+        sgd_epoch = self._epoch_kernel(u, i, r, P, Q, bu, bi)
         for epoch in range(self.n_epochs):
             order = epoch_order(rng, r.shape[0], self.shuffle)
-            sse = _sgd_epoch(u, i, r, order, P, Q, bu, bi, mu_t, lr, reg, self.biased)
+            sse = sgd_epoch(u, i, r, order, P, Q, bu, bi, mu_t, lr, reg, self.biased)
             train_mse = float(sse) / r.shape[0]
             check_finite(train_mse, epoch, self.lr)
             self.history_.append(train_mse)
@@ -146,6 +156,10 @@ class MatrixFactorization(FactorModel):
             if self.tol is not None and train_mse < self.tol:
                 break
         return self
+
+    def _epoch_kernel(self, u, i, r, P, Q, bu, bi):
+        """The function that runs one epoch over these arrays (see :func:`epoch_kernel`)."""
+        return epoch_kernel(self.kernel, self.n_threads)
 
     def _initial_factors(self, rng, n_users, n_items, init):
         if init is None:

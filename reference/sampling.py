@@ -21,5 +21,5 @@ def init_factors(
 def epoch_order(rng: np.random.Generator, n: int, shuffle: bool) -> np.ndarray:
     """The visiting order of one epoch: a fresh permutation, or 0..n-1 when not shuffling."""
     if shuffle:
-        return rng.permutation(n).astype(np.int64)
+        return rng.permutation(n).astype(np.int64, copy=False)
     return np.arange(n, dtype=np.int64)

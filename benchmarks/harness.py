@@ -1,0 +1,104 @@
+"""Helpers for the benchmarks: machine names, problem set-up and JIT warm-up outside timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reference.fast import epoch_kernel
+
+# The ML-10M shape of the issue's LibMF comparison.
+ML10M_USERS, ML10M_ITEMS, ML10M_N = 69_878, 10_677, 10_000_000
+# scikit-surprise SVD's defaults.
+SURPRISE = dict(n_factors=100, n_epochs=20, lr=0.005, reg=0.02, init_std=0.1, biased=True)
+
+
+def cpu_model() -> str:
+    """``model name`` and AVX-512 from /proc/cpuinfo, with the core count."""
+    fields: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    avx = ", AVX-512" if "avx512f" in fields.get("flags", "").split() else ""
+    return f"{name} ({os.cpu_count()} cores{avx})"
+
+
+def gpu_model() -> str | None:
+    """The CUDA device torch sees, or None."""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def record(benchmark, table: str, impl: str, device: str, updates: int, **extra) -> None:
+    """Tag a benchmark for ``benchmarks/report.py``: its table, row and ratings per call."""
+    benchmark.extra_info.update(table=table, impl=impl, device=device, updates=updates, **extra)
+
+
+def factors(rng, n_users: int, n_items: int, k: int, dtype):
+    """Fresh N(0, 0.1²) factor tables and zero biases."""
+    P = rng.normal(0, 0.1, (n_users, k)).astype(dtype)
+    Q = rng.normal(0, 0.1, (n_items, k)).astype(dtype)
+    return P, Q, np.zeros(n_users, dtype), np.zeros(n_items, dtype)
+
+
+def numba_epoch(
+    users, items, ratings, n_users, n_items, k, biased, kernel="fast", n_threads=1, seed=0
+) -> Callable[[], float]:
+    """One epoch of a CPU kernel as a zero-argument call, compiled and warmed up."""
+    dtype = ratings.dtype.type
+    rng = np.random.default_rng(seed)
+    arrays = factors(rng, n_users, n_items, k, dtype)
+    order = rng.permutation(ratings.shape[0])
+    hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
+    sgd_epoch = epoch_kernel(kernel, n_threads)
+    sgd_epoch(users, items, ratings, order[:1000], *arrays, *hyper)  # compile, outside timing
+    return lambda: sgd_epoch(users, items, ratings, order, *arrays, *hyper)
+
+
+def cuda_epoch(users, items, ratings, n_users, n_items, k, biased, seed=0) -> Callable[[], float]:
+    """One ``numba.cuda`` epoch, data and order already on the device, synchronised."""
+    from numba import cuda
+
+    from reference.cuda import CudaEpochs
+
+    dtype = ratings.dtype.type
+    rng = np.random.default_rng(seed)
+    epochs = CudaEpochs(users, items, ratings, *factors(rng, n_users, n_items, k, dtype), None, 128)
+    d_order = cuda.to_device(rng.permutation(ratings.shape[0]))
+    hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
+    epochs.run(d_order[:1000], *hyper)  # compile and CUDA init, outside timing
+    return lambda: epochs.run(d_order, *hyper)
+
+
+def torch_epoch(
+    users, items, ratings, n_users, n_items, k, biased, mode, batch_size, device, n_ratings=None
+) -> Callable[[], float]:
+    """One torch epoch (``_epoch`` of the model) over ``n_ratings`` of the data (default all)."""
+    from torch_impl.model import TorchMatrixFactorization
+
+    dtype = ratings.dtype.name
+    model = TorchMatrixFactorization(
+        k,
+        0,
+        0.005,
+        0.02,
+        dtype=dtype,
+        biased=biased,
+        mode=mode,
+        batch_size=batch_size,
+        device=device,
+    ).fit(users, items, ratings, n_users, n_items)
+    dev = model.device
+    u, i, r = (torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in (users, items, ratings))
+    B = 1 if mode == "exact" else batch_size
+    optimizer = torch.optim.SGD(model.module.parameters(), lr=model.lr * B)
+    order = torch.randperm(ratings.shape[0], device=dev)[:n_ratings]
+    model._epoch(u, i, r, order[: 2 * B], optimizer, B)  # warm-up (CUDA init, allocator)
+    return lambda: model._epoch(u, i, r, order, optimizer, B)  # float(sse) synchronises

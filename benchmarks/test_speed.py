@@ -1,0 +1,308 @@
+"""``make bench``: ms/epoch and updates/s of every implementation and device present.
+
+Tables (``extra_info["table"]``, read by ``benchmarks/report.py``):
+``ml100k``: one epoch on the 80k ML-100k split at scikit-surprise SVD's defaults;
+``fit``: the whole 20-epoch fit at those defaults, against scikit-surprise's;
+``ml10m``: one epoch, k=64 float32, on 10M random ratings of the ML-10M shape;
+``scale_n`` / ``scale_k``: the fast serial kernel over N (100k…10M) and k (16…256);
+``memory``: peak traced memory of a one-epoch fit on the 10M case.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from harness import (
+    ML10M_ITEMS,
+    ML10M_USERS,
+    SURPRISE,
+    cuda_epoch,
+    numba_epoch,
+    record,
+    torch_epoch,
+)
+
+from reference import MatrixFactorization, rmse
+from reference.cuda import has_cuda
+
+GPU = has_cuda() and torch.cuda.is_available()
+needs_gpu = pytest.mark.skipif(not GPU, reason="no CUDA device: GPU rows not measured")
+TORCH_EXACT_RATINGS = 2000  # torch exact mode is one Python-level step per rating
+CPU_THREADS = 2
+
+
+@pytest.fixture(autouse=True, scope="module")
+def torch_one_thread():
+    """Torch on one CPU thread, like the serial kernels (its spinning pool hurts on 2 cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(benchmark, fn, rounds: int):
+    """``rounds`` timed calls (warm-up done by the caller); also records the median CPU time.
+
+    On a shared machine wall time includes waiting for a core; the process CPU time (all its
+    threads) does not, so the report shows both.
+    """
+    cpu = []
+
+    def timed():
+        start = time.process_time()
+        out = fn()
+        cpu.append(time.process_time() - start)
+        return out
+
+    result = benchmark.pedantic(timed, rounds=rounds, iterations=1)
+    benchmark.extra_info["cpu_s"] = float(np.median(cpu))
+    return result
+
+
+# --- ML-100k, one epoch at surprise's defaults (biased, k=100, float64) -------------------
+
+CPU_ML100K = [
+    ("numba exact (reference)", dict(kernel="exact"), 7),
+    ("numba fast", dict(kernel="fast"), 15),
+    (f"numba Hogwild {CPU_THREADS} threads", dict(n_threads=CPU_THREADS), 15),
+]
+
+
+@pytest.mark.parametrize(("impl", "kw", "rounds"), CPU_ML100K, ids=[c[0] for c in CPU_ML100K])
+def test_ml100k_epoch_numba(benchmark, ml100k, impl, kw, rounds):
+    train, _, n_users, n_items = ml100k
+    fn = numba_epoch(train.users, train.items, train.ratings, n_users, n_items, 100, True, **kw)
+    record(benchmark, "ml100k", impl, "cpu", len(train))
+    run(benchmark, fn, rounds)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_gpu)])
+def test_ml100k_epoch_torch_minibatch(benchmark, ml100k, device):
+    train, _, n_users, n_items = ml100k
+    fn = torch_epoch(
+        train.users,
+        train.items,
+        train.ratings,
+        n_users,
+        n_items,
+        100,
+        True,
+        "minibatch",
+        1024,
+        device,
+    )
+    record(benchmark, "ml100k", "torch minibatch B=1024, 1 thread", device, len(train))
+    run(benchmark, fn, 7)
+
+
+def test_ml100k_epoch_torch_exact(benchmark, ml100k):
+    train, _, n_users, n_items = ml100k
+    fn = torch_epoch(
+        train.users,
+        train.items,
+        train.ratings,
+        n_users,
+        n_items,
+        100,
+        True,
+        "exact",
+        1,
+        "cpu",
+        n_ratings=TORCH_EXACT_RATINGS,
+    )
+    impl = f"torch exact, 1 thread (timed on {TORCH_EXACT_RATINGS} ratings)"
+    record(benchmark, "ml100k", impl, "cpu", TORCH_EXACT_RATINGS)
+    run(benchmark, fn, 3)
+
+
+@needs_gpu
+def test_ml100k_epoch_numba_cuda(benchmark, ml100k):
+    train, _, n_users, n_items = ml100k
+    fn = cuda_epoch(train.users, train.items, train.ratings, n_users, n_items, 100, True)
+    record(benchmark, "ml100k", "numba.cuda Hogwild", "cuda", len(train))
+    run(benchmark, fn, 15)
+
+
+@pytest.fixture(scope="module")
+def surprise_trainset(ml100k):
+    surprise = pytest.importorskip("surprise", reason="scikit-surprise not installed")
+    train = ml100k[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "train.tsv")
+        np.savetxt(path, np.c_[train.users, train.items, train.ratings], fmt="%d\t%d\t%g")
+        reader = surprise.Reader(line_format="user item rating", sep="\t", rating_scale=(1, 5))
+        return surprise.Dataset.load_from_file(path, reader).build_full_trainset()
+
+
+def test_ml100k_epoch_surprise(benchmark, ml100k, surprise_trainset):
+    from surprise import SVD
+
+    kw = dict(n_factors=100, lr_all=0.005, reg_all=0.02, random_state=0)
+    record(benchmark, "ml100k", "scikit-surprise SVD (fit, n_epochs=1)", "cpu", len(ml100k[0]))
+    run(benchmark, lambda: SVD(n_epochs=1, **kw).fit(surprise_trainset), 7)
+
+
+# --- the whole 20-epoch fit at surprise's defaults, side by side ------------------------
+
+# scikit-surprise visits the ratings user by user, in the same order every epoch (no
+# shuffling); ``by_user`` gives mfrec that order too (``shuffle=False`` on user-grouped data).
+FITS = [
+    ("mfrec exact (reference)", dict(kernel="exact"), False, 3),
+    ("mfrec fast", dict(kernel="fast"), False, 7),
+    (f"mfrec Hogwild {CPU_THREADS} threads", dict(n_threads=CPU_THREADS), False, 7),
+    (
+        "mfrec fast, surprise's order (by user, no shuffle)",
+        dict(kernel="fast", shuffle=False),
+        True,
+        7,
+    ),
+]
+
+
+@pytest.mark.parametrize(("impl", "kw", "by_user", "rounds"), FITS, ids=[c[0] for c in FITS])
+def test_ml100k_fit_mfrec(benchmark, ml100k, impl, kw, by_user, rounds):
+    train, test, n_users, n_items = ml100k
+    if by_user:
+        train = train.subset(np.argsort(train.users, kind="stable"))
+
+    def fit():
+        model = MatrixFactorization(**SURPRISE, **kw)
+        return model.fit(train.users, train.items, train.ratings, n_users, n_items)
+
+    fit()  # compile, outside timing
+    model = run(benchmark, fit, rounds)
+    test_rmse = rmse(test.ratings, model.predict(test.users, test.items))
+    record(benchmark, "fit", impl, "cpu", 20 * len(train), test_rmse=test_rmse)
+
+
+def test_ml100k_fit_surprise(benchmark, ml100k, surprise_trainset):
+    from surprise import SVD
+
+    test = ml100k[1]
+    algo = run(benchmark, lambda: SVD(random_state=0).fit(surprise_trainset), 3)
+    pred = [algo.predict(str(u), str(i)).est for u, i in zip(test.users, test.items, strict=True)]
+    record(
+        benchmark,
+        "fit",
+        "scikit-surprise SVD",
+        "cpu",
+        20 * len(ml100k[0]),
+        test_rmse=rmse(test.ratings, pred),
+        surprise_version=__import__("surprise").__version__,
+    )
+
+
+# --- 10M random ratings of the ML-10M shape, k=64 float32 (the LibMF comparison) ---------
+
+ML10M_CPU = [
+    ("numba exact (reference)", dict(kernel="exact"), 1),
+    ("numba fast", dict(kernel="fast"), 3),
+    (f"numba Hogwild {CPU_THREADS} threads", dict(n_threads=CPU_THREADS), 3),
+]
+
+
+@pytest.mark.parametrize(("impl", "kw", "rounds"), ML10M_CPU, ids=[c[0] for c in ML10M_CPU])
+def test_ml10m_epoch_numba(benchmark, ml10m_shape, impl, kw, rounds):
+    users, items, ratings = ml10m_shape
+    fn = numba_epoch(users, items, ratings, ML10M_USERS, ML10M_ITEMS, 64, False, **kw)
+    record(benchmark, "ml10m", impl, "cpu", ratings.shape[0])
+    run(benchmark, fn, rounds)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_gpu)])
+def test_ml10m_epoch_torch_minibatch(benchmark, ml10m_shape, device):
+    users, items, ratings = ml10m_shape
+    B = 16384
+    fn = torch_epoch(
+        users, items, ratings, ML10M_USERS, ML10M_ITEMS, 64, False, "minibatch", B, device
+    )
+    record(benchmark, "ml10m", f"torch minibatch B={B}, 1 thread", device, ratings.shape[0])
+    run(benchmark, fn, 1 if device == "cpu" else 5)
+
+
+@needs_gpu
+def test_ml10m_epoch_numba_cuda(benchmark, ml10m_shape):
+    users, items, ratings = ml10m_shape
+    fn = cuda_epoch(users, items, ratings, ML10M_USERS, ML10M_ITEMS, 64, False)
+    record(benchmark, "ml10m", "numba.cuda Hogwild", "cuda", ratings.shape[0])
+    run(benchmark, fn, 5)
+
+
+# --- scaling: the fast serial kernel (and numba.cuda when present) over N and k ---------
+
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_gpu)]
+
+
+def scaled_epoch(device, users, items, ratings, k):
+    args = (users, items, ratings, ML10M_USERS, ML10M_ITEMS, k, False)
+    return numba_epoch(*args) if device == "cpu" else cuda_epoch(*args)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("n", [100_000, 300_000, 1_000_000, 3_000_000, 10_000_000])
+def test_scale_n(benchmark, ml10m_shape, n, device):
+    users, items, ratings = (a[:n] for a in ml10m_shape)
+    fn = scaled_epoch(device, users, items, ratings, 64)
+    record(
+        benchmark,
+        "scale_n",
+        "numba fast" if device == "cpu" else "numba.cuda",
+        device,
+        n,
+        n=n,
+        k=64,
+    )
+    run(benchmark, fn, 5 if n < 3_000_000 else 3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("k", [16, 32, 64, 128, 256])
+def test_scale_k(benchmark, ml10m_shape, k, device):
+    n = 1_000_000
+    users, items, ratings = (a[:n] for a in ml10m_shape)
+    fn = scaled_epoch(device, users, items, ratings, k)
+    record(
+        benchmark, "scale_k", "numba fast" if device == "cpu" else "numba.cuda", device, n, n=n, k=k
+    )
+    run(benchmark, fn, 5)
+
+
+# --- memory: what a one-epoch fit on the 10M case holds at its peak ----------------------
+
+
+def test_ml10m_fit_peak_memory(benchmark, ml10m_shape):
+    users, items, ratings = ml10m_shape
+    model = MatrixFactorization(
+        n_factors=64, n_epochs=1, lr=0.005, reg=0.02, dtype="float32", kernel="fast"
+    )
+    model.fit(users[:1000], items[:1000], ratings[:1000])  # compile, outside tracing
+
+    def traced_fit():
+        tracemalloc.start()
+        model.fit(users, items, ratings, ML10M_USERS, ML10M_ITEMS)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    peak = run(benchmark, traced_fit, 1)
+    held = {
+        "P, Q (float32)": model.P.nbytes + model.Q.nbytes,
+        "users, items (int64)": users.nbytes + items.nbytes,
+        "ratings (float32)": ratings.nbytes,
+        "one permutation (int64)": 8 * ratings.shape[0],
+    }
+    record(
+        benchmark,
+        "memory",
+        "mfrec fast fit, 1 epoch",
+        "cpu",
+        ratings.shape[0],
+        peak_bytes=peak,
+        held_bytes=held,
+    )

@@ -1,0 +1,120 @@
+"""Fast SGD kernels: the reference rule with vectorised arithmetic, prefetching and threads.
+
+:func:`reference.kernels._sgd_epoch` stays the exact reference. These kernels apply the same
+update, in the same visiting order, to the same arrays, but let LLVM reassociate the dot product
+(SIMD lanes, FMA) and compute in the factors' own dtype (float32 stays float32), so they agree
+with the reference to rounding, not bit for bit. ``tests/test_fast_kernels.py`` states the
+tolerances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numba
+import numpy as np
+
+from reference._jit import njit_fast, njit_parallel, prefetch
+from reference.kernels import _sgd_epoch
+
+KERNELS = ("exact", "fast")
+# How many ratings ahead the kernel prefetches a rating's rows of P, Q (and, twice as far
+# ahead, its (u, i, r) entries): enough to cover a cache miss at one rating per ~50 ns.
+AHEAD = 16
+CACHE_LINE = 64
+
+
+@njit_fast
+def _sgd_span(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
+    """The reference rule over ``order[start:stop]`` in the factors' dtype; returns Σ e².
+
+    Per rating (u, i, r), as in :func:`reference.kernels._sgd_epoch`::
+
+        e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
+        bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
+        Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ);  Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)  (Pᵤ from before)
+    """
+    k = P.shape[1]
+    line = CACHE_LINE // P.itemsize
+    sse = 0.0
+    for n in range(start, stop):
+        if n + 2 * AHEAD < stop:
+            jj = order[n + 2 * AHEAD]
+            prefetch(users, jj)
+            prefetch(items, jj)
+            prefetch(ratings, jj)
+        if n + AHEAD < stop:
+            jj = order[n + AHEAD]
+            for c in range(0, k, line):
+                prefetch(P, users[jj] * k + c)
+                prefetch(Q, items[jj] * k + c)
+        j = order[n]
+        u = users[j]
+        i = items[j]
+        Pu = P[u]  # (k,) view
+        Qi = Q[i]  # (k,) view
+        dot = P.dtype.type(0)
+        for f in range(k):
+            dot += Pu[f] * Qi[f]
+        if biased:
+            err = ratings[j] - (mu + bu[u] + bi[i] + dot)
+            bu[u] += lr * (err - reg * bu[u])
+            bi[i] += lr * (err - reg * bi[i])
+        else:
+            err = ratings[j] - dot
+        sse += np.float64(err) * np.float64(err)
+        for f in range(k):
+            p = Pu[f]
+            q = Qi[f]
+            Pu[f] = p + lr * (err * q - reg * p)
+            Qi[f] = q + lr * (err * p - reg * q)
+    return sse
+
+
+@njit_fast
+def _sgd_epoch_fast(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased):
+    """One serial epoch of the reference rule (see :func:`_sgd_span`); returns Σ e²."""
+    n = order.shape[0]
+    return _sgd_span(users, items, ratings, order, 0, n, P, Q, bu, bi, mu, lr, reg, biased)
+
+
+@njit_parallel
+def _sgd_epoch_hogwild(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, n_threads):
+    """One Hogwild epoch: ``order`` cut into ``n_threads`` spans run at once, without locks.
+
+    Each thread applies the reference rule to its span (see :func:`_sgd_span`). Races: two
+    threads may read and write the same row Pᵤ, Qᵢ or bias at the same moment, so one update
+    can read a half-updated row or overwrite another's step to it (each float is written
+    whole; there is no torn value). Acceptable as in Hogwild! (Niu et al., 2011): a rating
+    touches 2 of ~10⁴–10⁵ rows, so collisions are rare, each lost step is one small SGD step,
+    and SGD converges under such bounded noise; the tests check the test RMSE stays that of
+    the serial kernel. Returns Σ e² over all spans.
+    """
+    n = order.shape[0]
+    sse = np.zeros(n_threads)
+    for t in numba.prange(n_threads):
+        start = t * n // n_threads
+        stop = (t + 1) * n // n_threads
+        sse[t] = _sgd_span(
+            users, items, ratings, order, start, stop, P, Q, bu, bi, mu, lr, reg, biased
+        )
+    return sse.sum()
+
+
+def epoch_kernel(kernel: str, n_threads: int) -> Callable[..., float]:
+    """The epoch function for ``kernel`` and ``n_threads``: ``f(users, …, reg, biased) → Σe²``.
+
+    ``"exact"`` with one thread is the reference; ``"fast"`` the vectorised kernel; more than
+    one thread always runs the Hogwild kernel (threads capped at Numba's pool size).
+    """
+    if n_threads == 1:
+        return _sgd_epoch if kernel == "exact" else _sgd_epoch_fast
+    threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
+
+    def hogwild(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased):
+        numba.set_num_threads(threads)
+        return _sgd_epoch_hogwild(
+            users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, threads
+        )
+
+    return hogwild

@@ -1,0 +1,129 @@
+"""The fast and Hogwild kernels against the exact reference ``_sgd_epoch``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reference import MatrixFactorization, rmse
+from reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild
+from reference.kernels import _sgd_epoch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def random_problem(rng, dtype, n=3000, n_users=60, n_items=40, k=32):
+    """Small random ratings and N(0, 0.1²) factors; shapes chosen so rows collide often."""
+    users = rng.integers(0, n_users, n)
+    items = rng.integers(0, n_items, n)
+    ratings = rng.integers(1, 6, n).astype(dtype)
+    P = rng.normal(0, 0.1, (n_users, k)).astype(dtype)
+    Q = rng.normal(0, 0.1, (n_items, k)).astype(dtype)
+    return users, items, ratings, [P, Q, np.zeros(n_users, dtype), np.zeros(n_items, dtype)]
+
+
+# (kernel, dtype, atol); the Hogwild kernel with one thread is this kernel bit for bit (below).
+# float64: the fast kernels reassociate the k-term dot product
+# (SIMD lanes, FMA), a few ulps per step, and SGD at lr=0.01 does not amplify them over 3
+# epochs (measured max 6e-16). float32: the fast kernels compute in float32 where the reference
+# accumulates the dot product and the update in float64: a few float32 ulps of values ~1
+# (measured max 2.4e-7).
+CASES = [
+    (_sgd_epoch_fast, np.float64, 1e-12),
+    (_sgd_epoch_fast, np.float32, 1e-5),
+]
+
+
+@pytest.mark.parametrize("biased", [False, True])
+@pytest.mark.parametrize(("kernel", "dtype", "atol"), CASES)
+def test_fast_kernel_matches_reference(kernel, dtype, atol, biased):
+    rng = np.random.default_rng(7)
+    users, items, ratings, arrays = random_problem(rng, dtype)
+    ref_arrays = [a.copy() for a in arrays]
+    fast_arrays = [a.copy() for a in arrays]
+    hyper = (dtype(ratings.mean()), dtype(0.01), dtype(0.02), biased)
+    for _ in range(3):
+        order = rng.permutation(ratings.shape[0])
+        ref_sse = _sgd_epoch(users, items, ratings, order, *ref_arrays, *hyper)
+        fast_sse = kernel(users, items, ratings, order, *fast_arrays, *hyper)
+        assert fast_sse == pytest.approx(ref_sse, rel=1e-6)
+    for ref_a, fast_a in zip(ref_arrays, fast_arrays, strict=True):
+        np.testing.assert_allclose(fast_a, ref_a, rtol=0, atol=atol)
+    for ref_a, start in zip(ref_arrays[:2], arrays[:2], strict=True):
+        assert np.abs(ref_a - start).max() > 100 * atol  # training moved P and Q
+
+
+def test_one_thread_hogwild_is_the_serial_fast_kernel_bit_for_bit():
+    rng = np.random.default_rng(3)
+    users, items, ratings, arrays = random_problem(rng, np.float32)
+    serial_arrays = [a.copy() for a in arrays]
+    hog_arrays = [a.copy() for a in arrays]
+    order = rng.permutation(ratings.shape[0])
+    hyper = (np.float32(3.0), np.float32(0.01), np.float32(0.02), True)
+    serial_sse = _sgd_epoch_fast(users, items, ratings, order, *serial_arrays, *hyper)
+    hog_sse = _sgd_epoch_hogwild(users, items, ratings, order, *hog_arrays, *hyper, 1)
+    assert hog_sse == serial_sse
+    for serial_a, hog_a in zip(serial_arrays, hog_arrays, strict=True):
+        np.testing.assert_array_equal(hog_a, serial_a)
+
+
+def test_pure_python_fast_kernels_equal_reference_bit_for_bit():
+    # Under NUMBA_DISABLE_JIT=1 nothing reassociates: float64 arithmetic is then identical,
+    # and prange runs the Hogwild spans one after another, i.e. in the serial order.
+    code = (
+        "import numpy as np\n"
+        "from reference.kernels import _sgd_epoch\n"
+        "from reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild\n"
+        "rng = np.random.default_rng(0)\n"
+        "u, i = rng.integers(0, 9, 200), rng.integers(0, 7, 200)\n"
+        "r = rng.integers(1, 6, 200).astype(float)\n"
+        "P0, Q0 = rng.normal(0, 0.1, (9, 4)), rng.normal(0, 0.1, (7, 4))\n"
+        "order = rng.permutation(200)\n"
+        "runs = []\n"
+        "for run in (_sgd_epoch, _sgd_epoch_fast, lambda *a: _sgd_epoch_hogwild(*a, 2)):\n"
+        "    A = [P0.copy(), Q0.copy(), np.zeros(9), np.zeros(7)]\n"
+        "    runs.append((run(u, i, r, order, *A, 3.5, 0.01, 0.02, True), A))\n"
+        "(ref_sse, ref_A), (fast_sse, fast_A), (hog_sse, hog_A) = runs\n"
+        "assert fast_sse == ref_sse and all(map(np.array_equal, fast_A, ref_A))\n"
+        "assert all(map(np.array_equal, hog_A, ref_A))\n"
+        "assert np.isclose(hog_sse, ref_sse, rtol=1e-14)  # Σe² summed as two partial sums\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_unknown_kernel_is_rejected():
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        MatrixFactorization(kernel="turbo")
+    with pytest.raises(ValueError, match="n_threads"):
+        MatrixFactorization(n_threads=0)
+
+
+@pytest.fixture(scope="module")
+def ml100k_split():
+    from data import load_ml100k, train_test_split
+
+    try:
+        data = load_ml100k(download=False)
+    except FileNotFoundError as e:
+        pytest.skip(f"MovieLens 100k not available offline ({e}); set MFREC_DATA")
+    train, test = train_test_split(len(data), test_size=0.2, seed=0)
+    return data.subset(train), data.subset(test), data.n_users, data.n_items
+
+
+def test_two_thread_hogwild_keeps_ml100k_test_rmse(ml100k_split):
+    train, test, n_users, n_items = ml100k_split
+    hyper = dict(n_factors=20, n_epochs=20, lr=0.01, reg=0.05, biased=True, seed=0)
+    rmses = {}
+    for n_threads in (1, 2):
+        model = MatrixFactorization(**hyper, n_threads=n_threads)
+        model.fit(train.users, train.items, train.ratings, n_users, n_items)
+        rmses[n_threads] = rmse(test.ratings, model.predict(test.users, test.items))
+    assert rmses[1] < 1.0  # the serial model learned something
+    assert abs(rmses[2] - rmses[1]) <= 0.003, rmses

@@ -1,0 +1,112 @@
+"""The numba.cuda kernel (on the CPU simulator) and both implementations on a real GPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reference import MatrixFactorization, rmse
+from reference.cuda import has_cuda
+from torch_impl.model import MFModule
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Run under NUMBA_ENABLE_CUDASIM=1, which must be set before numba is imported: hence a
+# subprocess. Tiny data: the simulator runs every GPU thread as a Python thread.
+SIM_SCRIPT = """
+import numpy as np
+from reference import MatrixFactorization
+from reference.cuda import CudaMatrixFactorization, has_cuda
+assert has_cuda()
+rng = np.random.default_rng(0)
+u, i = rng.integers(0, 8, 60), rng.integers(0, 7, 60)
+r = rng.integers(1, 6, 60).astype(float)
+hyper = dict(n_factors=3, n_epochs=3, lr=0.01, reg=0.02, biased=True)
+ref = MatrixFactorization(**hyper).fit(u, i, r)
+one = CudaMatrixFactorization(**hyper, blocks=1, threads=1).fit(u, i, r)
+# One GPU thread walks the order serially: the reference rule, bit for bit.
+assert all(np.array_equal(a, b) for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi),
+                                                  (one.P, one.Q, one.bu, one.bi)))
+assert one.history_ == ref.history_
+# Every rating on its own user and item row: updates commute, so 2 x 4 threads must give the
+# serial result (to rounding: Σe² is summed per thread) and visit every rating exactly once.
+u, i = np.arange(24), np.arange(24)[::-1].copy()
+r = rng.integers(1, 6, 24).astype(float)
+ref = MatrixFactorization(**hyper).fit(u, i, r)
+many = CudaMatrixFactorization(**hyper, blocks=2, threads=4).fit(u, i, r)
+for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (many.P, many.Q, many.bu, many.bi)):
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-15)
+np.testing.assert_allclose(many.history_, ref.history_, rtol=1e-13)
+print("ok")
+"""
+
+
+def test_cuda_kernel_logic_on_simulator():
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", SIM_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_torch_minibatch_gradients_are_sparse_rows():
+    rng = np.random.default_rng(0)
+    P, Q = rng.normal(0, 0.1, (50, 4)), rng.normal(0, 0.1, (30, 4))
+    module = MFModule(P, Q, biased=True, mu=3.0)
+    u = torch.tensor([1, 4, 4, 7])
+    i = torch.tensor([0, 2, 9, 2])
+    loss, _ = module.loss(u, i, torch.tensor([4.0, 3.0, 5.0, 1.0], dtype=torch.float64), 0.02)
+    loss.mean().backward()
+    for emb, rows in ((module.P, u), (module.Q, i), (module.bu, u), (module.bi, i)):
+        grad = emb.weight.grad
+        assert grad.is_sparse  # no dense (n, k) gradient of the table
+        assert set(grad.coalesce().indices()[0].tolist()) == set(rows.tolist())
+
+
+needs_gpu = pytest.mark.skipif(not has_cuda(), reason="no CUDA device visible to numba")
+needs_torch_gpu = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device visible to torch"
+)
+
+
+def gpu_problem():
+    rng = np.random.default_rng(0)
+    n_users, n_items, n = 500, 300, 40_000
+    P_true = rng.normal(0, 1, (n_users, 4))
+    Q_true = rng.normal(0, 1, (n_items, 4))
+    u, i = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    r = np.einsum("nk,nk->n", P_true[u], Q_true[i]) + 3.0
+    return u, i, r, n_users, n_items
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_numba_cuda_fit_reaches_serial_rmse():
+    from reference.cuda import CudaMatrixFactorization
+
+    u, i, r, n_users, n_items = gpu_problem()
+    hyper = dict(n_factors=8, n_epochs=15, lr=0.01, reg=0.01, biased=True)
+    serial = MatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
+    gpu = CudaMatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
+    serial_rmse = rmse(r, serial.predict(u, i))
+    assert abs(rmse(r, gpu.predict(u, i)) - serial_rmse) <= 0.01 + 0.05 * serial_rmse
+
+
+@pytest.mark.gpu
+@needs_torch_gpu
+def test_torch_minibatch_on_cuda_matches_cpu():
+    from torch_impl.model import TorchMatrixFactorization
+
+    u, i, r, n_users, n_items = gpu_problem()
+    hyper = dict(n_factors=8, n_epochs=3, lr=0.01, reg=0.01, biased=True, mode="minibatch")
+    cpu_model = TorchMatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
+    cuda_model = TorchMatrixFactorization(**hyper, device="cuda").fit(u, i, r, n_users, n_items)
+    # Same order and float64 math; only the reduction order on the device differs.
+    np.testing.assert_allclose(cuda_model.P, cpu_model.P, rtol=0, atol=1e-9)
