@@ -86,9 +86,14 @@ def _bar(total: int | None, url: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(
-        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=url.rsplit("/", 1)[-1],
-        disable=not enabled, leave=False,
-    )  # fmt: skip
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=url.rsplit("/", 1)[-1],
+        disable=not enabled,
+        leave=False,
+    )
 
 
 def fetch_archive(

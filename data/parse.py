@@ -192,9 +192,19 @@ def _locate(buf, first, line0, delim, row: int) -> tuple[int, str]:
     empty_i = np.empty(row + 1, dtype=np.int64)
     empty_f = np.empty(row + 1, dtype=np.float64)
     _, _, line_no, at, _, _ = K._parse_rows(
-        buf, first, line0, delim, -math.inf, math.inf, row, empty_i, empty_i, empty_f, empty_i,
+        buf,
+        first,
+        line0,
+        delim,
+        -math.inf,
+        math.inf,
+        row,
         empty_i,
-    )  # fmt: skip
+        empty_i,
+        empty_f,
+        empty_i,
+        empty_i,
+    )
     return line_no, _line_text(buf, at)
 
 
@@ -260,9 +270,14 @@ def _load_cached(key: dict) -> Ratings | None:
                 return None
             ts = z["timestamps"] if "timestamps" in z.files else None
             return Ratings(
-                z["users"], z["items"], z["ratings"], z["user_ids"], z["item_ids"], ts,
+                z["users"],
+                z["items"],
+                z["ratings"],
+                z["user_ids"],
+                z["item_ids"],
+                ts,
                 source=key["source"],
-            )  # fmt: skip
+            )
     except (OSError, ValueError, KeyError):
         return None
 
