@@ -177,7 +177,9 @@ field = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(fields=st.lists(field, min_size=0, max_size=5))
 def test_fuzz_one_line(tmp_path, fields):
     line = "\t".join(fields)
