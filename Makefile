@@ -27,6 +27,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only -p no:randomly
+	$(BIN)/python benchmarks/bench_parse.py
 
 lint: install
 	$(BIN)/ruff check .
