@@ -97,45 +97,50 @@ def _parse_float(buf, a, b, pow10):
 
 
 @njit
-def _fields(buf, a, b, delim, starts, ends):
-    """Split ``buf[a:b]`` into at most ``len(starts)`` trimmed fields; returns how many.
+def _split_line(buf, p, delim, starts, ends):
+    """Fields of the line starting at ``p``, trimmed, in one pass: (n_fields, end_of_line).
 
     An empty ``delim`` splits on runs of spaces and tabs; otherwise on the exact byte sequence.
+    Only the first ``len(starts)`` fields are recorded; ``end_of_line`` is the '\\n' (or the end).
     """
+    n = buf.shape[0]
     cap = starts.shape[0]
     nd = delim.shape[0]
-    n = 0
-    p = a
+    nf = 0
     if nd == 0:
-        while p < b and n < cap:
-            while p < b and _is_space(buf[p]):
+        while True:
+            while p < n and buf[p] != 10 and _is_space(buf[p]):
                 p += 1
-            if p >= b:
-                break
-            starts[n] = p
-            while p < b and not _is_space(buf[p]):
+            if p >= n or buf[p] == 10:
+                return nf, p
+            s = p
+            while p < n and buf[p] != 10 and not _is_space(buf[p]):
                 p += 1
-            ends[n] = p
-            n += 1
-        return n
-    while n < cap:
-        q = p
-        while q < b:
-            if buf[q] == delim[0] and (nd == 1 or (q + 1 < b and buf[q + 1] == delim[1])):
-                break
-            q += 1
-        s, e = p, q
-        while s < e and _is_space(buf[s]):
-            s += 1
-        while e > s and _is_space(buf[e - 1]):
-            e -= 1
-        starts[n] = s
-        ends[n] = e
-        n += 1
-        if q >= b:
-            break
-        p = q + nd
-    return n
+            if nf < cap:
+                starts[nf] = s
+                ends[nf] = p
+            nf += 1
+    d0 = delim[0]
+    d1 = delim[nd - 1]
+    s = p
+    while True:
+        end = p >= n or buf[p] == 10
+        if end or (buf[p] == d0 and (nd == 1 or (p + 1 < n and buf[p + 1] == d1))):
+            a, b = s, p
+            while a < b and _is_space(buf[a]):
+                a += 1
+            while b > a and _is_space(buf[b - 1]):
+                b -= 1
+            if nf < cap:
+                starts[nf] = a
+                ends[nf] = b
+            nf += 1
+            if end:
+                return nf, p
+            p += nd
+            s = p
+        else:
+            p += 1
 
 
 @njit
@@ -157,10 +162,7 @@ def _parse_rows(buf, start, line0, delim, lo, hi, stop_row, users, items, rating
     line_no = line0
     p = start
     while p < n:
-        q = p
-        while q < n and buf[q] != 10:
-            q += 1
-        nf = _fields(buf, p, q, delim, starts, ends)
+        nf, q = _split_line(buf, p, delim, starts, ends)
         blank = nf == 0 or (nf == 1 and starts[0] == ends[0])
         if not blank:
             if row == stop_row:
@@ -234,3 +236,29 @@ def _duplicates(users, items, n_users, n_items, keep):
             owner[i] = u
             last[i] = j
     return first_a, first_b
+
+
+@njit
+def _dense_index(raw, hi, index):
+    """Sorted distinct values of ``raw`` (all in [0, hi]) and each entry's rank among them.
+
+    Writes the ranks into ``index`` and returns the distinct values: a presence table over
+    [0, hi], its running count, then one lookup per entry (O(n + hi), no sort).
+    """
+    rank = np.zeros(hi + 1, dtype=np.int64)
+    for j in range(raw.shape[0]):
+        rank[raw[j]] = 1
+    n_distinct = 0
+    for v in range(hi + 1):
+        if rank[v]:
+            rank[v] = n_distinct
+            n_distinct += 1
+        else:
+            rank[v] = -1
+    ids = np.empty(n_distinct, dtype=np.int64)
+    for v in range(hi + 1):
+        if rank[v] >= 0:
+            ids[rank[v]] = v
+    for j in range(raw.shape[0]):
+        index[j] = rank[raw[j]]
+    return ids

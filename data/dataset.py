@@ -83,11 +83,11 @@ def index_ids(raw) -> tuple[np.ndarray, np.ndarray]:
     if raw.size and np.issubdtype(raw.dtype, np.integer):
         lo, hi = int(raw.min()), int(raw.max())
         if lo >= 0 and hi < 4 * raw.size + (1 << 20):
-            present = np.zeros(hi + 1, dtype=np.bool_)
-            present[raw] = True
-            ids = np.flatnonzero(present).astype(raw.dtype)
-            position = np.cumsum(present, dtype=np.int64) - 1  # (hi + 1,)
-            return ids, position[raw]
+            from data._kernels import _dense_index
+
+            index = np.empty(raw.size, dtype=np.int64)
+            ids = _dense_index(np.ascontiguousarray(raw, dtype=np.int64).reshape(-1), hi, index)
+            return ids.astype(raw.dtype), index.reshape(raw.shape)
     ids, index = np.unique(raw, return_inverse=True)
     return ids, index.astype(np.int64).reshape(-1)
 

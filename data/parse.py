@@ -107,7 +107,8 @@ def _parse_file(path: Path, delimiter: str | None, lo: float, hi: float, duplica
     head = text.split(delimiter) if delimiter != " " else text.split()
     if not any(_is_number(f) for f in head[:3]):  # a header names its columns
         first, line0 = _skip_line(buf, first), line0 + 1
-    n_max = int(np.count_nonzero(buf[first:] == 10)) + 1
+    # Every row but the last takes at least 6 bytes ("1 2 3\n"); untouched pages cost nothing.
+    n_max = (buf.shape[0] - first) // 6 + 1
     users = np.empty(n_max, dtype=np.int64)
     items = np.empty(n_max, dtype=np.int64)
     ratings = np.empty(n_max, dtype=np.float64)
@@ -232,15 +233,8 @@ def _apply_duplicates(path, buf, first, line0, delim, table: Ratings, policy: st
             "each pair may be rated once (use duplicates='last' / --duplicates last to keep "
             "the last rating)"
         )
-    kept = np.flatnonzero(keep)
-    ts = None if table.timestamps is None else table.timestamps[kept]
-    return Ratings.from_raw(
-        table.user_ids[table.users[kept]],
-        table.item_ids[table.items[kept]],
-        table.ratings[kept],
-        ts,
-        source=table.source,
-    )
+    # Keep-last leaves one row of every pair, so every user and item keeps its index.
+    return table.subset(keep)
 
 
 def _cache_key(path: Path, st: os.stat_result, options: dict) -> dict:
@@ -259,6 +253,12 @@ def cache_path(key: dict) -> Path:
     return default_cache_dir() / "parsed" / f"{Path(key['source']).name}-{digest}.npz"
 
 
+def _narrow(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as the smaller ``dtype`` when that round-trips exactly (half stars, small indices)."""
+    small = a.astype(dtype)
+    return small if np.array_equal(small, a) else a
+
+
 def _load_cached(key: dict) -> Ratings | None:
     """The cached table when its key matches (same file size, mtime and options), else None."""
     target = cache_path(key)
@@ -270,9 +270,9 @@ def _load_cached(key: dict) -> Ratings | None:
                 return None
             ts = z["timestamps"] if "timestamps" in z.files else None
             return Ratings(
-                z["users"],
-                z["items"],
-                z["ratings"],
+                z["users"].astype(np.int64),
+                z["items"].astype(np.int64),
+                z["ratings"].astype(np.float64),
                 z["user_ids"],
                 z["item_ids"],
                 ts,
@@ -287,9 +287,9 @@ def _save_cached(key: dict, table: Ratings) -> None:
     target = cache_path(key)
     arrays = {
         "key": np.array(json.dumps(key)),
-        "users": table.users,
-        "items": table.items,
-        "ratings": table.ratings,
+        "users": _narrow(table.users, np.int32),
+        "items": _narrow(table.items, np.int32),
+        "ratings": _narrow(table.ratings, np.float32),
         "user_ids": table.user_ids,
         "item_ids": table.item_ids,
     }
