@@ -261,3 +261,35 @@ def test_real_process_bad_file_and_bad_lr(files, tmp_path):
 def test_parser_knows_every_subcommand():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert sorted(sub.choices) == sorted(SUBCOMMANDS)
+
+
+def _ml100k_root() -> Path | None:
+    for cand in (os.environ.get("MFREC_DATA"), REPO.parent / "shared" / "data"):
+        if cand and (Path(cand) / "ml-100k" / "u.data").is_file():
+            return Path(cand)
+    return None
+
+
+def test_recommend_prints_movielens_titles(capsys, tmp_path):
+    root = _ml100k_root()
+    if root is None:
+        pytest.skip("MovieLens 100k not found: set MFREC_DATA or place ../shared/data/ml-100k")
+    model = tmp_path / "m.npz"
+    argv = ["train", "--data-dir", root, "--epochs", 1, "--factors", 2, "--quiet", "--save", model]
+    assert run(capsys, *argv)[0] == 0
+    code, out, err = run(capsys, "recommend", "--model", model, "--user", 196, "-k", 10)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "top 10 unseen movies for user 196:" and len(lines) == 11
+    m, _, item_ids, titles = load_model(model)
+    for line in lines[1:]:
+        rank, score, title = line.split(maxsplit=2)
+        assert title in titles.values() and 1.0 <= float(score) <= 6.0
+
+
+def test_missing_release_without_download(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("MFREC_DATA", raising=False)
+    code, _, err = run(
+        capsys, "train", "--dataset", "ml-1m", "--data-dir", tmp_path, "--no-download"
+    )
+    assert_user_error(code, err, "no ml-1m (ratings.dat, movies.dat) in", str(tmp_path))
