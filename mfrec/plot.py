@@ -41,16 +41,18 @@ def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list[float]
     plt = _pyplot()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"numba": ("tab:blue", "-", 6), "torch": ("tab:orange", "--", 2)}
+    colors = {"train": "tab:blue", "test": "tab:red"}
+    styles = {"numba": dict(linestyle="-", linewidth=6, alpha=0.35)}
+    thin = dict(linestyle="--", linewidth=1.5, alpha=1.0)
     for name, curve in curves.items():
-        color, line, width = styles.get(name, ("tab:green", "-", 2))
-        epochs = range(1, len(curve["train"]) + 1)
-        kw = {"color": color, "linestyle": line, "linewidth": width, "alpha": 0.8}
-        ax.plot(epochs, curve["train"], label=f"{name} train", marker="o", markersize=3, **kw)
-        ax.plot(epochs, curve["test"], label=f"{name} test", marker="s", markersize=3, **kw)
+        for role in ("train", "test"):
+            epochs = range(1, len(curve[role]) + 1)
+            style = styles.get(name, thin)
+            ax.plot(epochs, curve[role], color=colors[role], label=f"{name} {role}", **style)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("RMSE")
-    ax.set_title("Learning curves (thick solid: Numba, thin dashed: torch)")
+    ax.set_title("Learning curves (thick pale: Numba, thin dashed: torch)")
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
