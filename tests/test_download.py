@@ -166,3 +166,29 @@ def test_release_checksum_mismatch_and_count_mismatch(server, tmp_path, monkeypa
         load_movielens("ml-latest-small", url=url)
     with pytest.raises(ValueError, match="unknown MovieLens release 'ml-5m'"):
         load_movielens("ml-5m")
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "encoding"),
+    [("ml-1m", "ml-1m", "latin-1"), ("ml-10m", "ml-10M100K", "utf-8")],
+)
+def test_dat_releases_found_on_disk(tmp_path, monkeypatch, name, folder, encoding):
+    """`::` releases: ratings.dat rows and movies.dat titles, under the archive's folder name."""
+    root = tmp_path / folder
+    root.mkdir()
+    (root / "ratings.dat").write_text(
+        "1::122::5::838985046\n1::185::0.5::838983525\n7::122::1::9\n"
+    )
+    titles = "122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::Action\n"
+    (root / "movies.dat").write_bytes(titles.replace("Net", "Nét").encode(encoding))
+    monkeypatch.setitem(RELEASES, name, dataclasses.replace(RELEASES[name], n_ratings=3))
+    if name == "ml-1m":
+        with pytest.raises(ValueError, match=r"ratings.dat:2: rating '0.5' is outside .*\[1, 5\]"):
+            load_movielens(name, tmp_path, download=False)
+        (root / "ratings.dat").write_text(
+            "1::122::5::838985046\n1::185::4::838983525\n7::122::1::9\n"
+        )
+    table = load_movielens(name, tmp_path, download=False)
+    assert table.user_ids.tolist() == [1, 7] and table.item_ids.tolist() == [122, 185]
+    assert table.titles == {122: "Boomerang (1992)", 185: "Nét, The (1995)"}
+    assert table.timestamps.tolist()[:2] == [838985046, 838983525]
