@@ -202,6 +202,16 @@ def _parse_rows(buf, start, line0, delim, lo, hi, stop_row, users, items, rating
 
 
 @njit
+def _count_newlines(buf, a, b):
+    """Number of '\\n' bytes in ``buf[a:b]``."""
+    count = 0
+    for p in range(a, b):
+        if buf[p] == 10:
+            count += 1
+    return count
+
+
+@njit
 def _duplicates(users, items, n_users, n_items, keep):
     """Mark repeated (user, item) pairs; returns the first repeat as (earlier_row, later_row).
 

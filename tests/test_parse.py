@@ -194,3 +194,28 @@ def test_fuzz_one_line(tmp_path, fields):
     if len(table) == 2:
         assert int(parts[0]) in table.user_ids and int(parts[1]) in table.item_ids
         assert table.ratings[1] == float(parts[2]) and math.isfinite(float(parts[2]))
+
+
+def test_chunked_parse_equals_one_pass_and_finds_the_first_bad_line(tmp_path, monkeypatch):
+    import data.parse as parse
+
+    rng = np.random.default_rng(5)
+    items, stars = rng.integers(0, 99, 3000), rng.choice([1, 2.5, 4.75], 3000)
+    lines = [f"{u} {i} {r}" for u, i, r in zip(range(3000), items, stars, strict=True)]
+    lines[1500] = ""  # a blank line inside a chunk shifts rows against lines
+    lines[2200] += " 17 extra fields"
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    monkeypatch.setattr(parse, "PARALLEL_MIN_BYTES", 1 << 40)
+    one = read_ratings(path)
+    monkeypatch.setattr(parse, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parse.os, "cpu_count", lambda: 7)
+    many = read_ratings(path)
+    for name in ("users", "items", "ratings", "user_ids", "item_ids"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(many, name))
+    assert one.timestamps is None and many.timestamps is None
+    bad = lines.copy()
+    bad[2600] = "1 2"
+    bad[2900] = "1 2 x"
+    path.write_text("\n".join(bad) + "\n")
+    with pytest.raises(DataError, match=rf"{path}:2601: expected"):
+        read_ratings(path)
