@@ -41,7 +41,7 @@ def _parse_int(buf, a, b):
         return False, 0
     v = 0
     for p in range(a, b):
-        c = buf[p]
+        c = int(buf[p])  # int: a uint8 would wrap under NUMBA_DISABLE_JIT=1
         if c < 48 or c > 57:
             return False, 0
         v = v * 10 + (c - 48)
@@ -67,7 +67,7 @@ def _parse_float(buf, a, b, pow10):
     p = a
     while p < b and 48 <= buf[p] <= 57:
         if n_digits < 18:
-            m = m * 10 + (buf[p] - 48)
+            m = m * 10 + (int(buf[p]) - 48)
         else:
             scale += 1
         n_digits += 1
@@ -76,7 +76,7 @@ def _parse_float(buf, a, b, pow10):
         p += 1
         while p < b and 48 <= buf[p] <= 57:
             if n_digits < 18:
-                m = m * 10 + (buf[p] - 48)
+                m = m * 10 + (int(buf[p]) - 48)
                 scale -= 1
             n_digits += 1
             p += 1
