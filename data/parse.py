@@ -108,7 +108,7 @@ def _parse_file(path: Path, delimiter: str | None, lo: float, hi: float, duplica
         raise ValueError(f"delimiter must be one of {sorted(_DELIMS)}, got {delimiter!r}")
     delim = np.frombuffer(_DELIMS[delimiter], dtype=np.uint8)
     head = text.split(delimiter) if delimiter != " " else text.split()
-    if not any(_is_number(f) for f in head[:3]):  # a header names its columns
+    if len(head) >= 3 and not any(_is_number(f) for f in head[:3]):  # a header: column names
         first, line0 = _skip_line(buf, first), line0 + 1
     users, items, ratings, stamps, slow, all_stamps = _parse_chunks(
         path, buf, first, line0, delim, lo, hi

@@ -32,6 +32,7 @@ from reference.serving import fold_in, fold_in_scores, similar_items
 # data (see README); the slides' plain model is `--no-biased --reg 0`.
 DEFAULTS = {"factors": 50, "epochs": 40, "lr": 0.01, "reg": 0.05, "biased": True}
 
+DELIMITERS = {"tab": "\t", "comma": ",", "::": "::", "|": "|", ";": ";", "space": " "}
 USER_ERRORS = (ValueError, KeyError, OSError, DataError, DownloadError, ModelFileError)
 
 
@@ -57,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--test-size", type=float, default=0.2, help="held-out fraction (no --test)")
     src.add_argument(
         "--delimiter",
-        choices=["::", "\t", ",", "|", ";", " "],
-        help="field separator of --ratings/--train/--test (default: sniffed from the first line)",
+        choices=list(DELIMITERS),
+        help="field separator of --ratings/--train/--test (None: sniffed from the first line)",
     )
     src.add_argument(
         "--rating-scale",
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="add μ + bᵤ + bᵢ to the prediction",
     )
     m.add_argument("--seed", type=int, default=0, help="seeds the split, init and sampling")
-    m.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    m.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="of P, Q")
     b = t.add_argument_group("backend")
     b.add_argument(
         "--backend",
@@ -178,7 +179,7 @@ def check_args(args) -> None:
 
 def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
     """(train, test, dropped): explicit files, one file split, or a seeded split of a release."""
-    opts = dict(delimiter=args.delimiter, rating_scale=args.rating_scale)
+    opts = dict(delimiter=DELIMITERS.get(args.delimiter), rating_scale=args.rating_scale)
     opts["duplicates"] = args.duplicates
     if args.train or args.test:
         if not (args.train and args.test):

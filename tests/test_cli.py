@@ -293,3 +293,12 @@ def test_missing_release_without_download(capsys, tmp_path, monkeypatch):
         capsys, "train", "--dataset", "ml-1m", "--data-dir", tmp_path, "--no-download"
     )
     assert_user_error(code, err, "no ml-1m (ratings.dat, movies.dat) in", str(tmp_path))
+
+
+def test_delimiter_flag_by_name(capsys, files):
+    for path in files:
+        path.write_text(path.read_text().replace("\t", ";"))
+    code, _, err = run(capsys, *train_args(files, "--delimiter", ";", "--quiet"))
+    assert code == 0, err
+    code, _, err = run(capsys, *train_args(files, "--delimiter", "tab"))
+    assert_user_error(code, err, "train.tsv:1: expected 'user item rating")
