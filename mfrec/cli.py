@@ -243,8 +243,8 @@ def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool
             te = rmse(test.ratings, m.predict(test.users, test.items))
         curves["train"].append(tr)
         curves["test"].append(te)
+        bar.set_postfix(train=f"{tr:.4f}", test=f"{te:.4f}", refresh=False)
         bar.update(1)
-        bar.set_postfix(train=f"{tr:.4f}", test=f"{te:.4f}")
         if not bar_on:
             say(f"epoch {epoch + 1:3d}/{args.epochs}  train RMSE {tr:.4f}  test RMSE {te:.4f}")
 
