@@ -32,6 +32,7 @@ bench: install
 		--benchmark-json=benchmarks/out/bench.json
 	$(BIN)/python benchmarks/report.py benchmarks/out/bench.json
 	$(BIN)/python benchmarks/bench_distributed.py
+	$(BIN)/python benchmarks/bench_parse.py
 
 lint: install
 	$(BIN)/ruff check .

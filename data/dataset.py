@@ -27,11 +27,11 @@ class Ratings:
     @classmethod
     def from_raw(cls, raw_users, raw_items, ratings, timestamps=None, **kw) -> Ratings:
         """Map raw ids (any integers) to contiguous indices in sorted raw-id order."""
-        user_ids, users = np.unique(np.asarray(raw_users), return_inverse=True)
-        item_ids, items = np.unique(np.asarray(raw_items), return_inverse=True)
+        user_ids, users = index_ids(raw_users)
+        item_ids, items = index_ids(raw_items)
         return cls(
-            users=users.astype(np.int64),
-            items=items.astype(np.int64),
+            users=users,
+            items=items,
             ratings=np.asarray(ratings, dtype=np.float64),
             user_ids=user_ids,
             item_ids=item_ids,
@@ -71,6 +71,25 @@ class Ratings:
             self.titles,
             self.source,
         )
+
+
+def index_ids(raw) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct ids, int64 index of each entry): ``ids[index] == raw``.
+
+    Non-negative ids below 4·len + 2²⁰ use an O(n) presence table (MovieLens ids); any other
+    integers fall back to a sort.
+    """
+    raw = np.asarray(raw)
+    if raw.size and np.issubdtype(raw.dtype, np.integer):
+        lo, hi = int(raw.min()), int(raw.max())
+        if lo >= 0 and hi < 4 * raw.size + (1 << 20):
+            from data._kernels import _dense_index
+
+            index = np.empty(raw.size, dtype=np.int64)
+            ids = _dense_index(np.ascontiguousarray(raw, dtype=np.int64).reshape(-1), hi, index)
+            return ids.astype(raw.dtype), index.reshape(raw.shape)
+    ids, index = np.unique(raw, return_inverse=True)
+    return ids, index.astype(np.int64).reshape(-1)
 
 
 def _lookup(ids: np.ndarray, raw_id, what: str) -> int:

@@ -9,16 +9,31 @@ import time
 
 import numpy as np
 
-from data import DataError, DownloadError, Ratings, align, load_ml100k, read_ratings
+from data import (
+    RELEASES,
+    DataError,
+    DownloadError,
+    Ratings,
+    align,
+    find_release,
+    load_movielens,
+    read_ratings,
+)
+from data.parse import DUPLICATE_POLICIES
 from data.splits import train_test_split
 from mfrec.modelio import ModelFileError, load_model, save_model
+from mfrec.progress import epoch_bar, progress_enabled
 from reference import DivergenceError, MatrixFactorization, mae, mse, rmse
+from reference._validate import check_positive
+from reference.recommend import top_k
+from reference.serving import fold_in, fold_in_scores, similar_items
 
 # `mfrec train` with no model flags. Chosen on a validation split carved from the training
 # data (see README); the slides' plain model is `--no-biased --reg 0`.
 DEFAULTS = {"factors": 50, "epochs": 40, "lr": 0.01, "reg": 0.05, "biased": True}
 
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, DataError, DownloadError, ModelFileError)
+DELIMITERS = {"tab": "\t", "comma": ",", "::": "::", "|": "|", ";": ";", "space": " "}
+USER_ERRORS = (ValueError, KeyError, OSError, DataError, DownloadError, ModelFileError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,11 +43,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model and report test RMSE/MSE", formatter_class=fmt)
-    src = t.add_argument_group("data")
-    src.add_argument("--data-dir", help="folder with ml-100k (else $MFREC_DATA, cache, download)")
+    src = t.add_argument_group("data (default: a seeded split of --dataset)")
+    src.add_argument("--dataset", choices=list(RELEASES), default="ml-100k", help="MovieLens")
+    src.add_argument("--data-dir", help="folder holding the release (else $MFREC_DATA, cache)")
+    src.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="download the release when it is not found (checksum verified)",
+    )
+    src.add_argument("--ratings", help="one ratings file 'user item rating [timestamp]' to split")
     src.add_argument("--train", help="training ratings file: 'user item rating [timestamp]'")
     src.add_argument("--test", help="test ratings file (same format as --train)")
     src.add_argument("--test-size", type=float, default=0.2, help="held-out fraction (no --test)")
+    src.add_argument(
+        "--delimiter",
+        choices=list(DELIMITERS),
+        help="field separator of --ratings/--train/--test (None: sniffed from the first line)",
+    )
+    src.add_argument(
+        "--rating-scale",
+        nargs=2,
+        type=float,
+        metavar=("MIN", "MAX"),
+        help="reject ratings outside [MIN, MAX] (MovieLens releases use their own scale)",
+    )
+    src.add_argument(
+        "--duplicates",
+        choices=DUPLICATE_POLICIES,
+        default="error",
+        help="a repeated (user, item) pair: stop with an error, or keep its last rating",
+    )
     m = t.add_argument_group("model")
     m.add_argument("--factors", type=int, default=DEFAULTS["factors"], help="k, columns of P, Q")
     m.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="passes over the data")
@@ -46,9 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="add μ + bᵤ + bᵢ to the prediction",
     )
     m.add_argument("--seed", type=int, default=0, help="seeds the split, init and sampling")
-    m.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    m.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="of P, Q")
     b = t.add_argument_group("backend")
-    b.add_argument("--backend", choices=["numba", "torch"], default="numba")
+    b.add_argument(
+        "--backend",
+        choices=["numba", "torch", "both"],
+        default="numba",
+        help="both: train each from the same seed and compare (saves the Numba model)",
+    )
     b.add_argument("--kernel", choices=["exact", "fast"], default="exact", help="numba SGD kernel")
     b.add_argument("--threads", type=int, default=1, help="numba: Hogwild SGD threads when > 1")
     b.add_argument("--mode", choices=["exact", "minibatch"], default="minibatch", help="torch")
@@ -63,27 +109,55 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--user", type=int, help="raw user id to recommend for (default: first user)")
     o.add_argument("-k", "--top", type=int, default=10, help="how many movies to recommend")
     o.add_argument("--save", help="write the trained model to this file (atomically)")
+    o.add_argument("--plot", help="save learning curves (train/test RMSE per epoch), e.g. a .png")
     o.add_argument("--json", action="store_true", help="end with one JSON line of results")
     o.add_argument("--quiet", action="store_true", help="print only the final results")
 
-    r = sub.add_parser("recommend", help="top-k unseen items of a saved model", formatter_class=fmt)
+    r = sub.add_parser(
+        "recommend",
+        help="top-k unseen items for a known user, or for new ratings folded in",
+        formatter_class=fmt,
+    )
     r.add_argument("--model", required=True, help="a file written by `mfrec train --save`")
-    r.add_argument("--user", type=int, required=True, help="raw user id")
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=int, help="raw user id the model was trained on")
+    who.add_argument(
+        "--rate",
+        nargs="+",
+        metavar="ITEM=RATING",
+        help="a new user's ratings by raw item id, folded in by a ridge solve against fixed Q",
+    )
     r.add_argument("-k", "--top", type=int, default=10, help="how many items")
+
+    s = sub.add_parser(
+        "similar", help="items nearest to one item (cosine on Q)", formatter_class=fmt
+    )
+    s.add_argument("--model", required=True, help="a file written by `mfrec train --save`")
+    s.add_argument("--item", type=int, required=True, help="raw item id")
+    s.add_argument("-k", "--top", type=int, default=10, help="how many items")
+
+    d = sub.add_parser(
+        "download", help="download and verify a MovieLens release", formatter_class=fmt
+    )
+    d.add_argument("name", choices=list(RELEASES), help="the release")
+    d.add_argument("--data-dir", help="where to put it (default: $MFREC_DATA, else the cache)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mfrec`` console command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error argparse already explained
+        return int(e.code or 0)
     try:
         if args.command == "train" and args.distributed:
             from torch_impl.distributed import run_cli
 
             return run_cli(args, cmd_train)
-        if args.command == "train":
-            return cmd_train(args)
-        return cmd_recommend(args)
+        command = {"train": cmd_train, "recommend": cmd_recommend, "similar": cmd_similar}
+        return command.get(args.command, cmd_download)(args)
     except DivergenceError as e:
         print(f"mfrec: error: {e}; no model was saved", file=sys.stderr)
         return 1
@@ -91,22 +165,62 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"mfrec: error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("mfrec: interrupted; nothing was saved", file=sys.stderr)
+        return 130
 
 
-def load_split(args) -> tuple[Ratings, Ratings, int]:
-    """(train, test, dropped): explicit files, or a seeded split of MovieLens 100k."""
+def check_args(args) -> None:
+    """Hyper-parameters in range, with errors that name the command-line flag."""
+    check_positive("--factors", args.factors, integer=True)
+    check_positive("--epochs", args.epochs, integer=True, allow_zero=True)
+    check_positive("--lr", args.lr)
+    check_positive("--reg", args.reg, allow_zero=True)
+    check_positive("--init-std", args.init_std, allow_zero=True)
+    check_positive("--seed", args.seed, integer=True, allow_zero=True)
+    check_positive("--batch-size", args.batch_size, integer=True)
+    check_positive("-k/--top", args.top, integer=True, allow_zero=True)
+    if not 0.0 < args.test_size < 1.0:
+        raise ValueError(f"--test-size must be in (0, 1), got {args.test_size!r}")
+    if args.plot:
+        from mfrec.plot import check_plot_path
+
+        check_plot_path(args.plot)
+
+
+def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
+    """(train, test, dropped): explicit files, one file split, or a seeded split of a release."""
+    opts = dict(delimiter=DELIMITERS.get(args.delimiter), rating_scale=args.rating_scale)
+    opts["duplicates"] = args.duplicates
     if args.train or args.test:
         if not (args.train and args.test):
             raise ValueError("--train and --test go together")
-        train = read_ratings(args.train)
-        test, dropped = align(train, read_ratings(args.test))
+        if args.ratings:
+            raise ValueError("give either --ratings or --train/--test, not both")
+        train = read_ratings(args.train, **opts)
+        test, dropped = align(train, read_ratings(args.test, **opts))
         return train, test, dropped
-    full = load_ml100k(args.data_dir)
+    if args.ratings:
+        full = read_ratings(args.ratings, **opts)
+    else:
+        full = load_movielens(
+            args.dataset, args.data_dir, download=args.download, progress=progress
+        )
     tr, te = train_test_split(len(full), args.test_size, args.seed)
-    return full.subset(tr), full.subset(te), 0
+    train = full.subset(tr)
+    if args.ratings:  # re-index on the training part: ids seen only in test are unknown
+        train = Ratings.from_raw(
+            full.user_ids[train.users],
+            full.item_ids[train.items],
+            train.ratings,
+            source=full.source,
+        )
+        test, dropped = align(train, full.subset(te))
+        return train, test, dropped
+    return train, full.subset(te), 0
 
 
-def make_model(args):
+def make_model(args, backend: str | None = None):
     """The model the flags ask for (the constructors validate every hyper-parameter)."""
     common = dict(
         n_factors=args.factors,
@@ -118,7 +232,7 @@ def make_model(args):
         dtype=args.dtype,
         biased=args.biased,
     )
-    if args.backend == "numba":
+    if (backend or args.backend) == "numba":
         return MatrixFactorization(**common, n_threads=args.threads, kernel=args.kernel)
     if getattr(args, "distributed", False):
         from torch_impl.distributed import DistributedMatrixFactorization
@@ -134,15 +248,51 @@ def make_model(args):
     )
 
 
+def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool):
+    """Fit one backend; returns (model, seconds, curves) with per-epoch train/test RMSE."""
+    model = make_model(args, backend)
+    curves: dict[str, list[float]] = {"train": [], "test": []}
+    track = bool(args.plot) or not args.quiet
+    bar = epoch_bar(args.epochs, bar_on, desc=backend)
+
+    def report(epoch: int, m) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            tr = rmse(train.ratings, m.predict(train.users, train.items))
+            te = rmse(test.ratings, m.predict(test.users, test.items))
+        curves["train"].append(tr)
+        curves["test"].append(te)
+        bar.set_postfix(train=f"{tr:.4f}", test=f"{te:.4f}", refresh=False)
+        bar.update(1)
+        if not bar_on:
+            say(f"epoch {epoch + 1:3d}/{args.epochs}  train RMSE {tr:.4f}  test RMSE {te:.4f}")
+
+    start = time.perf_counter()
+    try:
+        model.fit(
+            train.users,
+            train.items,
+            train.ratings,
+            train.n_users,
+            train.n_items,
+            callback=report if track else None,
+        )
+    finally:
+        bar.close()
+    return model, time.perf_counter() - start, curves
+
+
 def cmd_train(args) -> int:
-    """Train, print per-epoch and final errors and a top-k list; optionally save."""
+    """Train, print per-epoch and final errors and a top-k list; optionally save and plot."""
+    check_args(args)
     say = (lambda *a: None) if args.quiet else print
-    train, test, dropped = load_split(args)
+    bars = progress_enabled(args.quiet, args.json)
+    train, test, dropped = load_split(args, progress=bars)
     if len(test) == 0:
         raise ValueError(
             "the test set is empty (no test rating has a user and an item seen in training)"
         )
-    model = make_model(args)
+    raw_user = args.user if args.user is not None else int(train.user_ids[0])
+    u = train.user_index(raw_user)
     say(
         f"{len(train):,} training and {len(test):,} test ratings, {train.n_users:,} users, "
         f"{train.n_items:,} items ({train.source})"
@@ -153,39 +303,38 @@ def cmd_train(args) -> int:
         f"backend {args.backend}: k={args.factors}, "
         f"epochs={args.epochs}, lr={args.lr}, reg={args.reg}, biased={args.biased}"
     )
-
-    def report(epoch: int, m) -> None:
-        tr = rmse(train.ratings, m.predict(train.users, train.items))
-        te = rmse(test.ratings, m.predict(test.users, test.items))
-        say(f"epoch {epoch + 1:3d}/{args.epochs}  train RMSE {tr:.4f}  test RMSE {te:.4f}")
-
-    start = time.perf_counter()
-    model.fit(
-        train.users,
-        train.items,
-        train.ratings,
-        train.n_users,
-        train.n_items,
-        callback=None if args.quiet else report,
-    )
-    seconds = time.perf_counter() - start
-    pred = model.predict(test.users, test.items)
-    result = {
-        "rmse": rmse(test.ratings, pred),
-        "mse": mse(test.ratings, pred),
-        "mae": mae(test.ratings, pred),
-        "n_train": len(train),
-        "n_test": len(test),
-        "seconds": seconds,
-        "backend": args.backend,
-        "epochs_run": len(model.history_),
-    }
-    print(f"test RMSE {result['rmse']:.4f}  MSE {result['mse']:.4f}  ({seconds:.2f} s training)")
-    raw_user = args.user if args.user is not None else int(train.user_ids[0])
-    print_top(model, train.user_index(raw_user), raw_user, args.top, train.item_ids, train.titles)
+    backends = ["numba", "torch"] if args.backend == "both" else [args.backend]
+    fits = {name: fit_one(args, name, train, test, say, bars) for name in backends}
+    results = {}
+    for name, (model, seconds, _) in fits.items():
+        pred = model.predict(test.users, test.items)
+        results[name] = {
+            "rmse": rmse(test.ratings, pred),
+            "mse": mse(test.ratings, pred),
+            "mae": mae(test.ratings, pred),
+            "n_train": len(train),
+            "n_test": len(test),
+            "seconds": seconds,
+            "backend": name,
+            "epochs_run": len(model.history_),
+        }
+        r = results[name]
+        print(f"{name}: test RMSE {r['rmse']:.4f}  MSE {r['mse']:.4f}  ({seconds:.2f} s training)")
+    result = dict(results[backends[0]])
+    if args.backend == "both":
+        P_gap = float(np.max(np.abs(fits["numba"][0].P - fits["torch"][0].P)))
+        result.update(backend="both", torch=results["torch"], max_abs_diff_P=P_gap)
+        say(f"max |P_numba − P_torch| = {P_gap:.3g}")
+    model = fits[backends[0]][0]
+    print_top(model, u, raw_user, args.top, train.item_ids, train.titles)
     if args.save:
         path = save_model(args.save, model, train.user_ids, train.item_ids, train.titles)
         say(f"saved model to {path}")
+    if args.plot:
+        from mfrec.plot import plot_curves
+
+        path = plot_curves(args.plot, {name: fit[2] for name, fit in fits.items()})
+        say(f"saved learning curves to {path}")
     if args.json:
         print(json.dumps(result))
     return 0
@@ -194,20 +343,78 @@ def cmd_train(args) -> int:
 def print_top(model, u: int, raw_user, k: int, item_ids, titles) -> None:
     """Print the top-k unseen items for user index ``u`` with titles and predicted ratings."""
     top = model.recommend(u, k)
-    scores = model.score_all(u)[top]
-    print(f"top {len(top)} unseen movies for user {raw_user}:")
-    for rank, (i, s) in enumerate(zip(top, scores, strict=True), start=1):
+    header = f"top {len(top)} unseen movies for user {raw_user}:"
+    print_items(header, top, model.score_all(u)[top], item_ids, titles)
+
+
+def print_items(header: str, index, values, item_ids, titles, fmt: str = "5.2f") -> None:
+    """A numbered list of items (by index) with one value each and the title."""
+    print(header)
+    for rank, (i, v) in enumerate(zip(index, values, strict=True), start=1):
         raw = int(item_ids[i])
-        print(f"{rank:3d}. {s:5.2f}  {titles.get(raw, f'item {raw}')}")
+        print(f"{rank:3d}. {v:{fmt}}  {titles.get(raw, f'item {raw}')}")
+
+
+def parse_rates(pairs: list[str], item_ids: np.ndarray, model_path: str):
+    """``ITEM=RATING`` strings as (item indices, ratings); errors name the bad pair."""
+    items, ratings = [], []
+    for pair in pairs:
+        item, sep, value = pair.partition("=")
+        try:
+            raw, r = int(item), float(value)
+        except ValueError:
+            raise ValueError(f"--rate expects ITEM=RATING, got {pair!r}") from None
+        if not sep or not np.isfinite(r):
+            raise ValueError(f"--rate expects ITEM=RATING with a finite rating, got {pair!r}")
+        pos = np.flatnonzero(item_ids == raw)
+        if pos.size == 0:
+            raise ValueError(f"--rate: item {raw} is not in {model_path}")
+        items.append(int(pos[0]))
+        ratings.append(r)
+    if len(set(items)) != len(items):
+        raise ValueError("--rate: each item may be rated once")
+    return np.array(items, dtype=np.int64), np.array(ratings)
 
 
 def cmd_recommend(args) -> int:
-    """Top-k for a raw user id from a saved model."""
+    """Top-k for a raw user id from a saved model, or for new ratings folded in."""
+    check_positive("-k/--top", args.top, integer=True, allow_zero=True)
     model, user_ids, item_ids, titles = load_model(args.model)
+    if args.rate:
+        items, ratings = parse_rates(args.rate, item_ids, args.model)
+        reg = float(model.params.get("reg", 0.0))
+        p, bu = fold_in(model.Q, model.bi, model.mu, model.biased, items, ratings, reg)
+        scores = fold_in_scores(model.Q, model.bi, model.mu, model.biased, p, bu)
+        top = top_k(scores, items, args.top)
+        header = f"top {len(top)} movies for a new user with {len(items)} ratings:"
+        print_items(header, top, scores[top], item_ids, titles)
+        return 0
     pos = np.flatnonzero(user_ids == args.user)
     if pos.size == 0:
         raise ValueError(
-            f"user {args.user} is not in {args.model} (the model was not trained on it)"
+            f"user {args.user} is not in {args.model} (the model knows {user_ids.size:,} users); "
+            "for a new user, pass their ratings with --rate ITEM=RATING ..."
         )
     print_top(model, int(pos[0]), args.user, args.top, item_ids, titles)
+    return 0
+
+
+def cmd_similar(args) -> int:
+    """The items nearest to one item by cosine similarity of their rows of Q."""
+    check_positive("-k/--top", args.top, integer=True, allow_zero=True)
+    model, _, item_ids, titles = load_model(args.model)
+    pos = np.flatnonzero(item_ids == args.item)
+    if pos.size == 0:
+        raise ValueError(f"item {args.item} is not in {args.model}")
+    top, cos = similar_items(model.Q, int(pos[0]), args.top)
+    name = titles.get(args.item, f"item {args.item}")
+    header = f"{len(top)} items most similar to {name} (cosine):"
+    print_items(header, top, cos, item_ids, titles, fmt="+.3f")
+    return 0
+
+
+def cmd_download(args) -> int:
+    """Download, verify and unpack one release."""
+    folder = find_release(args.name, args.data_dir, progress=progress_enabled(args.quiet))
+    print(f"{args.name} is in {folder}")
     return 0

@@ -11,6 +11,10 @@ import numpy as np
 
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
+ARRAYS = (
+    "P", "Q", "bu", "bi", "user_ids", "item_ids", "seen_indptr", "seen_indices", "title_ids",
+    "title_names",
+)  # fmt: skip
 
 
 class ModelFileError(ValueError):
@@ -20,6 +24,8 @@ class ModelFileError(ValueError):
 def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) -> Path:
     """Write ``model`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
+    if not hasattr(model, "P"):
+        raise ModelFileError(f"{path}: the model is not fitted; nothing to save")
     params = {
         k: (v.__name__ if isinstance(v, type) else v)
         for k, v in vars(model).items()
@@ -36,8 +42,13 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
     titles = titles or {}
     t_ids = np.array(sorted(titles), dtype=np.int64)
     t_names = np.array([titles[t] for t in t_ids], dtype=np.str_)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory; give a file name for the model")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot write the model ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(
@@ -55,6 +66,9 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
                 title_names=t_names,
             )
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise ModelFileError(f"{path}: cannot write the model ({e.strerror or e})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -71,24 +85,68 @@ def load_model(path: str | os.PathLike):
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # zipfile, pickle and format errors all mean "not ours"
+    except Exception as e:  # zip, pickle, CRC and format errors all mean "not ours or damaged"
         raise ModelFileError(f"{path}: not an mfrec model file ({e})") from None
-    try:
-        meta = json.loads(str(arrays["meta"]))
-    except (KeyError, ValueError):
-        raise ModelFileError(f"{path}: not an mfrec model file (no metadata)") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not an mfrec model file (format {meta.get('format')!r})")
-    if meta.get("version", 0) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: written by a newer mfrec (format version {meta['version']}, "
-            f"this one reads up to {FORMAT_VERSION})"
-        )
+    meta = _read_meta(path, arrays)
+    missing = sorted(set(ARRAYS) - set(arrays))
+    if missing:
+        raise ModelFileError(f"{path}: corrupt model file (missing {', '.join(missing)})")
+    _check_shapes(path, arrays)
     model = FactorModel()
     model.P, model.Q = arrays["P"], arrays["Q"]
     model.bu, model.bi = arrays["bu"], arrays["bi"]
-    model.mu, model.biased = meta["mu"], meta["biased"]
+    model.mu, model.biased = float(meta["mu"]), bool(meta["biased"])
     model._seen_indptr, model._seen_indices = arrays["seen_indptr"], arrays["seen_indices"]
     model.params = meta["params"]
     titles = dict(zip(arrays["title_ids"].tolist(), arrays["title_names"].tolist(), strict=True))
     return model, arrays["user_ids"], arrays["item_ids"], titles
+
+
+def _read_meta(path: Path, arrays: dict) -> dict:
+    """The metadata record, checked for format, version and the fields the loader needs."""
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except (KeyError, ValueError):
+        raise ModelFileError(f"{path}: not an mfrec model file (no metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelFileError(f"{path}: not an mfrec model file (format {got!r})")
+    version = meta.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: corrupt model file (format version {version!r})")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: written by a newer mfrec (format version {version}, "
+            f"this one reads up to {FORMAT_VERSION}); upgrade mfrec to read it"
+        )
+    for key in ("mu", "biased", "params"):
+        if key not in meta:
+            raise ModelFileError(f"{path}: corrupt model file (metadata lacks {key!r})")
+    return meta
+
+
+def _check_shapes(path: Path, a: dict) -> None:
+    """Every array agrees with P and Q in shape, indices are in range, factors are finite."""
+    P, Q = a["P"], a["Q"]
+    n_users, n_items = P.shape[0] if P.ndim == 2 else -1, Q.shape[0] if Q.ndim == 2 else -1
+    expected = {
+        "Q": (n_items, P.shape[-1] if P.ndim == 2 else -1),
+        "bu": (n_users,),
+        "bi": (n_items,),
+        "user_ids": (n_users,),
+        "item_ids": (n_items,),
+        "seen_indptr": (n_users + 1,),
+    }
+    bad = [k for k, shape in expected.items() if a[k].shape != shape]
+    if P.ndim != 2 or bad:
+        raise ModelFileError(f"{path}: corrupt model file (inconsistent shapes: {bad or ['P']})")
+    indptr, indices = a["seen_indptr"], a["seen_indices"]
+    if (
+        indptr[0] != 0
+        or indptr[-1] != indices.shape[0]
+        or np.any(np.diff(indptr) < 0)
+        or (indices.size and (indices.min() < 0 or indices.max() >= n_items))
+    ):
+        raise ModelFileError(f"{path}: corrupt model file (seen-items index out of range)")
+    if not all(np.all(np.isfinite(a[k])) for k in ("P", "Q", "bu", "bi")):
+        raise ModelFileError(f"{path}: corrupt model file (NaN or inf in the factors)")

@@ -1,0 +1,221 @@
+"""The columnar ratings parser: exact values, ids, errors naming file/line/text, the cache."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from data import DataError, Ratings, read_ratings
+from data.parse import cache_path
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFREC_CACHE", str(tmp_path / "cache"))
+
+
+def write(tmp_path, text: str, name: str = "r.txt"):
+    path = tmp_path / name
+    path.write_bytes(text.encode())
+    return path
+
+
+def python_reference(lines: list[str], sep: str | None):
+    """The obvious line-by-line reading, to compare the kernel with."""
+    rows = [ln.split(sep) for ln in lines if ln.strip()]
+    return (
+        [int(r[0]) for r in rows],
+        [int(r[1]) for r in rows],
+        [float(r[2]) for r in rows],
+    )
+
+
+@pytest.mark.parametrize("sep", ["\t", ",", "::", " "])
+def test_parser_matches_python_on_every_delimiter(tmp_path, sep):
+    rng = np.random.default_rng(0)
+    n = 500
+    u = rng.integers(0, 10**9, n)
+    i = rng.integers(0, 200_000, n)
+    r = rng.choice([0.5, 1, 2.5, 3.25, 5, 4.123456789012345], n).tolist()
+    lines = [f"{a}{sep}{b}{sep}{c!r}{sep}{t}" for a, b, c, t in zip(u, i, r, range(n), strict=True)]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    table = read_ratings(path, duplicates="last")
+    ref_u, ref_i, ref_r = python_reference(lines, None if sep == " " else sep)
+    # Keep-last on (user, item): with 500 draws from 10⁹ × 2·10⁵ there are no repeats.
+    assert len(table) == n
+    np.testing.assert_array_equal(table.user_ids[table.users], ref_u)
+    np.testing.assert_array_equal(table.item_ids[table.items], ref_i)
+    np.testing.assert_array_equal(table.ratings, ref_r)  # bit-exact, as float(text)
+    np.testing.assert_array_equal(table.timestamps, np.arange(n))
+
+
+def test_header_bom_crlf_blank_lines_and_spaces(tmp_path):
+    text = "\ufeffuserId,movieId,rating,timestamp\r\n1, 10 ,3.5,9\r\n\r\n  \n2,200000,4,8\r\n"
+    table = read_ratings(write(tmp_path, text))
+    assert table.user_ids.tolist() == [1, 2]
+    assert table.item_ids.tolist() == [10, 200000]
+    assert table.ratings.tolist() == [3.5, 4.0]
+    assert table.timestamps.tolist() == [9, 8]
+
+
+def test_large_ids_map_to_contiguous_indices_and_back():
+    raw_u = np.array([5, 2**40, 5, -3], dtype=np.int64)
+    raw_i = np.array([193_609, 1, 2, 193_609], dtype=np.int64)
+    t = Ratings.from_raw(raw_u, raw_i, [1.0, 2.0, 3.0, 4.0])
+    assert t.user_ids.tolist() == [-3, 5, 2**40]
+    assert t.item_ids.tolist() == [1, 2, 193_609]
+    np.testing.assert_array_equal(t.user_ids[t.users], raw_u)
+    np.testing.assert_array_equal(t.item_ids[t.items], raw_i)
+    assert t.item_index(193_609) == 2
+    with pytest.raises(KeyError, match="unknown item id 7"):
+        t.item_index(7)
+
+
+def test_missing_timestamps_give_none(tmp_path):
+    table = read_ratings(write(tmp_path, "1 2 3 100\n1 3 4\n"))
+    assert table.timestamps is None
+
+
+BAD = [
+    ("1,2\n", 1, "expected 'user item rating"),
+    ("1,2,3\n1,2\n", 2, "'1,2'"),
+    ("1,2,3\n\n1,2,abc\n", 3, "rating 'abc' is not a number"),
+    ("1,2,nan\n", 1, "rating 'nan' is not a finite number"),
+    ("1,2,-inf\n", 1, "rating '-inf' is not a finite number"),
+    ("1,2,1e999\n", 1, "not a finite number"),
+    ("1.5,2,3\n", 1, "user id '1.5' is not an integer"),
+    ("1,x7,3\n", 1, "item id 'x7' is not an integer"),
+    ("h1,h2,h3\n1,2,3\n7,8,3,9,,\n1,2,4\n", 4, "pair repeats line 2"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "what"), BAD)
+def test_bad_lines_name_file_line_and_text(tmp_path, text, line, what):
+    path = write(tmp_path, text)
+    with pytest.raises(DataError) as e:
+        read_ratings(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:{line}: ")
+    assert what in msg
+
+
+def test_rating_outside_the_scale(tmp_path):
+    path = write(tmp_path, "1 2 3\n1 3 5.5\n")
+    with pytest.raises(DataError, match=rf"{path}:2: rating '5.5' is outside .*\[1, 5\]"):
+        read_ratings(path, rating_scale=(1, 5))
+    assert len(read_ratings(path)) == 2  # no declared scale: any finite rating
+    with pytest.raises(ValueError, match="MIN <= MAX"):
+        read_ratings(path, rating_scale=(5, 1))
+
+
+def test_empty_missing_and_header_only(tmp_path):
+    with pytest.raises(DataError, match="the file is empty"):
+        read_ratings(write(tmp_path, ""))
+    with pytest.raises(DataError, match="the file is empty"):
+        read_ratings(write(tmp_path, " \n\n"))
+    with pytest.raises(DataError, match="no ratings found"):
+        read_ratings(write(tmp_path, "user,item,rating\n"))
+    with pytest.raises(DataError, match="no such file"):
+        read_ratings(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="is a directory"):
+        read_ratings(tmp_path)
+
+
+def test_duplicates_keep_last(tmp_path):
+    path = write(tmp_path, "1 2 3 10\n1 5 1 11\n1 2 4 12\n2 2 5 13\n")
+    table = read_ratings(path, duplicates="last")
+    rows = sorted(
+        zip(
+            table.user_ids[table.users].tolist(),
+            table.item_ids[table.items].tolist(),
+            table.ratings.tolist(),
+            table.timestamps.tolist(),
+            strict=True,
+        )
+    )
+    assert rows == [(1, 2, 4.0, 12), (1, 5, 1.0, 11), (2, 2, 5.0, 13)]
+    with pytest.raises(ValueError, match="duplicates must be one of"):
+        read_ratings(path, duplicates="mean")
+
+
+def test_many_digit_ratings_take_the_exact_slow_path(tmp_path):
+    text = "1 2 3.14159265358979323846\n1 3 2.5e-1\n1 4 12345678901234567e-16\n"
+    table = read_ratings(write(tmp_path, text))
+    assert table.ratings.tolist() == [3.14159265358979323846, 0.25, 12345678901234567e-16]
+
+
+def test_binary_cache_is_used_and_invalidated(tmp_path):
+    path = write(tmp_path, "1 2 3\n2 3 4\n")
+    first = read_ratings(path, cache=True)
+    cached = list((tmp_path / "cache" / "parsed").glob("*.npz"))
+    assert len(cached) == 1
+    again = read_ratings(path, cache=True)
+    np.testing.assert_array_equal(first.ratings, again.ratings)
+    # Same size, new mtime and content: the cache must not be served.
+    path.write_bytes(b"1 2 5\n2 3 4\n")
+    os.utime(path, ns=(1, 1))
+    assert read_ratings(path, cache=True).ratings.tolist() == [5.0, 4.0]
+    # A damaged cache file is ignored, not an error.
+    cached[0].write_bytes(b"garbage")
+    assert read_ratings(path, cache=True).ratings.tolist() == [5.0, 4.0]
+    key_file = cache_path({"source": str(path.resolve())})
+    assert key_file.is_file()
+    assert not list((tmp_path / "cache" / "parsed").glob("*.tmp"))
+
+
+# Fuzz: any printable line is either parsed exactly as Python reads it, or rejected with a
+# DataError that names the file and line 1 — never another exception, never a NaN rating.
+field = st.one_of(
+    st.integers(-(10**12), 10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(alphabet="0123456789.-+eE natif,:x", max_size=8),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fields=st.lists(field, min_size=0, max_size=5))
+def test_fuzz_one_line(tmp_path, fields):
+    line = "\t".join(fields)
+    path = write(tmp_path, f"7\t8\t3\n{line}\n", name="fuzz.tsv")
+    try:
+        table = read_ratings(path)
+    except DataError as e:
+        assert str(e).startswith(f"{path}:")
+        return
+    assert np.all(np.isfinite(table.ratings))
+    parts = [f.strip() for f in line.split("\t")]
+    if len(table) == 2:
+        assert int(parts[0]) in table.user_ids and int(parts[1]) in table.item_ids
+        assert table.ratings[1] == float(parts[2]) and math.isfinite(float(parts[2]))
+
+
+def test_chunked_parse_equals_one_pass_and_finds_the_first_bad_line(tmp_path, monkeypatch):
+    import data.parse as parse
+
+    rng = np.random.default_rng(5)
+    items, stars = rng.integers(0, 99, 3000), rng.choice([1, 2.5, 4.75], 3000)
+    lines = [f"{u} {i} {r}" for u, i, r in zip(range(3000), items, stars, strict=True)]
+    lines[1500] = ""  # a blank line inside a chunk shifts rows against lines
+    lines[2200] += " 17 extra fields"
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    monkeypatch.setattr(parse, "PARALLEL_MIN_BYTES", 1 << 40)
+    one = read_ratings(path)
+    monkeypatch.setattr(parse, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parse.os, "cpu_count", lambda: 7)
+    many = read_ratings(path)
+    for name in ("users", "items", "ratings", "user_ids", "item_ids"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(many, name))
+    assert one.timestamps is None and many.timestamps is None
+    bad = lines.copy()
+    bad[2600] = "1 2"
+    bad[2900] = "1 2 x"
+    path.write_text("\n".join(bad) + "\n")
+    with pytest.raises(DataError, match=rf"{path}:2601: expected"):
+        read_ratings(path)
