@@ -45,8 +45,8 @@ def write_ratings(path: Path, seed: int, n_users: int = 60, n_items: int = 90) -
     400 + 600 rows make it all-reduce the touched rows.
     """
     rng = np.random.default_rng(seed)
-    users = rng.integers(1, n_users + 1, N_RATINGS)
-    items = rng.integers(1, n_items + 1, N_RATINGS)
+    pairs = rng.choice(n_users * n_items, N_RATINGS, replace=False)  # each (user, item) once
+    users, items = pairs // n_items + 1, pairs % n_items + 1
     ratings = rng.integers(1, 6, N_RATINGS)
     lines = [f"{u}\t{i}\t{r}" for u, i, r in zip(users, items, ratings, strict=True)]
     path.write_text("\n".join(lines) + "\n")
