@@ -32,10 +32,21 @@ class EarlyStopping:
         self.history.append(val)
         if val < self.best_rmse:
             self.best_rmse, self.best_epoch = val, epoch
-            self._best = {name: getattr(model, name).copy() for name in STATE}
+            self._best = capture(model)
         return self.patience is not None and epoch - self.best_epoch >= self.patience
 
     def restore(self, model) -> None:
         """Put the best epoch's parameters back into ``model`` (in place, same arrays)."""
+        if hasattr(model, "module"):
+            model.module.load_state_dict(self._best)
+            model._sync_numpy()
+            return
         for name in STATE:
             getattr(model, name)[...] = self._best[name]
+
+
+def capture(model) -> dict:
+    """Copies of the parameters: a torch model's state dict, else the arrays P, Q, bu, bi."""
+    if hasattr(model, "module"):
+        return {k: v.detach().clone() for k, v in model.module.state_dict().items()}
+    return {name: getattr(model, name).copy() for name in STATE}
