@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
 export MFREC_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench accuracy lint clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ test: install
 
 bench: install
 	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only -p no:randomly
+
+# 5-fold CV table of every model on ML-100k (+ scikit-surprise when installed: .[peers]).
+accuracy: install
+	$(BIN)/python -m benchmarks.accuracy
 
 lint: install
 	$(BIN)/ruff check .

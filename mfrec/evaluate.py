@@ -55,11 +55,14 @@ def cross_validate(
     k: int = 10,
     threshold: float = 4.0,
     on_fold=None,
+    factory=None,
 ) -> dict:
-    """``folds``-fold CV of configuration ``name``: per-fold results and their mean and std."""
+    """``folds``-fold CV of configuration ``name`` (or of ``factory(seed)`` models when given):
+    per-fold results and their mean and std."""
     per_fold = []
     for f, (tr, te) in enumerate(kfold(len(data), folds, seed)):
-        per_fold.append(evaluate_fold(build_model(name, seed), data, tr, te, k, threshold))
+        model = factory(seed) if factory is not None else build_model(name, seed)
+        per_fold.append(evaluate_fold(model, data, tr, te, k, threshold))
         if on_fold is not None:
             on_fold(f, per_fold[-1])
     keys = [m.format(k=k) for m in METRICS]
