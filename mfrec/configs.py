@@ -15,8 +15,9 @@ from reference.ensemble import Ensemble
 SGD_DEFAULTS = {"factors": 100, "epochs": 80, "lr": 0.005, "reg": 0.1, "biased": True}
 """Biased SGD MF as tuned on validation (scikit-surprise's SVD rule, more factors and epochs)."""
 
-BAYES_DEFAULTS = {"n_factors": 10, "n_samples": 200, "burn_in": 20, "ard": True}
-"""Gibbs-sampled Bayesian MF with a per-column prior precision (ARD)."""
+BAYES_DEFAULTS = {"n_factors": 10, "n_samples": 200, "burn_in": 20, "thin": 4, "ard": True}
+"""Gibbs-sampled Bayesian MF with a per-column prior precision (ARD); keeping every 4th of
+the 200 samples stores 50·k columns at the same validation RMSE as keeping all of them."""
 
 BAYES_WIDE = {**BAYES_DEFAULTS, "n_factors": 20}
 """The default ensemble's second chain: k=20 (a different k decorrelates the two chains)."""
@@ -49,7 +50,7 @@ CONFIGS: dict[str, tuple[str, Callable[[int], object]]] = {
         lambda seed: ALS(n_factors=50, n_iters=10, reg=0.1, weighted=True, biased=True, seed=seed),
     ),
     "bayes": (
-        "Gibbs-sampled Bayesian MF (ARD): k=10, 200 samples after 20 burn-in",
+        "Gibbs-sampled Bayesian MF (ARD): k=10, 200 sweeps after 20 burn-in, every 4th kept",
         lambda seed: BayesianMF(**BAYES_DEFAULTS, seed=seed),
     ),
     "neural": ("MLP on [Pᵤ, Qᵢ, Pᵤ·Qᵢ] + biases: k=32, 10 epochs, Adam 2e-3", neural),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from reference.als import ALS, als_objective, als_penalty_weights, csr_by_row
 from torch_impl.als import TorchALS
@@ -92,3 +93,16 @@ def test_torch_als_equals_reference(biased):
 def test_als_rejects_zero_reg():
     with pytest.raises(ValueError, match="reg must be > 0"):
         ALS(reg=0.0)
+
+
+@pytest.mark.gpu
+def test_torch_als_on_cuda_equals_reference():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the batched solve on the GPU cannot be checked here")
+    users, items, ratings = synthetic(9)
+    kw = dict(n_factors=4, n_iters=5, reg=0.2, weighted=True, biased=True, seed=4)
+    ref = ALS(**kw).fit(users, items, ratings, N_USERS, N_ITEMS)
+    gpu = TorchALS(**kw, device="cuda").fit(users, items, ratings, N_USERS, N_ITEMS)
+    # float64 on the GPU: cuSOLVER's LU vs Cholesky, same tolerance as on the CPU.
+    np.testing.assert_allclose(gpu.P, ref.P, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(gpu.Q, ref.Q, rtol=0, atol=1e-10)
