@@ -14,10 +14,11 @@ import time
 import numpy as np
 
 from data import kfold, load_ml100k, train_test_split
-from mfrec.configs import BAYES_DEFAULTS, BAYES_WIDE
+from mfrec.configs import BAYES_DEFAULTS, BAYES_WIDE, CONFIGS
 from reference import MatrixFactorization, rmse
 from reference.als import ALS
 from reference.bayes import BayesianMF
+from torch_impl.neural import NeuralMF
 
 CANDIDATES = {
     "sgd k50 e60 lr.005 reg.05": lambda: MatrixFactorization(
@@ -38,6 +39,8 @@ CANDIDATES = {
     "bayes k10 ard": lambda: BayesianMF(n_factors=10, n_samples=200, burn_in=20, ard=True),
     "bayes k10 ard thin4": lambda: BayesianMF(**BAYES_DEFAULTS),
     "bayes k20 ard thin4": lambda: BayesianMF(**BAYES_WIDE),
+    "neural k32 reg.05 e10": lambda: NeuralMF(n_factors=32, n_epochs=10, lr=2e-3, reg=0.05),
+    "neural (configs)": lambda: CONFIGS["neural"][1](0),
 }
 
 

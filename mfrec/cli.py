@@ -194,7 +194,7 @@ def cmd_train(args) -> int:
 def print_top(model, u: int, raw_user, k: int, item_ids, titles) -> None:
     """Print the top-k unseen items for user index ``u`` with titles and predicted ratings."""
     top = model.recommend(u, k)
-    scores = model.score_all(u)[top]
+    scores = model.clip(model.score_all(u)[top])  # shown on the rating scale
     print(f"top {len(top)} unseen movies for user {raw_user}:")
     for rank, (i, s) in enumerate(zip(top, scores, strict=True), start=1):
         raw = int(item_ids[i])

@@ -31,3 +31,16 @@ def test_neural_learns_and_shares_the_api():
     np.testing.assert_allclose(model.score_all(0)[i[mine]], model.raw_predict(u[mine], i[mine]))
     fallback = model.predict([UNKNOWN], [3])[0]
     assert fallback == pytest.approx(np.clip(model.mu + model.bi[3], 1, 5))
+
+
+def test_neural_carves_its_own_validation_split():
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 15, 300), rng.integers(0, 12, 300)
+    ratings = rng.integers(1, 6, 300).astype(np.float64)  # noise: validation RMSE turns up soon
+    model = NeuralMF(n_factors=4, n_epochs=60, lr=2e-2, reg=0.0, batch_size=32, val_fraction=0.2)
+    model.fit(users, items, ratings, 15, 12)
+    assert len(model.val_history_) == model.best_epoch_ + 1 + model.patience < 60
+    # Ratings carved out for validation are still training ratings: never recommended back.
+    rated = np.unique(items[users == 0])
+    assert not np.isin(model.recommend(0, 12), rated).any()
+    assert model.recommend(0, 12).shape[0] == 12 - rated.shape[0]

@@ -74,6 +74,8 @@ class NeuralMF(FactorModel):
         hidden: tuple[int, ...] = (64, 32),
         dropout: float = 0.1,
         batch_size: int = 512,
+        val_fraction: float = 0.0,
+        patience: int = 2,
         init_std: float = 0.1,
         seed: int = 0,
         dtype: str = "float32",
@@ -88,6 +90,10 @@ class NeuralMF(FactorModel):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
         self.batch_size = check_positive("batch_size", batch_size, integer=True)
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        self.val_fraction = float(val_fraction)
+        self.patience = check_positive("patience", patience, integer=True)
         self.init_std = check_positive("init_std", init_std, allow_zero=True)
         self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
         self.dtype = check_dtype(dtype)
@@ -107,18 +113,30 @@ class NeuralMF(FactorModel):
         eval_set: tuple | None = None,
         patience: int | None = None,
     ) -> NeuralMF:
-        """Minibatch Adam on mean (r − r̂)² + reg·penalty; ``eval_set``/``patience`` as in SGD MF."""
+        """Minibatch Adam on mean (r − r̂)² + reg·penalty; ``eval_set``/``patience`` as in SGD MF.
+
+        Without ``eval_set``, ``val_fraction`` > 0 carves that share of the ratings out as the
+        validation set (trained on the rest) and early-stops with ``self.patience``.
+        """
         u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
         n_users = check_size("n_users", n_users, u_np)
         n_items = check_size("n_items", n_items, i_np)
         rng = np.random.default_rng(self.seed)
+        seen = (u_np, i_np)  # every training rating counts as seen, validation ones too
+        self._remember_scale(r_np)
+        if eval_set is None and self.val_fraction:
+            perm = rng.permutation(r_np.shape[0])
+            n_val = int(round(self.val_fraction * r_np.shape[0]))
+            val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            eval_set = (u_np[val], i_np[val], r_np[val])
+            u_np, i_np, r_np = u_np[keep], i_np[keep], r_np[keep]
+            patience = self.patience if patience is None else patience
         torch.manual_seed(self.seed)
         P0, Q0 = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
         self.mu = float(r_np.mean())
         self.module = NeuralModule(P0, Q0, self.mu, self.hidden, self.dropout).to(self.device)
         self._sync_numpy()
-        self._remember_seen(u_np, i_np)
-        self._remember_scale(r_np)
+        self._remember_seen(*seen)
         stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
         dev = self.device
         u, i, r = (torch.from_numpy(a).to(dev) for a in (u_np, i_np, r_np))
