@@ -93,8 +93,9 @@ class ALS(FactorModel):
     ) -> ALS:
         """Alternate user and item solves ``n_iters`` times; ``init=(P0, Q0)`` starts from copies.
 
-        Q (and the item biases, starting at 0) is fixed first, so P0 only matters through the
-        first item solve. ``callback(iteration, self)`` runs after each full iteration;
+        Users are solved first, from Q0 and zero item biases, so P0 does not affect the result
+        (it is drawn anyway, to share the SGD models' random stream). ``callback(iteration,
+        self)`` runs after each full iteration;
         ``history_`` holds the training MSE after each one.
         """
         u, i, r = check_ratings(users, items, ratings, self.dtype)
