@@ -93,6 +93,8 @@ def cmd_cv(args) -> int:
     """Run ``mfrec cv``: print each fold, then the mean ± std of every metric."""
     if args.top < 1:
         raise ValueError(f"-k/--top must be >= 1, got {args.top}")
+    if args.folds < 2:
+        raise ValueError(f"--folds must be >= 2 (every rating is tested once), got {args.folds}")
     data = read_ratings(args.ratings) if args.ratings else load_ml100k(args.data_dir)
     k = args.top
     print(f"{args.folds}-fold CV of '{args.model}' on {len(data):,} ratings ({data.source})")

@@ -159,3 +159,5 @@ def test_cv_json_line_is_parseable(tmp_path, capsys):
     assert main(["cv", "--ratings", str(path), "--folds", "2", "--model", "plain", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model"] == "plain" and len(result["folds"]) == 2
+    assert main(["cv", "--ratings", str(path), "--folds", "1"]) == 2
+    assert "mfrec: error: --folds must be >= 2" in capsys.readouterr().err
