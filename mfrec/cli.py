@@ -180,7 +180,10 @@ def cmd_train(args) -> int:
         "backend": args.backend,
         "epochs_run": len(getattr(model, "history_", [])),
     }
-    print(f"test RMSE {result['rmse']:.4f}  MSE {result['mse']:.4f}  ({seconds:.2f} s training)")
+    print(
+        f"test RMSE {result['rmse']:.4f}  MSE {result['mse']:.4f}  MAE {result['mae']:.4f}  "
+        f"({seconds:.2f} s training)"
+    )
     raw_user = args.user if args.user is not None else int(train.user_ids[0])
     print_top(model, train.user_index(raw_user), raw_user, args.top, train.item_ids, train.titles)
     if args.save:
