@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
 export MFREC_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench accuracy lint clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ bench: install
 	$(BIN)/python benchmarks/report.py benchmarks/out/bench.json
 	$(BIN)/python benchmarks/bench_distributed.py
 	$(BIN)/python benchmarks/bench_parse.py
+
+# 5-fold CV table of every model on ML-100k (+ scikit-surprise when installed: .[peers]).
+accuracy: install
+	$(BIN)/python -m benchmarks.accuracy
 
 lint: install
 	$(BIN)/ruff check .

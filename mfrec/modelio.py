@@ -98,6 +98,9 @@ def load_model(path: str | os.PathLike):
     model.mu, model.biased = float(meta["mu"]), bool(meta["biased"])
     model._seen_indptr, model._seen_indices = arrays["seen_indptr"], arrays["seen_indices"]
     model.params = meta["params"]
+    for key in ("r_min", "r_max", "r_mean_"):  # the training rating scale, for clipping
+        if isinstance(model.params.get(key), (int, float)):
+            setattr(model, key, float(model.params[key]))
     titles = dict(zip(arrays["title_ids"].tolist(), arrays["title_names"].tolist(), strict=True))
     return model, arrays["user_ids"], arrays["item_ids"], titles
 

@@ -13,10 +13,22 @@ from reference._validate import (
     check_ratings,
     check_size,
 )
+from reference.early_stopping import EarlyStopping
 from reference.fast import KERNELS, epoch_kernel
 from reference.kernels import _predict
 from reference.recommend import seen_items, top_k
 from reference.sampling import epoch_order, init_factors
+
+UNKNOWN = -1
+"""Index that marks a user or item the model was not trained on (predict falls back to biases)."""
+
+
+def check_query_index(name: str, values, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index, known): int64 indices with unknown ones (``UNKNOWN`` or >= n) mapped to 0."""
+    a = np.asarray(values)
+    a = check_index(name, np.where(a == UNKNOWN, n, a) if a.size else a)
+    known = a < n
+    return np.where(known, a, 0), known
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -48,30 +60,66 @@ class FactorModel:
         return self.Q.shape[0]
 
     def predict(self, users, items) -> np.ndarray:
-        """r̂ᵤᵢ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ when biased) for each (user, item) pair."""
+        """r̂ᵤᵢ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ when biased), clipped to the training rating scale.
+
+        A user or item index equal to ``UNKNOWN`` (-1) or >= n_users / n_items is unknown: its
+        pair falls back to the training mean plus the biases that are known (see ``n_unknown_``).
+        """
         self._check_fitted()
-        u = check_index("users", users, self.n_users)
-        i = check_index("items", items, self.n_items)
+        u, u_known = check_query_index("users", users, self.n_users)
+        i, i_known = check_query_index("items", items, self.n_items)
         if u.shape != i.shape:
             raise ValueError(f"users and items differ in length: {u.shape[0]}, {i.shape[0]}")
+        out = self.raw_predict(u, i)
+        unknown = ~(u_known & i_known)
+        self.n_unknown_ = int(unknown.sum())
+        if self.n_unknown_:
+            fallback = self.r_mean + np.where(u_known, self.bu[u], 0.0)
+            fallback = fallback + np.where(i_known, self.bi[i], 0.0)
+            out[unknown] = fallback[unknown]
+        return self.clip(out)
+
+    def raw_predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Unclipped r̂ for validated in-range int64 index arrays (the kernel's formula)."""
         out = np.empty(u.shape[0], dtype=self.P.dtype)
         return _predict(u, i, self.P, self.Q, self.bu, self.bi, self.mu, self.biased, out)
 
+    def clip(self, r_hat: np.ndarray) -> np.ndarray:
+        """``r_hat`` clipped in place to [r_min, r_max] seen in training (as is, if unknown)."""
+        if getattr(self, "r_min", None) is not None:
+            np.clip(r_hat, self.r_min, self.r_max, out=r_hat)
+        return r_hat
+
+    @property
+    def r_mean(self) -> float:
+        """The training mean (μ for biased models); the prediction for an unknown pair."""
+        return float(getattr(self, "r_mean_", self.mu))
+
     def score_all(self, user: int) -> np.ndarray:
-        """Predicted rating of every item for one user index."""
+        """Unclipped predicted rating of every item for one user index (unknown: μ̄ + bᵢ)."""
         self._check_fitted()
-        u = int(check_index("user", [user], self.n_users)[0])
-        scores = self.Q @ self.P[u]  # (n_items,)
+        u, known = check_query_index("user", [user], self.n_users)
+        if not known[0]:
+            return self.r_mean + self.bi.astype(np.float64)
+        scores = self.Q @ self.P[int(u[0])]  # (n_items,)
         if self.biased:
-            scores = scores + self.mu + self.bu[u] + self.bi
+            scores = scores + self.mu + self.bu[int(u[0])] + self.bi
         return scores
 
     def recommend(self, user: int, k: int = 10) -> np.ndarray:
         """The ``k`` best-scored items the user did not rate in training, best first."""
         scores = self.score_all(user)
         u = int(user)
-        exclude = self._seen_indices[self._seen_indptr[u] : self._seen_indptr[u + 1]]
+        if 0 <= u < self.n_users:
+            exclude = self._seen_indices[self._seen_indptr[u] : self._seen_indptr[u + 1]]
+        else:
+            exclude = np.empty(0, dtype=np.int64)
         return top_k(scores, exclude, k)
+
+    def _remember_scale(self, ratings: np.ndarray) -> None:
+        self.r_min = float(ratings.min())
+        self.r_max = float(ratings.max())
+        self.r_mean_ = float(ratings.mean())
 
     def _remember_seen(self, users: np.ndarray, items: np.ndarray) -> None:
         self._seen_indptr, self._seen_indices = seen_items(users, items, self.n_users)
@@ -99,6 +147,7 @@ class MatrixFactorization(FactorModel):
         tol: float | None = None,
         n_threads: int = 1,
         kernel: str = "exact",
+        lr_decay: float = 1.0,
     ) -> None:
         self.n_factors = check_positive("n_factors", n_factors, integer=True)
         self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
@@ -114,6 +163,7 @@ class MatrixFactorization(FactorModel):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         self.kernel = kernel
+        self.lr_decay = check_positive("lr_decay", lr_decay)
 
     def fit(
         self,
@@ -124,12 +174,18 @@ class MatrixFactorization(FactorModel):
         n_items: int | None = None,
         init: tuple[np.ndarray, np.ndarray] | None = None,
         callback: Callable[[int, MatrixFactorization], None] | None = None,
+        eval_set: tuple | None = None,
+        patience: int | None = None,
     ) -> MatrixFactorization:
         """Train on 0-based (users, items, ratings); ``init=(P0, Q0)`` starts from copies.
 
         ``callback(epoch, self)`` runs after every epoch. ``history_`` holds each epoch's
         training MSE (mean of the pre-update e² seen during the epoch); ``tol`` stops on it.
+        Epoch e uses lr·lr_decayᵉ. ``eval_set=(users, items, ratings)`` records validation RMSE
+        in ``val_history_``; with ``patience`` training stops after that many epochs without a
+        new best and the best epoch's parameters are restored (``best_epoch_``).
         """
+        stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
         u, i, r = check_ratings(users, items, ratings, self.dtype)
         n_users = check_size("n_users", n_users, u)
         n_items = check_size("n_items", n_items, i)
@@ -138,23 +194,31 @@ class MatrixFactorization(FactorModel):
         mu = float(r.mean()) if self.biased else 0.0
         bu = np.zeros(n_users, dtype=self.dtype)
         bi = np.zeros(n_items, dtype=self.dtype)
-        lr = self.dtype(self.lr)
         reg = self.dtype(self.reg)
         mu_t = self.dtype(mu)
         self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
         self._remember_seen(u, i)
+        self._remember_scale(r)
         self.history_: list[float] = []
         sgd_epoch = self._epoch_kernel(u, i, r, P, Q, bu, bi)
         for epoch in range(self.n_epochs):
             order = epoch_order(rng, r.shape[0], self.shuffle)
+            lr = self.dtype(self.lr * self.lr_decay**epoch)
             sse = sgd_epoch(u, i, r, order, P, Q, bu, bi, mu_t, lr, reg, self.biased)
             train_mse = float(sse) / r.shape[0]
             check_finite(train_mse, epoch, self.lr)
             self.history_.append(train_mse)
             if callback is not None:
                 callback(epoch, self)
+            if stopper is not None and stopper.update(epoch, self):
+                break
             if self.tol is not None and train_mse < self.tol:
                 break
+        if stopper is not None:
+            self.val_history_ = stopper.history
+            self.best_epoch_ = stopper.best_epoch
+            if patience is not None:
+                stopper.restore(self)
         return self
 
     def _epoch_kernel(self, u, i, r, P, Q, bu, bi):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reference._validate import check_index, check_positive, check_ratings, check_size
+from reference._validate import check_positive, check_ratings, check_size
 from reference.mf import FactorModel, MatrixFactorization, check_finite, initial_from
 from reference.sampling import epoch_order, init_factors
 
@@ -145,6 +145,7 @@ class TorchMatrixFactorization(FactorModel):
         self.mu = mu
         self._sync_numpy()
         self._remember_seen(u_np, i_np)
+        self._remember_scale(r_np)
         return u_np, i_np, r_np, rng
 
     def _epoch(self, u, i, r, order, optimizer, B: int) -> float:
@@ -170,10 +171,9 @@ class TorchMatrixFactorization(FactorModel):
             self.bu = np.zeros(self.P.shape[0], dtype=self.P.dtype)
             self.bi = np.zeros(self.Q.shape[0], dtype=self.Q.dtype)
 
-    def predict(self, users, items) -> np.ndarray:
-        """r̂ from the torch module's forward pass, as a numpy array."""
-        self._check_fitted()
-        u = torch.from_numpy(check_index("users", users, self.n_users)).to(self.device)
-        i = torch.from_numpy(check_index("items", items, self.n_items)).to(self.device)
+    def raw_predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Unclipped r̂ from the torch module's forward pass, as a numpy array."""
+        u_t = torch.from_numpy(u).to(self.device)  # (n,)
+        i_t = torch.from_numpy(i).to(self.device)  # (n,)
         with torch.no_grad():
-            return self.module(u, i).cpu().numpy()
+            return self.module(u_t, i_t).cpu().numpy()

@@ -1,0 +1,135 @@
+"""Bayesian matrix factorisation by Gibbs sampling, averaged into one factor model.
+
+Model: r = μ + bᵤ + bᵢ + Pᵤ·Qᵢ + ε with ε ~ N(0, 1/α), each row [bᵤ, Pᵤ] ~ N(0, I/λ_P) and
+[bᵢ, Qᵢ] ~ N(0, I/λ_Q), and Gamma(a₀, b₀) priors on α, λ_P, λ_Q. One sweep draws every user
+row from its exact Gaussian conditional (the ALS system with reg = λ_P/α, plus noise), then
+every item row, then α, λ_P, λ_Q from their Gamma conditionals.
+
+The prediction is the posterior mean of r̂ over the kept samples s = 1..S. Since
+(1/S)·Σₛ Pᵤˢ·Qᵢˢ = [Pᵤ¹ … Pᵤˢ]·[Qᵢ¹ … Qᵢˢ] / S, the average *is* a factor model with k·S
+columns (P and Q scaled by 1/√S), so predict and recommend work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from reference._validate import check_dtype, check_positive, check_ratings, check_size
+from reference.als import csr_by_row, solve_rows
+from reference.mf import FactorModel
+from reference.sampling import init_factors
+
+
+class BayesianMF(FactorModel):
+    """Gibbs-sampled biased MF (a simplified BPMF with isotropic priors); see the module doc.
+
+    ``n_samples`` sweeps after ``burn_in`` discarded ones; ``thin`` keeps every thin-th sample.
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 10,
+        n_samples: int = 100,
+        burn_in: int = 20,
+        thin: int = 1,
+        a0: float = 1.0,
+        b0: float = 1.0,
+        alpha: float | None = None,
+        ard: bool = False,
+        init_std: float = 0.1,
+        seed: int = 0,
+        dtype: str = "float64",
+    ) -> None:
+        self.n_factors = check_positive("n_factors", n_factors, integer=True)
+        self.n_samples = check_positive("n_samples", n_samples, integer=True)
+        self.burn_in = check_positive("burn_in", burn_in, integer=True, allow_zero=True)
+        self.thin = check_positive("thin", thin, integer=True)
+        self.a0 = check_positive("a0", a0)
+        self.b0 = check_positive("b0", b0)
+        self.alpha = None if alpha is None else check_positive("alpha", alpha)
+        self.ard = bool(ard)
+        self.init_std = check_positive("init_std", init_std, allow_zero=True)
+        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
+        self.dtype = check_dtype(dtype)
+        self.biased = True
+
+    def fit(
+        self,
+        users,
+        items,
+        ratings,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        callback: Callable[[int, BayesianMF], None] | None = None,
+    ) -> BayesianMF:
+        """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` sees the running average.
+
+        ``history_`` holds the training MSE of each sweep's single sample; ``alpha_`` the
+        last drawn noise precision.
+        """
+        u, i, r = check_ratings(users, items, ratings, np.float64)
+        n_users = check_size("n_users", n_users, u)
+        n_items = check_size("n_items", n_items, i)
+        rng = np.random.default_rng(self.seed)
+        P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, np.float64)
+        bu, bi = np.zeros(n_users), np.zeros(n_items)
+        mu = float(r.mean())
+        self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
+        self._remember_seen(u, i)
+        self._remember_scale(r)
+        by_user = csr_by_row(u, i, r, n_users)
+        by_item = csr_by_row(i, u, r, n_items)
+        d = self.n_factors + 1
+        alpha = 1.0 if self.alpha is None else self.alpha
+        lam_P, lam_Q = np.ones(d), np.ones(d)
+        sums = [
+            np.zeros((n_users, 0)),
+            np.zeros((n_items, 0)),
+            np.zeros(n_users),
+            np.zeros(n_items),
+        ]
+        kept = 0
+        self.history_: list[float] = []
+        for sweep in range(self.burn_in + self.n_samples):
+            sd = 1.0 / np.sqrt(alpha)
+            noise = rng.standard_normal((n_users, d)) * sd
+            solve_rows(by_user, P, bu, Q, bi, mu, lam_P / alpha, False, True, noise)
+            noise = rng.standard_normal((n_items, d)) * sd
+            solve_rows(by_item, Q, bi, P, bu, mu, lam_Q / alpha, False, True, noise)
+            err = r - (mu + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i]))
+            sse = float(err @ err)
+            self.history_.append(sse / r.shape[0])
+            if self.alpha is None:
+                alpha = rng.gamma(self.a0 + r.shape[0] / 2, 1.0 / (self.b0 + sse / 2))
+            lam_P = self._draw_precision(rng, np.column_stack([bu, P]))
+            lam_Q = self._draw_precision(rng, np.column_stack([bi, Q]))
+            if sweep >= self.burn_in and (sweep - self.burn_in) % self.thin == 0:
+                kept += 1
+                sums = [
+                    np.hstack([sums[0], P]),
+                    np.hstack([sums[1], Q]),
+                    sums[2] + bu,
+                    sums[3] + bi,
+                ]
+                self._set_average(sums, kept, mu)
+            if callback is not None and kept:
+                callback(sweep, self)
+        self.alpha_ = float(alpha)
+        return self
+
+    def _draw_precision(self, rng: np.random.Generator, X: np.ndarray) -> np.ndarray:
+        """Prior precisions of X's columns from their Gamma conditional (shared, or per column)."""
+        if self.ard:
+            return rng.gamma(self.a0 + X.shape[0] / 2, 1.0 / (self.b0 + (X**2).sum(0) / 2))
+        lam = rng.gamma(self.a0 + X.size / 2, 1.0 / (self.b0 + float((X**2).sum()) / 2))
+        return np.full(X.shape[1], lam)
+
+    def _set_average(self, sums, kept: int, mu: float) -> None:
+        scale = 1.0 / np.sqrt(kept)
+        self.P = np.ascontiguousarray(sums[0] * scale, dtype=self.dtype)
+        self.Q = np.ascontiguousarray(sums[1] * scale, dtype=self.dtype)
+        self.bu = (sums[2] / kept).astype(self.dtype)
+        self.bi = (sums[3] / kept).astype(self.dtype)
+        self.mu = mu
