@@ -233,12 +233,17 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
     return train, full.subset(te), 0
 
 
-def make_model(args, backend: str | None = None):
-    """The model the flags ask for (the constructors validate every hyper-parameter)."""
+def resolve_model(args) -> None:
+    """``--model auto``: the default configuration unless an SGD flag or the backend was set."""
     if args.model == "auto":
         sgd_flags = {f: getattr(args, f) for f in SGD_DEFAULTS}
         plain_defaults = sgd_flags == SGD_DEFAULTS and args.backend == "numba"
         args.model = "default" if plain_defaults else "biased"
+
+
+def make_model(args, backend: str | None = None):
+    """The model the flags ask for (the constructors validate every hyper-parameter)."""
+    resolve_model(args)
     if args.model != "biased":
         return build_model(args.model, args.seed)
     common = dict(
@@ -342,6 +347,7 @@ def cmd_train(args) -> int:
     )
     if dropped:
         say(f"dropped {dropped:,} test ratings whose user or item is not in the training data")
+    resolve_model(args)
     sgd = args.model == "biased"  # SGD MF from the flags; else a named configuration
     say(
         f"backend {args.backend}: k={args.factors}, "
@@ -362,10 +368,13 @@ def cmd_train(args) -> int:
             "n_test": len(test),
             "seconds": seconds,
             "backend": name,
-            "epochs_run": len(model.history_),
+            "epochs_run": len(getattr(model, "history_", [])),
         }
         r = results[name]
-        print(f"{name}: test RMSE {r['rmse']:.4f}  MSE {r['mse']:.4f}  ({seconds:.2f} s training)")
+        print(
+            f"{name}: test RMSE {r['rmse']:.4f}  MSE {r['mse']:.4f}  MAE {r['mae']:.4f}  "
+            f"({seconds:.2f} s training)"
+        )
     result = dict(results[backends[0]])
     if args.backend == "both":
         P_gap = float(np.max(np.abs(fits["numba"][0].P - fits["torch"][0].P)))
