@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from mfrec.cli import build_parser, main
+from mfrec.configs import SGD_DEFAULTS
 from mfrec.modelio import FORMAT_VERSION, load_model
 
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ["train", "recommend", "similar", "download"]
+SUBCOMMANDS = ["train", "cv", "recommend", "similar", "download"]
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +76,7 @@ def test_json_last_line_and_save(capsys, files, tmp_path):
     assert 0 < result["rmse"] < 1.5
     assert model.is_file() and not list(model.parent.glob(".*"))
     m, user_ids, item_ids, titles = load_model(model)
-    assert m.params["n_factors"] == 3 and m.params["lr"] == 0.01
+    assert m.params["n_factors"] == 3 and m.params["lr"] == SGD_DEFAULTS["lr"]
     assert user_ids.tolist() == list(range(1, 41))
 
 
@@ -187,8 +188,11 @@ def test_recommend_known_unknown_and_new_user(capsys, files, tmp_path):
     lines = out.splitlines()
     assert lines[0] == "top 4 unseen movies for user 3:"
     assert all(line.split()[2] == "item" for line in lines[1:])  # no titles in a plain file
-    code, _, err = run(capsys, "recommend", "--model", model, "--user", 999)
-    assert_user_error(code, err, "user 999 is not in", "--rate")
+    # An unknown user is said to be unknown, then served by the item biases (issue 3's fallback).
+    code, out, err = run(capsys, "recommend", "--model", model, "--user", 999, "-k", 4)
+    assert code == 0, err
+    assert "user 999 is not in" in out and "--rate" in out and "Traceback" not in err
+    assert out.splitlines()[1] == "top 4 unseen movies for user 999:"
     code, out, err = run(capsys, "recommend", "--model", model, "--rate", "101=5", "102=1", "-k", 3)
     assert code == 0, err
     assert out.startswith("top 3 movies for a new user with 2 ratings:")

@@ -21,8 +21,8 @@ from reference.sampling import epoch_order, init_factors
 
 def synthetic(seed: int, n_users=20, n_items=15, n=150, scale=(1, 2, 3, 4, 5)):
     rng = np.random.default_rng(seed)
-    users = rng.integers(0, n_users, n)
-    items = rng.integers(0, n_items, n)
+    pairs = rng.choice(n_users * n_items, n, replace=False)  # each (user, item) rated once
+    users, items = pairs // n_items, pairs % n_items
     ratings = rng.choice(np.asarray(scale, dtype=np.float64), n)
     return users, items, ratings
 
