@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from reference import MatrixFactorization, mse, rmse, top_k
+from reference.als import ALS, als_penalty_weights, csr_by_row
 from reference.gradients import sgd_step, slide_gradients, slide_loss
 from reference.kernels import _predict, _sgd_epoch, _sgd_epoch_literal
 from reference.sampling import epoch_order, init_factors
@@ -156,3 +157,33 @@ check(
     "10. Why an Embedding layer *is* P",
     max(np.abs(ref.P - emb.P).max(), np.abs(ref.Q - emb.Q).max()),
 )
+
+# ## 11. Biases: scikit-surprise's SVD rule
+bP, bQ = P.copy(), Q.copy()
+bu, bi, mu, reg = np.zeros(n_users), np.zeros(n_items), 3.5, 0.02
+e = r - (mu + bu[u] + bi[i] + P[u] @ Q[i])
+want_Pu, want_Qi = P[u] + lr * (e * Q[i] - reg * P[u]), Q[i] + lr * (e * P[u] - reg * Q[i])
+_sgd_epoch(
+    np.array([u]), np.array([i]), np.array([r]), np.array([0]), bP, bQ, bu, bi, mu, lr, reg, True
+)
+check(
+    "11. Biases: scikit-surprise's SVD rule",
+    max(
+        np.abs(bP[u] - want_Pu).max(),
+        np.abs(bQ[i] - want_Qi).max(),
+        abs(bu[u] - lr * e),
+        abs(bi[i] - lr * e),
+    ),
+)
+
+# ## 12. What ALS really is
+als = ALS(n_factors=k, n_iters=1, reg=0.1, weighted=True, biased=False).fit(obs_u, obs_i, obs_r)
+lam = als_penalty_weights(np.bincount(obs_u, minlength=als.n_users), 0.1, True)
+# After the item half-step, re-solve the users by hand: Pᵤ = (QᵀQ + λᵤI)⁻¹ Qᵀr over u's items.
+by_hand = np.zeros_like(als.P)
+for user in range(als.n_users):
+    mask = obs_u == user
+    Qu = als.Q[obs_i[mask]]  # (nᵤ, k)
+    by_hand[user] = np.linalg.solve(Qu.T @ Qu + lam[user] * np.eye(k), Qu.T @ obs_r[mask])
+als.solve_users(csr_by_row(obs_u, obs_i, obs_r, als.n_users))
+check("12. What ALS really is", float(np.abs(als.P - by_hand).max()))
