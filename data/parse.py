@@ -42,10 +42,14 @@ def sniff_delimiter(line: str) -> str | None:
 
 
 def default_cache_dir() -> Path:
-    """``$MFREC_CACHE``, else ``$XDG_CACHE_HOME/mfrec``, else ``~/.cache/mfrec``."""
+    """``$MFREC_CACHE``; else ``data/cache`` in a source checkout (git-ignored); else the user's
+    cache folder, ``$XDG_CACHE_HOME/mfrec`` or ``~/.cache/mfrec``."""
     env = os.environ.get("MFREC_CACHE")
     if env:
         return Path(env)
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / ".git").exists() and (checkout / "pyproject.toml").is_file():
+        return checkout / "data" / "cache"
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "mfrec"
 
