@@ -85,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--factors", type=int, default=DEFAULTS["factors"], help="k, columns of P, Q")
     m.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="passes over the data")
     m.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="SGD learning rate")
+    m.add_argument("--lr-decay", type=float, default=1.0, help="epoch e uses lr·decayᵉ (numba)")
+    m.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="carve this share of the training ratings out as a validation split (numba SGD)",
+    )
+    m.add_argument(
+        "--patience",
+        type=int,
+        help="with --val-fraction: stop after this many epochs without a better validation "
+        "RMSE and keep the best epoch",
+    )
     m.add_argument("--reg", type=float, default=DEFAULTS["reg"], help="L2 penalty (0: slides)")
     m.add_argument("--init-std", type=float, default=0.1, help="std of the N(0, σ²) init")
     m.add_argument(
@@ -193,6 +206,13 @@ def check_args(args) -> None:
     check_positive("--seed", args.seed, integer=True, allow_zero=True)
     check_positive("--batch-size", args.batch_size, integer=True)
     check_positive("-k/--top", args.top, integer=True, allow_zero=True)
+    check_positive("--lr-decay", args.lr_decay)
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction!r}")
+    if args.patience is not None:
+        check_positive("--patience", args.patience, integer=True)
+        if not args.val_fraction:
+            raise ValueError("--patience needs a validation split: add --val-fraction, e.g. 0.1")
     if not 0.0 < args.test_size < 1.0:
         raise ValueError(f"--test-size must be in (0, 1), got {args.test_size!r}")
     if args.plot:
@@ -237,7 +257,8 @@ def resolve_model(args) -> None:
     """``--model auto``: the default configuration unless an SGD flag or the backend was set."""
     if args.model == "auto":
         sgd_flags = {f: getattr(args, f) for f in SGD_DEFAULTS}
-        plain_defaults = sgd_flags == SGD_DEFAULTS and args.backend == "numba"
+        schedule = getattr(args, "lr_decay", 1.0) != 1.0 or getattr(args, "val_fraction", 0.0)
+        plain_defaults = sgd_flags == SGD_DEFAULTS and args.backend == "numba" and not schedule
         args.model = "default" if plain_defaults else "biased"
 
 
@@ -257,7 +278,11 @@ def make_model(args, backend: str | None = None):
         biased=args.biased,
     )
     if (backend or args.backend) == "numba":
-        return MatrixFactorization(**common, n_threads=args.threads, kernel=args.kernel)
+        return MatrixFactorization(
+            **common, n_threads=args.threads, kernel=args.kernel, lr_decay=args.lr_decay
+        )
+    if args.lr_decay != 1.0 or args.val_fraction:
+        raise ValueError("--lr-decay and --val-fraction need the numba backend")
     if getattr(args, "distributed", False):
         from torch_impl.distributed import DistributedMatrixFactorization
 
@@ -281,7 +306,9 @@ def fit_steps(model) -> int:
     return int(getattr(model, "n_epochs", getattr(model, "n_iters", 0)))
 
 
-def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool):
+def fit_one(
+    args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool, val: Ratings | None = None
+):
     """Fit one backend; returns (model, seconds, curves) with per-epoch train/test RMSE.
 
     An ensemble reports each member in turn: every epoch of an SGD member, every tenth
@@ -323,7 +350,13 @@ def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool
             train.n_users,
             train.n_items,
             callback=(member_report if ensemble else report) if track else None,
-        )
+            **({} if val is None else {"eval_set": (val.users, val.items, val.ratings),
+                                        "patience": args.patience}),
+        )  # fmt: skip
+        if val is not None:
+            best = model.best_epoch_
+            say(f"validation RMSE best at epoch {best + 1}: {model.val_history_[best]:.4f}"
+                + (" (kept that epoch)" if args.patience else ""))  # fmt: skip
     finally:
         bar.close()
     return model, time.perf_counter() - start, curves
@@ -355,8 +388,15 @@ def cmd_train(args) -> int:
         if sgd
         else f"model {args.model}: {CONFIGS[args.model][0]}"
     )
+    val = None
+    if args.val_fraction:
+        if not sgd or args.backend != "numba":
+            raise ValueError("--val-fraction needs SGD MF (--model biased) on the numba backend")
+        fit_part, val_part = train_test_split(len(train), args.val_fraction, args.seed + 1)
+        train, val = train.subset(fit_part), train.subset(val_part)
+        say(f"validation: {len(val):,} training ratings held out, {len(train):,} left to fit")
     backends = ["numba", "torch"] if args.backend == "both" else [args.backend]
-    fits = {name: fit_one(args, name, train, test, say, bars) for name in backends}
+    fits = {name: fit_one(args, name, train, test, say, bars, val) for name in backends}
     results = {}
     for name, (model, seconds, _) in fits.items():
         pred = model.predict(test.users, test.items)

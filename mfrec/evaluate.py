@@ -77,7 +77,8 @@ def cross_validate(
 def add_cv_parser(sub) -> None:
     """Register the ``cv`` subcommand on the ``mfrec`` subparsers."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    models = "; ".join(f"{name}: {desc}" for name, (desc, _) in CONFIGS.items())
+    # argparse %-formats help text, so a literal % (as in "a 10% split") must be doubled.
+    models = "; ".join(f"{name}: {desc}" for name, (desc, _) in CONFIGS.items()).replace("%", "%%")
     c = sub.add_parser("cv", help="k-fold cross-validation of a model", formatter_class=fmt)
     c.add_argument("--folds", type=int, default=5, help="number of folds")
     c.add_argument("--seed", type=int, default=0, help="seeds the folds and the models")

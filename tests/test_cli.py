@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -306,3 +307,31 @@ def test_delimiter_flag_by_name(capsys, files):
     assert code == 0, err
     code, _, err = run(capsys, *train_args(files, "--delimiter", "tab"))
     assert_user_error(code, err, "train.tsv:1: expected 'user item rating")
+
+
+def test_validation_split_early_stopping_keeps_the_best_epoch(capsys, files):
+    train, test = files
+    args = ["train", "--train", train, "--test", test, "--factors", 20, "--epochs", 300,
+            "--lr", 0.05, "--reg", 0, "--no-biased", "--val-fraction", 0.2, "--patience", 3,
+            "--json"]  # fmt: skip
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    # Unregularised k=20 on ~480 ratings overfits long before 300 epochs: patience stops it.
+    assert result["epochs_run"] < 300
+    n_lines = len(train.read_text().splitlines())
+    assert result["n_train"] == n_lines - round(0.2 * n_lines)  # validation carved out
+    best = int(re.search(r"validation RMSE best at epoch (\d+)", out).group(1))
+    assert best == result["epochs_run"] - 3  # stopped exactly `patience` epochs after the best
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [(["--patience", "2"], "--patience needs a validation split"),
+     (["--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
+     (["--lr-decay", "0"], "--lr-decay must be > 0"),
+     (["--val-fraction", "0.1", "--backend", "torch"], "numba")],
+)  # fmt: skip
+def test_schedule_flags_are_checked(capsys, files, flags, message):
+    code, _, err = run(capsys, *train_args(files, *flags))
+    assert_user_error(code, err, message)
