@@ -37,24 +37,37 @@ class MFModule(nn.Module):
             )
         self.register_buffer("mu", torch.tensor(mu, dtype=dtype))
 
-    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        Pu = self.P(u)  # (B, k)
-        Qi = self.Q(i)  # (B, k)
-        r_hat = (Pu * Qi).sum(dim=-1)  # (B,)
+    def lookup(self, u: torch.Tensor, i: torch.Tensor) -> list[torch.Tensor]:
+        """The looked-up rows [Pᵤ (B, k), Qᵢ (B, k)] (+ [bᵤ (B,), bᵢ (B,)] when biased)."""
+        rows = [self.P(u), self.Q(i)]  # (B, k), (B, k)
         if self.biased:
-            r_hat = r_hat + self.mu + self.bu(u).squeeze(-1) + self.bi(i).squeeze(-1)  # (B,)
+            rows += [self.bu(u).squeeze(-1), self.bi(i).squeeze(-1)]  # (B,), (B,)
+        return rows
+
+    def predict_rows(self, rows: list[torch.Tensor]) -> torch.Tensor:
+        """r̂ from looked-up rows: Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ), shape (B,)."""
+        r_hat = (rows[0] * rows[1]).sum(dim=-1)  # (B,)
+        if self.biased:
+            r_hat = r_hat + self.mu + rows[2] + rows[3]  # (B,)
         return r_hat
+
+    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.predict_rows(self.lookup(u, i))  # (B,)
 
     def loss(
         self, u: torch.Tensor, i: torch.Tensor, r: torch.Tensor, reg: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample ½(r − r̂)² + ½·reg·(‖Pᵤ‖² + ‖Qᵢ‖² + bᵤ² + bᵢ²), and e = r − r̂; both (B,)."""
-        err = r - self(u, i)  # (B,)
+        """Per-sample ½(r − r̂)² + ½·reg·(‖Pᵤ‖² + ‖Qᵢ‖² + bᵤ² + bᵢ²), and e = r − r̂; both (B,).
+
+        Each row is looked up once, so each table gets one sparse gradient per step.
+        """
+        rows = self.lookup(u, i)
+        err = r - self.predict_rows(rows)  # (B,)
         loss = 0.5 * err * err  # (B,)
         if reg:
-            penalty = (self.P(u) ** 2).sum(-1) + (self.Q(i) ** 2).sum(-1)  # (B,)
-            if self.biased:
-                penalty = penalty + self.bu(u).squeeze(-1) ** 2 + self.bi(i).squeeze(-1) ** 2
+            penalty = (rows[0] ** 2).sum(-1) + (rows[1] ** 2).sum(-1)  # (B,)
+            for b in rows[2:]:
+                penalty = penalty + b**2  # (B,)
             loss = loss + 0.5 * reg * penalty
         return loss, err
 
