@@ -21,16 +21,16 @@ import numpy as np
 from reference._jit import njit, njit_fast, njit_parallel, prefetch
 from reference.fast import AHEAD, CACHE_LINE
 
-# Bytes of P and Q rows one block may touch (half an L2 of 1–2 MiB), and the least grid side.
-CACHE_BUDGET = 512 * 1024
+# Bytes of P and Q rows one block may touch (half of a 2 MiB L2), and the least grid side.
+CACHE_BUDGET = 1024 * 1024
 MIN_BLOCKS = 8
 
 
-def n_blocks_for(n_users: int, n_items: int, k: int, itemsize: int) -> int:
-    """The grid side B: even, >= ``MIN_BLOCKS``, and small enough blocks that their rows fit
-    ``CACHE_BUDGET``. It does not depend on the thread count, so results do not either."""
-    B = math.ceil((n_users + n_items) * k * itemsize / CACHE_BUDGET)
-    return max(MIN_BLOCKS, B + B % 2)
+def n_blocks_for(n_users: int, n_items: int, k: int, itemsize: int, G: int) -> int:
+    """The grid side B: a multiple of ``G``, >= ``MIN_BLOCKS``, and small enough blocks that
+    their rows of P and Q fit ``CACHE_BUDGET``."""
+    B = max(MIN_BLOCKS, math.ceil((n_users + n_items) * k * itemsize / CACHE_BUDGET))
+    return -(-B // G) * G
 
 
 @njit
@@ -97,34 +97,53 @@ def _sgd_run(U, I, R, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
 
 
 @njit_fast
-def _sgd_blocks_serial(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, reg, biased, sse):
-    """One serial epoch: for s in ``steps``, for a in 0…B−1, block (rows[a], cols[(a+s) % B]).
+def _sgd_superblock(U, I, R, ptr, rows, cols, a, c, m, P, Q, bu, bi, mu, lr, reg, biased, sse):
+    """Super-block (a, c): blocks (rows[a·m + x], cols[c·m + y]) for x, then y, in 0…m−1.
 
-    Each step's B blocks share no user-block and no item-block. Writes each block's Σ e² into
-    ``sse`` (B², block order) and returns their sum.
+    Writes each block's Σ e² into ``sse`` (B², by block index).
     """
     B = rows.shape[0]
-    for s in steps:
-        for a in range(B):
-            b = rows[a] * B + cols[(a + s) % B]
+    for x in range(m):
+        for y in range(m):
+            b = rows[a * m + x] * B + cols[c * m + y]
             sse[b] = _sgd_run(U, I, R, ptr[b], ptr[b + 1], P, Q, bu, bi, mu, lr, reg, biased)
+
+
+@njit_fast
+def _sgd_blocks_serial(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, reg, biased, sse):
+    """One serial epoch: for s in ``steps``, for a in 0…G−1, super-block (a, (a + s) mod G).
+
+    The B×B grid is cut into G×G super-blocks of m×m blocks (m = B / G, G = len(steps)); the G
+    super-blocks of one step share no user-block and no item-block. Returns Σ e².
+    """
+    G = steps.shape[0]
+    m = rows.shape[0] // G
+    for s in steps:
+        for a in range(G):
+            c = (a + s) % G
+            _sgd_superblock(
+                U, I, R, ptr, rows, cols, a, c, m, P, Q, bu, bi, mu, lr, reg, biased, sse
+            )
     return sse.sum()
 
 
 @njit_parallel
 def _sgd_blocks_parallel(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, reg, biased, sse):
-    """The epoch of :func:`_sgd_blocks_serial`, each step's B blocks spread over the threads.
+    """The epoch of :func:`_sgd_blocks_serial`, each step's G super-blocks run on G threads.
 
-    No races: the blocks of one step share no user-block and no item-block, so two threads
-    never touch the same row of P or Q or the same bias, and a step ends (a barrier) before
-    the next begins. Blocks of one step touch disjoint rows, so their updates commute: the
-    result equals the serial epoch's bit for bit, whatever the thread count.
+    No races: the super-blocks of one step share no user-block and no item-block, so two
+    threads never touch the same row of P or Q or the same bias, and a step ends (a barrier)
+    before the next begins. Updates of disjoint rows commute, so the result equals the serial
+    epoch's bit for bit (``sse`` is summed in block order either way).
     """
-    B = rows.shape[0]
+    G = steps.shape[0]
+    m = rows.shape[0] // G
     for s in steps:
-        for a in numba.prange(B):
-            b = rows[a] * B + cols[(a + s) % B]
-            sse[b] = _sgd_run(U, I, R, ptr[b], ptr[b + 1], P, Q, bu, bi, mu, lr, reg, biased)
+        for a in numba.prange(G):
+            c = (a + s) % G
+            _sgd_superblock(
+                U, I, R, ptr, rows, cols, a, c, m, P, Q, bu, bi, mu, lr, reg, biased, sse
+            )
     return sse.sum()
 
 
@@ -133,7 +152,8 @@ class BlockedEpochs:
 
     Holds U, I (int32), R (factor dtype) and ptr (B²+1): the one index the fit keeps. Each call
     draws the epoch's block order (a seeded permutation of the user-blocks, the item-blocks and
-    the steps; fixed when ``shuffle`` is false) and runs it on ``n_threads`` threads.
+    the G steps; fixed when ``shuffle`` is false) and runs it on ``n_threads`` threads, one per
+    super-block of a step. G = max(2, n_threads), so one and two threads give equal results.
     """
 
     def __init__(
@@ -150,9 +170,13 @@ class BlockedEpochs:
         n_blocks: int | None = None,
     ) -> None:
         dtype = ratings.dtype
-        B = n_blocks or n_blocks_for(n_users, n_items, k, dtype.itemsize)
+        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
+        G = max(2, n_threads)
+        B = n_blocks or n_blocks_for(n_users, n_items, k, dtype.itemsize, G)
+        if B % G:
+            raise ValueError(f"n_blocks={B} must be a multiple of max(2, n_threads)={G}")
         n = ratings.shape[0]
-        self.B, self.rng, self.shuffle = B, rng, shuffle
+        self.B, self.G, self.rng, self.shuffle = B, G, rng, shuffle
         self.ub, self.ib = -(-n_users // B), -(-n_items // B)  # rows per user-/item-block
         self.U = np.empty(n, dtype=np.int32)
         self.I = np.empty(n, dtype=np.int32)
@@ -163,13 +187,16 @@ class BlockedEpochs:
             users, items, ratings, perm, B, self.ub, self.ib, self.U, self.I, self.R, self.ptr
         )
         self.sse = np.zeros(B * B)
-        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
 
     def schedule(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """This epoch's (rows, cols, steps): block (rows[a], cols[(a+s) % B]) for s, a."""
+        """This epoch's (rows, cols, steps): user-block and item-block labels, step order."""
         if not self.shuffle:
-            return (np.arange(self.B),) * 3
-        return tuple(self.rng.permutation(self.B) for _ in range(3))
+            return np.arange(self.B), np.arange(self.B), np.arange(self.G)
+        return (
+            self.rng.permutation(self.B),
+            self.rng.permutation(self.B),
+            self.rng.permutation(self.G),
+        )
 
     def __call__(self, users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased) -> float:
         """One epoch (``users``, ``items``, ``ratings``, ``order`` unused: the layout replaces

@@ -32,7 +32,15 @@ def visiting_order(users, items, perm, B, ub, ib, rows, cols, steps):
     block = (users // ub) * B + items // ib
     in_blocks = perm[np.argsort(block[perm], kind="stable")]  # by block, perm order inside
     ptr = np.searchsorted(block[in_blocks], np.arange(B * B + 1))
-    seq = [rows[a] * B + cols[(a + s) % B] for s in steps for a in range(B)]
+    G = len(steps)
+    m = B // G
+    seq = [
+        rows[a * m + x] * B + cols[((a + s) % G) * m + y]
+        for s in steps
+        for a in range(G)
+        for x in range(m)
+        for y in range(m)
+    ]
     return np.concatenate([in_blocks[ptr[b] : ptr[b + 1]] for b in seq])
 
 
@@ -52,7 +60,7 @@ def test_blocked_epochs_equal_reference_in_their_visiting_order(biased, n_thread
     perm = draws.permutation(ratings.shape[0])
     hyper = (3.0, 0.01, 0.02, biased)
     for _ in range(3):
-        schedule = [draws.permutation(B) for _ in range(3)]
+        schedule = [draws.permutation(B), draws.permutation(B), draws.permutation(2)]
         order = visiting_order(users, items, perm, B, epochs.ub, epochs.ib, *schedule)
         assert np.array_equal(np.sort(order), np.arange(ratings.shape[0]))  # every rating once
         ref_sse = _sgd_epoch(users, items, ratings, order, *ref_arrays, *hyper)
