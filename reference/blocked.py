@@ -1,5 +1,7 @@
 """LibMF-style blocked SGD: ratings grouped into a B×B grid of (user-block, item-block) blocks.
 
+Users (and items) go to B blocks in a seeded random assignment balanced by rating count (LibMF
+shuffles rows and columns before gridding for the same reason: even work per thread).
 Once per fit the ratings are copied into one compact layout (int32 user and item indices,
 ratings in the factors' dtype) grouped block by block, in a seeded shuffled order inside each
 block; this layout replaces the per-epoch permutation index. An epoch streams the blocks'
@@ -34,19 +36,20 @@ def n_blocks_for(n_users: int, n_items: int, k: int, itemsize: int, G: int) -> i
 
 
 @njit
-def _block_layout(users, items, ratings, perm, B, ub, ib, U, I, R, ptr):
+def _block_layout(users, items, ratings, perm, B, user_block, item_block, U, I, R, ptr):
     """Counting sort of the ratings, taken in ``perm`` order, into blocks; fills U, I, R, ptr.
 
-    Block b = (u // ub)·B + i // ib holds positions ptr[b] … ptr[b+1]−1, in ``perm`` order.
+    Block b = user_block[u]·B + item_block[i] holds positions ptr[b] … ptr[b+1]−1, in ``perm``
+    order.
     """
     for j in range(users.shape[0]):
-        ptr[(users[j] // ub) * B + items[j] // ib + 1] += 1
+        ptr[user_block[users[j]] * B + item_block[items[j]] + 1] += 1
     for b in range(B * B):
         ptr[b + 1] += ptr[b]
     fill = ptr[:-1].copy()
     for n in range(perm.shape[0]):
         j = perm[n]
-        b = (users[j] // ub) * B + items[j] // ib
+        b = user_block[users[j]] * B + item_block[items[j]]
         pos = fill[b]
         fill[b] += 1
         U[pos] = users[j]
@@ -147,6 +150,19 @@ def _sgd_blocks_parallel(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, 
     return sse.sum()
 
 
+def balanced_blocks(index: np.ndarray, n: int, B: int, rng: np.random.Generator) -> np.ndarray:
+    """Block (0…B−1) of each of the ``n`` users (or items): taken in a seeded random order and
+    cut where the running count of their ratings passes each B-th of the total, so blocks
+    hold about equal numbers of ratings (popular ids spread over all blocks: balanced threads).
+    """
+    ids = rng.permutation(n)
+    counts = np.bincount(index, minlength=n)[ids]  # (n,) ratings of each id, shuffled
+    before = np.cumsum(counts) - counts
+    block = np.empty(n, dtype=np.int64)
+    block[ids] = np.minimum(before * B // max(int(counts.sum()), 1), B - 1)
+    return block
+
+
 class BlockedEpochs:
     """The blocked layout of one training set and the epoch function over it.
 
@@ -177,14 +193,25 @@ class BlockedEpochs:
             raise ValueError(f"n_blocks={B} must be a multiple of max(2, n_threads)={G}")
         n = ratings.shape[0]
         self.B, self.G, self.rng, self.shuffle = B, G, rng, shuffle
-        self.ub, self.ib = -(-n_users // B), -(-n_items // B)  # rows per user-/item-block
         self.U = np.empty(n, dtype=np.int32)
         self.I = np.empty(n, dtype=np.int32)
         self.R = np.empty(n, dtype=dtype)
         self.ptr = np.zeros(B * B + 1, dtype=np.int64)
         perm = rng.permutation(n) if shuffle else np.arange(n)
+        self.user_block = balanced_blocks(users, n_users, B, rng)
+        self.item_block = balanced_blocks(items, n_items, B, rng)
         _block_layout(
-            users, items, ratings, perm, B, self.ub, self.ib, self.U, self.I, self.R, self.ptr
+            users,
+            items,
+            ratings,
+            perm,
+            B,
+            self.user_block,
+            self.item_block,
+            self.U,
+            self.I,
+            self.R,
+            self.ptr,
         )
         self.sse = np.zeros(B * B)
 

@@ -27,9 +27,9 @@ def random_problem(rng, n=3000, n_users=60, n_items=40, k=16):
     return users, items, ratings, [P, Q, np.zeros(n_users), np.zeros(n_items)]
 
 
-def visiting_order(users, items, perm, B, ub, ib, rows, cols, steps):
+def visiting_order(users, items, perm, B, user_block, item_block, rows, cols, steps):
     """The rating indices a blocked epoch visits, rebuilt independently with a stable sort."""
-    block = (users // ub) * B + items // ib
+    block = user_block[users] * B + item_block[items]
     in_blocks = perm[np.argsort(block[perm], kind="stable")]  # by block, perm order inside
     ptr = np.searchsorted(block[in_blocks], np.arange(B * B + 1))
     G = len(steps)
@@ -58,10 +58,12 @@ def test_blocked_epochs_equal_reference_in_their_visiting_order(biased, n_thread
     # The same seeded draws the layout made: the within-block shuffle, then each epoch's schedule.
     draws = np.random.default_rng(5)
     perm = draws.permutation(ratings.shape[0])
+    draws.permutation(60), draws.permutation(40)  # the users' and items' block assignment
     hyper = (3.0, 0.01, 0.02, biased)
     for _ in range(3):
         schedule = [draws.permutation(B), draws.permutation(B), draws.permutation(2)]
-        order = visiting_order(users, items, perm, B, epochs.ub, epochs.ib, *schedule)
+        blocks = (epochs.user_block, epochs.item_block)
+        order = visiting_order(users, items, perm, B, *blocks, *schedule)
         assert np.array_equal(np.sort(order), np.arange(ratings.shape[0]))  # every rating once
         ref_sse = _sgd_epoch(users, items, ratings, order, *ref_arrays, *hyper)
         blocked_sse = epochs(None, None, None, None, *blocked_arrays, *hyper)
@@ -93,8 +95,10 @@ def test_layout_keeps_every_rating_once_grouped_by_block():
     ep = BlockedEpochs(users, items, ratings, 37, 23, 8, np.random.default_rng(0), n_blocks=6)
     assert ep.U.dtype == np.int32 and ep.I.dtype == np.int32 and ep.R.dtype == np.float64
     assert ep.ptr[-1] == ratings.shape[0]
-    block = (ep.U // ep.ub) * 6 + ep.I // ep.ib
+    block = ep.user_block[ep.U] * 6 + ep.item_block[ep.I]
     assert np.array_equal(block, np.repeat(np.arange(36), np.diff(ep.ptr)))
+    user_ratings = np.bincount(ep.user_block[users], minlength=6)  # ratings per user-block
+    assert user_ratings.max() - user_ratings.min() <= 2 * np.bincount(users).max()
     key = lambda u, i, r: np.sort(u * 10_000 + i * 10 + r.astype(np.int64))  # noqa: E731
     assert np.array_equal(key(ep.U, ep.I, ep.R), key(users, items, ratings))
 
