@@ -1,7 +1,8 @@
 """LibMF-style blocked SGD: ratings grouped into a B×B grid of (user-block, item-block) blocks.
 
-Users (and items) go to B blocks in a seeded random assignment balanced by rating count (LibMF
-shuffles rows and columns before gridding for the same reason: even work per thread).
+User-blocks (and item-blocks) are id ranges cut to hold about equal numbers of ratings, and
+each epoch draws a random labelling of them, so threads get even work (LibMF shuffles rows and
+columns before gridding for the same reason).
 Once per fit the ratings are copied into one compact layout (int32 user and item indices,
 ratings in the factors' dtype) grouped block by block, in a seeded shuffled order inside each
 block; this layout replaces the per-epoch permutation index. An epoch streams the blocks'
@@ -150,17 +151,14 @@ def _sgd_blocks_parallel(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, 
     return sse.sum()
 
 
-def balanced_blocks(index: np.ndarray, n: int, B: int, rng: np.random.Generator) -> np.ndarray:
-    """Block (0…B−1) of each of the ``n`` users (or items): taken in a seeded random order and
-    cut where the running count of their ratings passes each B-th of the total, so blocks
-    hold about equal numbers of ratings (popular ids spread over all blocks: balanced threads).
+def balanced_blocks(index: np.ndarray, n: int, B: int) -> np.ndarray:
+    """Block (0…B−1) of each of the ``n`` users (or items): contiguous id ranges cut where the
+    running count of their ratings passes each B-th of the total, so blocks hold about equal
+    numbers of ratings (even work per thread) and a block's rows stay close in memory.
     """
-    ids = rng.permutation(n)
-    counts = np.bincount(index, minlength=n)[ids]  # (n,) ratings of each id, shuffled
+    counts = np.bincount(index, minlength=n)  # (n,) ratings of each id
     before = np.cumsum(counts) - counts
-    block = np.empty(n, dtype=np.int64)
-    block[ids] = np.minimum(before * B // max(int(counts.sum()), 1), B - 1)
-    return block
+    return np.minimum(before * B // max(int(counts.sum()), 1), B - 1)
 
 
 class BlockedEpochs:
@@ -198,8 +196,8 @@ class BlockedEpochs:
         self.R = np.empty(n, dtype=dtype)
         self.ptr = np.zeros(B * B + 1, dtype=np.int64)
         perm = rng.permutation(n) if shuffle else np.arange(n)
-        self.user_block = balanced_blocks(users, n_users, B, rng)
-        self.item_block = balanced_blocks(items, n_items, B, rng)
+        self.user_block = balanced_blocks(users, n_users, B)
+        self.item_block = balanced_blocks(items, n_items, B)
         _block_layout(
             users,
             items,

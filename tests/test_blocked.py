@@ -58,7 +58,6 @@ def test_blocked_epochs_equal_reference_in_their_visiting_order(biased, n_thread
     # The same seeded draws the layout made: the within-block shuffle, then each epoch's schedule.
     draws = np.random.default_rng(5)
     perm = draws.permutation(ratings.shape[0])
-    draws.permutation(60), draws.permutation(40)  # the users' and items' block assignment
     hyper = (3.0, 0.01, 0.02, biased)
     for _ in range(3):
         schedule = [draws.permutation(B), draws.permutation(B), draws.permutation(2)]
