@@ -118,7 +118,8 @@ def _sgd_blocks_serial(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, re
     """One serial epoch: for s in ``steps``, for a in 0…G−1, super-block (a, (a + s) mod G).
 
     The B×B grid is cut into G×G super-blocks of m×m blocks (m = B / G, G = len(steps)); the G
-    super-blocks of one step share no user-block and no item-block. Returns Σ e².
+    super-blocks of one step share no user-block and no item-block. Each block's Σ e² goes
+    to ``sse`` (B², by block index), summed by the caller in one fixed order.
     """
     G = steps.shape[0]
     m = rows.shape[0] // G
@@ -128,7 +129,6 @@ def _sgd_blocks_serial(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, re
             _sgd_superblock(
                 U, I, R, ptr, rows, cols, a, c, m, P, Q, bu, bi, mu, lr, reg, biased, sse
             )
-    return sse.sum()
 
 
 @njit_parallel
@@ -138,7 +138,7 @@ def _sgd_blocks_parallel(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, 
     No races: the super-blocks of one step share no user-block and no item-block, so two
     threads never touch the same row of P or Q or the same bias, and a step ends (a barrier)
     before the next begins. Updates of disjoint rows commute, so the result equals the serial
-    epoch's bit for bit (``sse`` is summed in block order either way).
+    epoch's bit for bit.
     """
     G = steps.shape[0]
     m = rows.shape[0] // G
@@ -148,7 +148,6 @@ def _sgd_blocks_parallel(U, I, R, ptr, rows, cols, steps, P, Q, bu, bi, mu, lr, 
             _sgd_superblock(
                 U, I, R, ptr, rows, cols, a, c, m, P, Q, bu, bi, mu, lr, reg, biased, sse
             )
-    return sse.sum()
 
 
 def balanced_blocks(index: np.ndarray, n: int, B: int) -> np.ndarray:
@@ -229,6 +228,8 @@ class BlockedEpochs:
         args = (self.U, self.I, self.R, self.ptr, *self.schedule())
         hyper = (P, Q, bu, bi, mu, lr, reg, biased, self.sse)
         if self.threads == 1:
-            return _sgd_blocks_serial(*args, *hyper)
-        numba.set_num_threads(self.threads)
-        return _sgd_blocks_parallel(*args, *hyper)
+            _sgd_blocks_serial(*args, *hyper)
+        else:
+            numba.set_num_threads(self.threads)
+            _sgd_blocks_parallel(*args, *hyper)
+        return float(self.sse.sum())
