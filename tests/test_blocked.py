@@ -27,11 +27,13 @@ def random_problem(rng, n=3000, n_users=60, n_items=40, k=16):
     return users, items, ratings, [P, Q, np.zeros(n_users), np.zeros(n_items)]
 
 
-def visiting_order(users, items, perm, B, user_block, item_block, rows, cols, steps):
-    """The rating indices a blocked epoch visits, rebuilt independently with a stable sort."""
+def visiting_order(users, items, draws, B, user_block, item_block, rows, cols, steps):
+    """The rating indices a blocked epoch visits, rebuilt independently: a stable sort by block,
+    then each block shuffled by the seeded draws the layout made."""
     block = user_block[users] * B + item_block[items]
-    in_blocks = perm[np.argsort(block[perm], kind="stable")]  # by block, perm order inside
-    ptr = np.searchsorted(block[in_blocks], np.arange(B * B + 1))
+    by_block = np.argsort(block, kind="stable")
+    ptr = np.searchsorted(block[by_block], np.arange(B * B + 1))
+    in_blocks = [by_block[ptr[b] : ptr[b + 1]][draws[b]] for b in range(B * B)]
     G = len(steps)
     m = B // G
     seq = [
@@ -41,7 +43,7 @@ def visiting_order(users, items, perm, B, user_block, item_block, rows, cols, st
         for x in range(m)
         for y in range(m)
     ]
-    return np.concatenate([in_blocks[ptr[b] : ptr[b + 1]] for b in seq])
+    return np.concatenate([in_blocks[b] for b in seq])
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -57,12 +59,13 @@ def test_blocked_epochs_equal_reference_in_their_visiting_order(biased, n_thread
     )
     # The same seeded draws the layout made: the within-block shuffle, then each epoch's schedule.
     draws = np.random.default_rng(5)
-    perm = draws.permutation(ratings.shape[0])
+    sizes = np.diff(epochs.ptr)
+    in_block_draws = [draws.permutation(size) for size in sizes]  # each block's shuffle
     hyper = (3.0, 0.01, 0.02, biased)
     for _ in range(3):
         schedule = [draws.permutation(B), draws.permutation(B), draws.permutation(2)]
         blocks = (epochs.user_block, epochs.item_block)
-        order = visiting_order(users, items, perm, B, *blocks, *schedule)
+        order = visiting_order(users, items, in_block_draws, B, *blocks, *schedule)
         assert np.array_equal(np.sort(order), np.arange(ratings.shape[0]))  # every rating once
         ref_sse = _sgd_epoch(users, items, ratings, order, *ref_arrays, *hyper)
         blocked_sse = epochs(None, None, None, None, *blocked_arrays, *hyper)
