@@ -146,3 +146,10 @@ def test_blocked_keeps_ml100k_test_rmse(ml100k_split):
         rmses[name] = rmse(test.ratings, model.predict(test.users, test.items))
     assert rmses["exact"] < 1.0  # the serial reference learned something
     assert abs(rmses["blocked"] - rmses["exact"]) <= 0.003, rmses
+
+
+def test_grid_side_must_split_into_thread_super_blocks():
+    rng = np.random.default_rng(0)
+    users, items, ratings, _ = random_problem(rng, n=100)
+    with pytest.raises(ValueError, match="multiple of max"):
+        BlockedEpochs(users, items, ratings, 60, 40, 4, rng, n_threads=2, n_blocks=5)
