@@ -217,7 +217,7 @@ def render(machine: dict, rows: list[dict]) -> str:
         parts = ", ".join(f"{k} {v / 2**20:.0f}" for k, v in held.items())
         out += [
             "",
-            "## Memory, 10M-rating fit (one epoch, k=64, float32)",
+            f"## Memory, 10M-rating fit (one epoch, k=64, float32): {r['impl']}",
             "",
             f"Peak traced allocation during `fit` (tracemalloc): {r['peak_bytes'] / 2**20:.0f} MiB."
             f" Arrays training needs (MiB): {parts}; sum "

@@ -5,7 +5,7 @@ Tables (``extra_info["table"]``, read by ``benchmarks/report.py``):
 ``fit``: the whole 20-epoch fit at those defaults, against scikit-surprise's;
 ``ml10m``: one epoch, k=64 float32, on 10M random ratings of the ML-10M shape;
 ``scale_n`` / ``scale_k``: the fast serial kernel over N (100k…10M) and k (16…256);
-``memory``: peak traced memory of a one-epoch fit on the 10M case.
+``memory``: peak traced memory of a one-epoch fit on the 10M case (fast and blocked kernels).
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ CPU_ML100K = [
     ("numba exact (reference)", dict(kernel="exact"), 7),
     ("numba fast", dict(kernel="fast"), 15),
     (f"numba Hogwild {CPU_THREADS} threads", dict(n_threads=CPU_THREADS), 15),
+    ("numba blocked", dict(kernel="blocked"), 15),
+    (f"numba blocked {CPU_THREADS} threads", dict(kernel="blocked", n_threads=CPU_THREADS), 15),
 ]
 
 
@@ -162,6 +164,13 @@ FITS = [
         True,
         7,
     ),
+    ("mfrec blocked", dict(kernel="blocked"), False, 7),
+    (
+        f"mfrec blocked {CPU_THREADS} threads",
+        dict(kernel="blocked", n_threads=CPU_THREADS),
+        False,
+        7,
+    ),
 ]
 
 
@@ -204,6 +213,8 @@ ML10M_CPU = [
     ("numba exact (reference)", dict(kernel="exact"), 1),
     ("numba fast", dict(kernel="fast"), 3),
     (f"numba Hogwild {CPU_THREADS} threads", dict(n_threads=CPU_THREADS), 3),
+    ("numba blocked", dict(kernel="blocked"), 3),
+    (f"numba blocked {CPU_THREADS} threads", dict(kernel="blocked", n_threads=CPU_THREADS), 3),
 ]
 
 
@@ -276,10 +287,11 @@ def test_scale_k(benchmark, ml10m_shape, k, device):
 # --- memory: what a one-epoch fit on the 10M case holds at its peak ----------------------
 
 
-def test_ml10m_fit_peak_memory(benchmark, ml10m_shape):
+@pytest.mark.parametrize("kernel", ["fast", "blocked"])
+def test_ml10m_fit_peak_memory(benchmark, ml10m_shape, kernel):
     users, items, ratings = ml10m_shape
     model = MatrixFactorization(
-        n_factors=64, n_epochs=1, lr=0.005, reg=0.02, dtype="float32", kernel="fast"
+        n_factors=64, n_epochs=1, lr=0.005, reg=0.02, dtype="float32", kernel=kernel
     )
     model.fit(users[:1000], items[:1000], ratings[:1000])  # compile, outside tracing
 
@@ -295,12 +307,15 @@ def test_ml10m_fit_peak_memory(benchmark, ml10m_shape):
         "P, Q (float32)": model.P.nbytes + model.Q.nbytes,
         "users, items (int64)": users.nbytes + items.nbytes,
         "ratings (float32)": ratings.nbytes,
-        "one permutation (int64)": 8 * ratings.shape[0],
     }
+    if kernel == "blocked":
+        held["blocked layout: U, I (int32), R (float32)"] = 12 * ratings.shape[0]
+    else:
+        held["one permutation (int64)"] = 8 * ratings.shape[0]
     record(
         benchmark,
         "memory",
-        "mfrec fast fit, 1 epoch",
+        f"mfrec {kernel} fit, 1 epoch",
         "cpu",
         ratings.shape[0],
         peak_bytes=peak,

@@ -115,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="numba",
         help="both: train each from the same seed and compare (saves the Numba model)",
     )
-    b.add_argument("--kernel", choices=["exact", "fast"], default="exact", help="numba SGD kernel")
-    b.add_argument("--threads", type=int, default=1, help="numba: Hogwild SGD threads when > 1")
+    b.add_argument(
+        "--kernel", choices=["exact", "fast", "blocked"], default="exact", help="numba SGD kernel"
+    )
+    b.add_argument("--threads", type=int, default=1, help="numba SGD threads (Hogwild or blocked)")
     b.add_argument("--mode", choices=["exact", "minibatch"], default="minibatch", help="torch")
     b.add_argument("--batch-size", type=int, default=1024, help="torch minibatch size")
     b.add_argument("--device", default="cpu", help="torch device: cpu or cuda")

@@ -13,6 +13,7 @@ from reference._validate import (
     check_ratings,
     check_size,
 )
+from reference.blocked import BlockedEpochs
 from reference.early_stopping import EarlyStopping
 from reference.fast import KERNELS, epoch_kernel
 from reference.kernels import _predict
@@ -131,6 +132,8 @@ class MatrixFactorization(FactorModel):
     ``biased=True`` adds μ + bᵤ + bᵢ (scikit-surprise's SVD rule); ``reg=0`` is the slides' model.
     ``kernel="fast"`` runs the vectorised kernel (equal to the reference to rounding) and
     ``n_threads > 1`` the Hogwild kernel over that many threads (see :mod:`reference.fast`).
+    ``kernel="blocked"`` runs LibMF-style blocked SGD, race-free on any ``n_threads`` (see
+    :mod:`reference.blocked`); its visiting order differs from the reference's.
     """
 
     def __init__(
@@ -160,8 +163,8 @@ class MatrixFactorization(FactorModel):
         self.biased = bool(biased)
         self.tol = None if tol is None else check_positive("tol", tol, allow_zero=True)
         self.n_threads = check_positive("n_threads", n_threads, integer=True)
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        if kernel not in (*KERNELS, "blocked"):
+            raise ValueError(f"kernel must be one of {(*KERNELS, 'blocked')}, got {kernel!r}")
         self.kernel = kernel
         self.lr_decay = check_positive("lr_decay", lr_decay)
 
@@ -201,8 +204,9 @@ class MatrixFactorization(FactorModel):
         self._remember_scale(r)
         self.history_: list[float] = []
         sgd_epoch = self._epoch_kernel(u, i, r, P, Q, bu, bi)
+        blocked = isinstance(sgd_epoch, BlockedEpochs)  # its layout replaces the order
         for epoch in range(self.n_epochs):
-            order = epoch_order(rng, r.shape[0], self.shuffle)
+            order = None if blocked else epoch_order(rng, r.shape[0], self.shuffle)
             lr = self.dtype(self.lr * self.lr_decay**epoch)
             sse = sgd_epoch(u, i, r, order, P, Q, bu, bi, mu_t, lr, reg, self.biased)
             train_mse = float(sse) / r.shape[0]
@@ -223,6 +227,10 @@ class MatrixFactorization(FactorModel):
 
     def _epoch_kernel(self, u, i, r, P, Q, bu, bi):
         """The function that runs one epoch over these arrays (see :func:`epoch_kernel`)."""
+        if self.kernel == "blocked":
+            rng = np.random.default_rng((self.seed, 1))  # layout and block order, own stream
+            args = (u, i, r, P.shape[0], Q.shape[0], P.shape[1], rng, self.shuffle)
+            return BlockedEpochs(*args, n_threads=self.n_threads)
         return epoch_kernel(self.kernel, self.n_threads)
 
     def _initial_factors(self, rng, n_users, n_items, init):

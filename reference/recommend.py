@@ -7,8 +7,9 @@ import numpy as np
 
 def seen_items(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr, indices) of the items each user rated in training."""
-    order = np.lexsort((items, users))
-    indices = np.ascontiguousarray(items[order], dtype=np.int64)
+    n_items = int(items.max()) + 1 if items.size else 1
+    key = users.astype(np.int64) * n_items + items  # sorts by user, then item
+    indices = np.sort(key) % n_items  # (n,) items, grouped by user
     counts = np.bincount(users, minlength=n_users)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])

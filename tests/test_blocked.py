@@ -1,0 +1,155 @@
+"""The LibMF-style blocked kernel against the exact reference ``_sgd_epoch``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reference import MatrixFactorization, rmse
+from reference.blocked import BlockedEpochs
+from reference.kernels import _sgd_epoch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def random_problem(rng, n=3000, n_users=60, n_items=40, k=16):
+    """Small random float64 ratings and N(0, 0.1²) factors; rows collide often."""
+    users = rng.integers(0, n_users, n)
+    items = rng.integers(0, n_items, n)
+    ratings = rng.integers(1, 6, n).astype(np.float64)
+    P = rng.normal(0, 0.1, (n_users, k))
+    Q = rng.normal(0, 0.1, (n_items, k))
+    return users, items, ratings, [P, Q, np.zeros(n_users), np.zeros(n_items)]
+
+
+def visiting_order(users, items, draws, B, user_block, item_block, rows, cols, steps):
+    """The rating indices a blocked epoch visits, rebuilt independently: a stable sort by block,
+    then each block shuffled by the seeded draws the layout made."""
+    block = user_block[users] * B + item_block[items]
+    by_block = np.argsort(block, kind="stable")
+    ptr = np.searchsorted(block[by_block], np.arange(B * B + 1))
+    in_blocks = [by_block[ptr[b] : ptr[b + 1]][draws[b]] for b in range(B * B)]
+    G = len(steps)
+    m = B // G
+    seq = [
+        rows[a * m + x] * B + cols[((a + s) % G) * m + y]
+        for s in steps
+        for a in range(G)
+        for x in range(m)
+        for y in range(m)
+    ]
+    return np.concatenate([in_blocks[b] for b in seq])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("biased", [False, True])
+def test_blocked_epochs_equal_reference_in_their_visiting_order(biased, n_threads):
+    rng = np.random.default_rng(11)
+    users, items, ratings, arrays = random_problem(rng)
+    ref_arrays = [a.copy() for a in arrays]
+    blocked_arrays = [a.copy() for a in arrays]
+    B = 4
+    epochs = BlockedEpochs(
+        users, items, ratings, 60, 40, 16, np.random.default_rng(5), True, n_threads, B
+    )
+    # The same seeded draws the layout made: the within-block shuffle, then each epoch's schedule.
+    draws = np.random.default_rng(5)
+    sizes = np.diff(epochs.ptr)
+    in_block_draws = [draws.permutation(size) for size in sizes]  # each block's shuffle
+    hyper = (3.0, 0.01, 0.02, biased)
+    for _ in range(3):
+        schedule = [draws.permutation(B), draws.permutation(B), draws.permutation(2)]
+        blocks = (epochs.user_block, epochs.item_block)
+        order = visiting_order(users, items, in_block_draws, B, *blocks, *schedule)
+        assert np.array_equal(np.sort(order), np.arange(ratings.shape[0]))  # every rating once
+        ref_sse = _sgd_epoch(users, items, ratings, order, *ref_arrays, *hyper)
+        blocked_sse = epochs(None, None, None, None, *blocked_arrays, *hyper)
+        assert blocked_sse == pytest.approx(ref_sse, rel=1e-10)
+    # float64: the blocked kernel reassociates the k-term dot product (SIMD, FMA), a few ulps
+    # per step that SGD at lr=0.01 does not amplify over 3 epochs (as for the fast kernel).
+    for ref_a, blocked_a in zip(ref_arrays, blocked_arrays, strict=True):
+        np.testing.assert_allclose(blocked_a, ref_a, rtol=0, atol=1e-12)
+    assert np.abs(ref_arrays[0] - arrays[0]).max() > 1e-3  # training moved P
+
+
+def test_two_threads_equal_one_thread_bit_for_bit():
+    # Blocks run at the same time touch disjoint rows, so their updates commute exactly.
+    rng = np.random.default_rng(2)
+    users, items, ratings, _ = random_problem(rng, n=5000, n_users=90, n_items=70)
+    fits = [
+        MatrixFactorization(
+            n_factors=8, n_epochs=4, biased=True, kernel="blocked", n_threads=t
+        ).fit(users, items, ratings)
+        for t in (1, 2)
+    ]
+    for a in ("P", "Q", "bu", "bi", "history_"):
+        np.testing.assert_array_equal(getattr(fits[1], a), getattr(fits[0], a))
+
+
+def test_layout_keeps_every_rating_once_grouped_by_block():
+    rng = np.random.default_rng(4)
+    users, items, ratings, _ = random_problem(rng, n=2000, n_users=37, n_items=23)
+    ep = BlockedEpochs(users, items, ratings, 37, 23, 8, np.random.default_rng(0), n_blocks=6)
+    assert ep.U.dtype == np.int32 and ep.I.dtype == np.int32 and ep.R.dtype == np.float64
+    assert ep.ptr[-1] == ratings.shape[0]
+    block = ep.user_block[ep.U] * 6 + ep.item_block[ep.I]
+    assert np.array_equal(block, np.repeat(np.arange(36), np.diff(ep.ptr)))
+    user_ratings = np.bincount(ep.user_block[users], minlength=6)  # ratings per user-block
+    assert user_ratings.max() - user_ratings.min() <= 2 * np.bincount(users).max()
+    key = lambda u, i, r: np.sort(u * 10_000 + i * 10 + r.astype(np.int64))  # noqa: E731
+    assert np.array_equal(key(ep.U, ep.I, ep.R), key(users, items, ratings))
+
+
+def test_pure_python_blocked_kernels_run_and_agree():
+    # Under NUMBA_DISABLE_JIT=1 nothing reassociates and prange runs serially: the serial and
+    # two-thread epochs are then the reference kernel in the same visiting order, bit for bit.
+    code = (
+        "import numpy as np\n"
+        "from reference import MatrixFactorization\n"
+        "rng = np.random.default_rng(0)\n"
+        "u, i = rng.integers(0, 9, 200), rng.integers(0, 7, 200)\n"
+        "r = rng.integers(1, 6, 200).astype(float)\n"
+        "kw = dict(n_factors=4, n_epochs=2, biased=True, kernel='blocked')\n"
+        "a, b = (MatrixFactorization(**kw, n_threads=t).fit(u, i, r) for t in (1, 2))\n"
+        "assert np.array_equal(a.P, b.P) and np.array_equal(a.Q, b.Q)\n"
+        "assert a.history_[1] < a.history_[0]\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def ml100k_split():
+    from data import load_ml100k, train_test_split
+
+    try:
+        data = load_ml100k(download=False)
+    except FileNotFoundError as e:
+        pytest.skip(f"MovieLens 100k not available offline ({e}); set MFREC_DATA")
+    train, test = train_test_split(len(data), test_size=0.2, seed=0)
+    return data.subset(train), data.subset(test), data.n_users, data.n_items
+
+
+def test_blocked_keeps_ml100k_test_rmse(ml100k_split):
+    train, test, n_users, n_items = ml100k_split
+    hyper = dict(n_factors=20, n_epochs=20, lr=0.01, reg=0.05, biased=True, seed=0)
+    rmses = {}
+    for name, kw in {"exact": {}, "blocked": dict(kernel="blocked", n_threads=2)}.items():
+        model = MatrixFactorization(**hyper, **kw)
+        model.fit(train.users, train.items, train.ratings, n_users, n_items)
+        rmses[name] = rmse(test.ratings, model.predict(test.users, test.items))
+    assert rmses["exact"] < 1.0  # the serial reference learned something
+    assert abs(rmses["blocked"] - rmses["exact"]) <= 0.003, rmses
+
+
+def test_grid_side_must_split_into_thread_super_blocks():
+    rng = np.random.default_rng(0)
+    users, items, ratings, _ = random_problem(rng, n=100)
+    with pytest.raises(ValueError, match="multiple of max"):
+        BlockedEpochs(users, items, ratings, 60, 40, 4, rng, n_threads=2, n_blocks=5)
