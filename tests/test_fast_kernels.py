@@ -105,20 +105,9 @@ def test_unknown_kernel_is_rejected():
         MatrixFactorization(n_threads=0)
 
 
-@pytest.fixture(scope="module")
-def ml100k_split():
-    from data import load_ml100k, train_test_split
-
-    try:
-        data = load_ml100k(download=False)
-    except FileNotFoundError as e:
-        pytest.skip(f"MovieLens 100k not available offline ({e}); set MFREC_DATA")
-    train, test = train_test_split(len(data), test_size=0.2, seed=0)
-    return data.subset(train), data.subset(test), data.n_users, data.n_items
-
-
 def test_two_thread_hogwild_keeps_ml100k_test_rmse(ml100k_split):
-    train, test, n_users, n_items = ml100k_split
+    train, test = ml100k_split  # tests/conftest.py: the seed-0 80/20 split
+    n_users, n_items = train.n_users, train.n_items
     hyper = dict(n_factors=20, n_epochs=20, lr=0.01, reg=0.05, biased=True, seed=0)
     rmses = {}
     for n_threads in (1, 2):
