@@ -67,15 +67,19 @@ def numba_epoch(
     return lambda: sgd_epoch(users, items, ratings, order, *arrays, *hyper)
 
 
-def cuda_epoch(users, items, ratings, n_users, n_items, k, biased, seed=0) -> Callable[[], float]:
-    """One ``numba.cuda`` epoch, data and order already on the device, synchronised."""
+def cuda_epoch(
+    users, items, ratings, n_users, n_items, k, biased, lanes=1, seed=0
+) -> Callable[[], float]:
+    """One ``numba.cuda`` epoch (``lanes`` threads per rating), data and order already on the
+    device, synchronised."""
     from numba import cuda
 
     from reference.cuda import CudaEpochs
 
     dtype = ratings.dtype.type
     rng = np.random.default_rng(seed)
-    epochs = CudaEpochs(users, items, ratings, *factors(rng, n_users, n_items, k, dtype), None, 128)
+    arrays = factors(rng, n_users, n_items, k, dtype)
+    epochs = CudaEpochs(users, items, ratings, *arrays, None, 128, lanes)
     d_order = cuda.to_device(rng.permutation(ratings.shape[0]))
     hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
     epochs.run(d_order[:1000], *hyper)  # compile and CUDA init, outside timing
@@ -83,9 +87,21 @@ def cuda_epoch(users, items, ratings, n_users, n_items, k, biased, seed=0) -> Ca
 
 
 def torch_epoch(
-    users, items, ratings, n_users, n_items, k, biased, mode, batch_size, device, n_ratings=None
+    users,
+    items,
+    ratings,
+    n_users,
+    n_items,
+    k,
+    biased,
+    mode,
+    batch_size,
+    device,
+    n_ratings=None,
+    compile=False,
 ) -> Callable[[], float]:
-    """One torch epoch (``_epoch`` of the model) over ``n_ratings`` of the data (default all)."""
+    """One torch epoch (``_epoch`` of the model) over ``n_ratings`` of the data (default all);
+    ``compile``: the ``torch.compile`` step, compiled by the warm-up."""
     from torch_impl.model import TorchMatrixFactorization
 
     dtype = ratings.dtype.name
@@ -99,11 +115,13 @@ def torch_epoch(
         mode=mode,
         batch_size=batch_size,
         device=device,
+        compile=compile,
     ).fit(users, items, ratings, n_users, n_items)
     dev = model.device
     u, i, r = (torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in (users, items, ratings))
     B = 1 if mode == "exact" else batch_size
     optimizer = torch.optim.SGD(model.module.parameters(), lr=model.lr * B)
     order = torch.randperm(ratings.shape[0], device=dev)[:n_ratings]
-    model._epoch(u, i, r, order[: 2 * B], optimizer, B)  # warm-up (CUDA init, allocator)
+    # Warm-up (CUDA init, allocator, compilation): two full batches and a short one.
+    model._epoch(u, i, r, order[: 2 * B + 1], optimizer, B)
     return lambda: model._epoch(u, i, r, order, optimizer, B)  # float(sse) synchronises

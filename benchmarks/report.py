@@ -1,7 +1,8 @@
 """Tables, ``results.json`` and ``bench.png`` from pytest-benchmark's JSON (``make bench``).
 
-Usage: ``python benchmarks/report.py benchmarks/out/bench.json`` (writes beside it). When a GPU
-was measured, the report and results are also copied to ``benchmarks/results/`` (committed).
+Usage: ``python benchmarks/report.py benchmarks/out/bench.json [more.json …]`` (rows of all the
+files, one machine; writes beside the first). When a GPU was measured, the report and results
+are also copied to ``benchmarks/results/`` (committed).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def render(machine: dict, rows: list[dict]) -> str:
         ("scale_n", "n", "Scaling over N (k=64, float32, ML-10M-shaped grid)"),
         ("scale_k", "k", "Scaling over k (N=1M, float32)"),
     ):
-        sc = sorted(pick(rows, name), key=lambda r: (r["device"], r[key]))
+        sc = sorted(pick(rows, name), key=lambda r: (r["device"], r["impl"], r[key]))
         if sc:
             body = [
                 [
@@ -253,13 +254,13 @@ def plot(rows: list[dict], machine: dict, path: Path) -> None:
         (axes[2], "scale_k", "k", "k factors"),
     ):
         sc = pick(rows, name)
-        for dev in sorted({r["device"] for r in sc}):
-            pts = sorted((r[key], 1e9 / r["updates_per_s"]) for r in sc if r["device"] == dev)
-            ax.plot(
-                *zip(*pts, strict=True),
-                marker="o",
-                label=f"numba fast [{dev}]" if dev == "cpu" else f"numba.cuda [{dev}]",
+        for impl, dev in sorted({(r["impl"], r["device"]) for r in sc}):
+            pts = sorted(
+                (r[key], 1e9 / r["updates_per_s"])
+                for r in sc
+                if (r["impl"], r["device"]) == (impl, dev)
             )
+            ax.plot(*zip(*pts, strict=True), marker="o", label=f"{impl} [{dev}]")
         ax.set_xscale("log", base=2 if key == "k" else 10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("ns per update")
@@ -289,10 +290,14 @@ def write_atomic(path: Path, write) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Write report.md, results.json and bench.png beside the pytest-benchmark JSON."""
-    src = Path(argv[0] if argv else "benchmarks/out/bench.json")
-    machine, rows = load_rows(src)
-    out = src.parent
+    """Write report.md, results.json and bench.png beside the (first) pytest-benchmark JSON."""
+    sources = [Path(a) for a in argv] or [Path("benchmarks/out/bench.json")]
+    machine, rows = load_rows(sources[0])
+    for src in sources[1:]:
+        other, more = load_rows(src)
+        machine["gpu"] = machine["gpu"] or other["gpu"]
+        rows += more
+    out = sources[0].parent
     report = render(machine, rows)
     results = json.dumps({"machine": machine, "rows": rows}, indent=1)
     write_atomic(out / "report.md", lambda tmp: Path(tmp).write_text(report))

@@ -84,8 +84,17 @@ def test_ml100k_epoch_numba(benchmark, ml100k, impl, kw, rounds):
     run(benchmark, fn, rounds)
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_gpu)])
-def test_ml100k_epoch_torch_minibatch(benchmark, ml100k, device):
+TORCH_DEVICES = ["cpu", pytest.param("cuda", marks=needs_gpu)]
+
+
+def torch_name(B: int, compile: bool, device: str) -> str:
+    name = f"torch minibatch B={B}" + (", torch.compile" if compile else "")
+    return name + (", 1 thread" if device == "cpu" else "")
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_ml100k_epoch_torch_minibatch(benchmark, ml100k, device, compile):
     train, _, n_users, n_items = ml100k
     fn = torch_epoch(
         train.users,
@@ -98,8 +107,9 @@ def test_ml100k_epoch_torch_minibatch(benchmark, ml100k, device):
         "minibatch",
         1024,
         device,
+        compile=compile,
     )
-    record(benchmark, "ml100k", "torch minibatch B=1024, 1 thread", device, len(train))
+    record(benchmark, "ml100k", torch_name(1024, compile, device), device, len(train))
     run(benchmark, fn, 7)
 
 
@@ -123,11 +133,15 @@ def test_ml100k_epoch_torch_exact(benchmark, ml100k):
     run(benchmark, fn, 3)
 
 
+CUDA_LANES = {1: "numba.cuda Hogwild, thread per rating", 32: "numba.cuda Hogwild, warp per rating"}
+
+
 @needs_gpu
-def test_ml100k_epoch_numba_cuda(benchmark, ml100k):
+@pytest.mark.parametrize("lanes", CUDA_LANES)
+def test_ml100k_epoch_numba_cuda(benchmark, ml100k, lanes):
     train, _, n_users, n_items = ml100k
-    fn = cuda_epoch(train.users, train.items, train.ratings, n_users, n_items, 100, True)
-    record(benchmark, "ml100k", "numba.cuda Hogwild", "cuda", len(train))
+    fn = cuda_epoch(train.users, train.items, train.ratings, n_users, n_items, 100, True, lanes)
+    record(benchmark, "ml100k", CUDA_LANES[lanes], "cuda", len(train))
     run(benchmark, fn, 15)
 
 
@@ -226,61 +240,70 @@ def test_ml10m_epoch_numba(benchmark, ml10m_shape, impl, kw, rounds):
     run(benchmark, fn, rounds)
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_gpu)])
-def test_ml10m_epoch_torch_minibatch(benchmark, ml10m_shape, device):
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_ml10m_epoch_torch_minibatch(benchmark, ml10m_shape, device, compile):
     users, items, ratings = ml10m_shape
     B = 16384
     fn = torch_epoch(
-        users, items, ratings, ML10M_USERS, ML10M_ITEMS, 64, False, "minibatch", B, device
+        users,
+        items,
+        ratings,
+        ML10M_USERS,
+        ML10M_ITEMS,
+        64,
+        False,
+        "minibatch",
+        B,
+        device,
+        compile=compile,
     )
-    record(benchmark, "ml10m", f"torch minibatch B={B}, 1 thread", device, ratings.shape[0])
+    record(benchmark, "ml10m", torch_name(B, compile, device), device, ratings.shape[0])
     run(benchmark, fn, 1 if device == "cpu" else 5)
 
 
 @needs_gpu
-def test_ml10m_epoch_numba_cuda(benchmark, ml10m_shape):
+@pytest.mark.parametrize("lanes", CUDA_LANES)
+def test_ml10m_epoch_numba_cuda(benchmark, ml10m_shape, lanes):
     users, items, ratings = ml10m_shape
-    fn = cuda_epoch(users, items, ratings, ML10M_USERS, ML10M_ITEMS, 64, False)
-    record(benchmark, "ml10m", "numba.cuda Hogwild", "cuda", ratings.shape[0])
+    fn = cuda_epoch(users, items, ratings, ML10M_USERS, ML10M_ITEMS, 64, False, lanes)
+    record(benchmark, "ml10m", CUDA_LANES[lanes], "cuda", ratings.shape[0])
     run(benchmark, fn, 5)
 
 
-# --- scaling: the fast serial kernel (and numba.cuda when present) over N and k ---------
+# --- scaling: the fast serial kernel (and both numba.cuda kernels) over N and k ----------
 
-DEVICES = ["cpu", pytest.param("cuda", marks=needs_gpu)]
+SCALED = {
+    "cpu": "numba fast",
+    "cuda-thread": "numba.cuda, thread per rating",
+    "cuda-warp": "numba.cuda, warp per rating",
+}
+IMPLS = ["cpu", *(pytest.param(name, marks=needs_gpu) for name in ("cuda-thread", "cuda-warp"))]
 
 
-def scaled_epoch(device, users, items, ratings, k):
+def scaled_epoch(impl, users, items, ratings, k):
     args = (users, items, ratings, ML10M_USERS, ML10M_ITEMS, k, False)
-    return numba_epoch(*args) if device == "cpu" else cuda_epoch(*args)
+    if impl == "cpu":
+        return numba_epoch(*args)
+    return cuda_epoch(*args, lanes=32 if impl == "cuda-warp" else 1)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("n", [100_000, 300_000, 1_000_000, 3_000_000, 10_000_000])
-def test_scale_n(benchmark, ml10m_shape, n, device):
+def test_scale_n(benchmark, ml10m_shape, n, impl):
     users, items, ratings = (a[:n] for a in ml10m_shape)
-    fn = scaled_epoch(device, users, items, ratings, 64)
-    record(
-        benchmark,
-        "scale_n",
-        "numba fast" if device == "cpu" else "numba.cuda",
-        device,
-        n,
-        n=n,
-        k=64,
-    )
+    fn = scaled_epoch(impl, users, items, ratings, 64)
+    record(benchmark, "scale_n", SCALED[impl], impl.split("-")[0], n, n=n, k=64)
     run(benchmark, fn, 5 if n < 3_000_000 else 3)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("k", [16, 32, 64, 128, 256])
-def test_scale_k(benchmark, ml10m_shape, k, device):
+def test_scale_k(benchmark, ml10m_shape, k, impl):
     n = 1_000_000
     users, items, ratings = (a[:n] for a in ml10m_shape)
-    fn = scaled_epoch(device, users, items, ratings, k)
-    record(
-        benchmark, "scale_k", "numba fast" if device == "cpu" else "numba.cuda", device, n, n=n, k=k
-    )
+    fn = scaled_epoch(impl, users, items, ratings, k)
+    record(benchmark, "scale_k", SCALED[impl], impl.split("-")[0], n, n=n, k=k)
     run(benchmark, fn, 5)
 
 

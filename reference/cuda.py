@@ -1,8 +1,10 @@
-"""The per-sample SGD rule as a ``numba.cuda`` kernel: one thread per rating, Hogwild.
+"""The per-sample SGD rule as ``numba.cuda`` kernels, Hogwild across GPU threads.
 
-In the manner of cuMF_SGD, many GPU threads update P and Q at once without locks; each thread
-walks a strided slice of the epoch's ``order``. Its logic runs on the CPU under
-``NUMBA_ENABLE_CUDASIM=1`` (see ``tests/test_cuda_sim.py``).
+In the manner of cuMF_SGD, many GPU workers update P and Q at once without locks; each worker
+walks a strided slice of the epoch's ``order``. Two layouts: ``lanes=1``, one thread per
+rating (:func:`_sgd_epoch_cuda`); ``lanes=32``, one warp per rating (:func:`_sgd_epoch_cuda_warp`,
+cuMF_SGD's: the 32 lanes read a row together, so loads coalesce). Their logic runs on the CPU
+under ``NUMBA_ENABLE_CUDASIM=1`` (see ``tests/test_gpu.py``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numba import cuda
+from numba import cuda, float64
 
 from reference._jit import cuda_jit
 from reference._validate import check_positive
 from reference.mf import MatrixFactorization
 
-RATINGS_PER_THREAD = 256
+RATINGS_PER_THREAD = 256  # the least ratings each worker (thread or warp) walks per epoch
+MAX_BLOCKS = 2048  # about 16 blocks on each of an H100's or H200's 132 multiprocessors
+WARP = 32
+MAX_THREADS = 1024  # CUDA's most threads per block: the warp kernel's shared scratch size
 
 
 @lru_cache(maxsize=1)
@@ -65,13 +70,87 @@ def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, bia
     cuda.atomic.add(sse, 0, acc)
 
 
-def default_blocks(n_ratings: int, threads: int) -> int:
-    """Enough blocks that each thread walks >= RATINGS_PER_THREAD ratings (at most 256).
+@cuda_jit
+def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, sse):
+    """Hogwild epoch, one warp per rating: warp w of the grid takes order[w], order[w + W], …
 
-    Fewer concurrent threads than ratings keeps Hogwild's collisions (threads on the same row
+    Lane l of the warp owns features f = l, l + 32, …: the lanes read Pᵤ and Qᵢ together, add
+    their partial dot products in shared memory, and each applies the reference rule to its
+    own features::
+
+        e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
+        bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only; lane 0)
+        Pᵤf ← Pᵤf + lr·(e·Qᵢf − reg·Pᵤf);  Qᵢf ← Qᵢf + lr·(e·Pᵤf − reg·Qᵢf)  (Pᵤf from before)
+
+    No race inside a warp: each lane writes only its own features, and a block barrier
+    separates every lane's reads of bᵤ, bᵢ from lane 0's writes. Between warps, Hogwild races
+    as in :func:`_sgd_epoch_cuda`. The block's warps step through their ratings together (a
+    uniform loop, so every thread meets every barrier); ``sse[0]`` gathers Σ e².
+    """
+    partial = cuda.shared.array(MAX_THREADS, dtype=float64)
+    t = cuda.threadIdx.x
+    lane = t % WARP
+    warps = cuda.blockDim.x // WARP
+    k = P.shape[1]
+    n = order.shape[0]
+    acc = 0.0
+    for base in range(cuda.blockIdx.x * warps, n, cuda.gridDim.x * warps):
+        j = base + t // WARP
+        active = j < n
+        u = 0
+        i = 0
+        dot = 0.0
+        if active:
+            u = users[order[j]]
+            i = items[order[j]]
+            for f in range(lane, k, WARP):
+                dot += P[u, f] * Q[i, f]
+        partial[t] = dot
+        cuda.syncthreads()
+        s = WARP // 2
+        while s > 0:
+            if lane < s:
+                partial[t] += partial[t + s]
+            cuda.syncthreads()
+            s //= 2
+        err = 0.0
+        b_u = 0.0
+        b_i = 0.0
+        if active:
+            r_hat = partial[t - lane]
+            if biased:
+                b_u = bu[u]
+                b_i = bi[i]
+                r_hat += mu + b_u + b_i
+            err = ratings[order[j]] - r_hat
+        cuda.syncthreads()  # every lane has read bᵤ, bᵢ and the sum before anything is written
+        if active:
+            if biased and lane == 0:
+                bu[u] = b_u + lr * (err - reg * b_u)
+                bi[i] = b_i + lr * (err - reg * b_i)
+            for f in range(lane, k, WARP):
+                p = P[u, f]
+                q = Q[i, f]
+                P[u, f] = p + lr * (err * q - reg * p)
+                Q[i, f] = q + lr * (err * p - reg * q)
+            if lane == 0:
+                acc += err * err
+    if lane == 0:
+        cuda.atomic.add(sse, 0, acc)
+
+
+KERNELS = {1: _sgd_epoch_cuda, WARP: _sgd_epoch_cuda_warp}
+
+
+def default_blocks(n_ratings: int, threads: int, lanes: int = 1) -> int:
+    """Enough blocks that each worker (``lanes`` threads) walks >= RATINGS_PER_THREAD ratings,
+    at most MAX_BLOCKS.
+
+    Fewer concurrent workers than ratings keeps Hogwild's collisions (workers on the same row
     at once) rare on small data; large data fills the GPU.
     """
-    return max(1, min(256, n_ratings // (threads * RATINGS_PER_THREAD)))
+    workers = threads // lanes
+    return max(1, min(MAX_BLOCKS, n_ratings // (workers * RATINGS_PER_THREAD)))
 
 
 class CudaEpochs:
@@ -82,13 +161,24 @@ class CudaEpochs:
     """
 
     def __init__(
-        self, users, items, ratings, P, Q, bu, bi, blocks: int | None, threads: int
+        self,
+        users,
+        items,
+        ratings,
+        P,
+        Q,
+        bu,
+        bi,
+        blocks: int | None,
+        threads: int,
+        lanes: int = 1,
     ) -> None:
         self.host = (P, Q, bu, bi)
         self.data = [cuda.to_device(a) for a in (users, items, ratings)]
         self.factors = [cuda.to_device(a) for a in self.host]
+        self.kernel = KERNELS[lanes]
         self.grid = (
-            default_blocks(ratings.shape[0], threads) if blocks is None else blocks,
+            default_blocks(ratings.shape[0], threads, lanes) if blocks is None else blocks,
             threads,
         )
 
@@ -103,9 +193,7 @@ class CudaEpochs:
         """One epoch over an ``order`` already on the device; synchronises; returns Σ e²."""
         sse = cuda.to_device(np.zeros(1, dtype=np.float64))
         blocks, threads = self.grid
-        _sgd_epoch_cuda[blocks, threads](
-            *self.data, d_order, *self.factors, mu, lr, reg, biased, sse
-        )
+        self.kernel[blocks, threads](*self.data, d_order, *self.factors, mu, lr, reg, biased, sse)
         cuda.synchronize()
         return float(sse.copy_to_host()[0])
 
@@ -114,18 +202,28 @@ class CudaMatrixFactorization(MatrixFactorization):
     """:class:`MatrixFactorization` trained by the ``numba.cuda`` Hogwild kernel.
 
     ``blocks × threads`` GPU threads share each epoch (``blocks=None``: see
-    :func:`default_blocks`); the result varies with thread timing, like ``n_threads > 1``.
+    :func:`default_blocks`), ``lanes`` threads per rating (1: a thread, 32: a warp); the result
+    varies with thread timing, like ``n_threads > 1``.
     """
 
-    def __init__(self, *args, blocks: int | None = None, threads: int = 128, **kw) -> None:
+    def __init__(
+        self, *args, blocks: int | None = None, threads: int = 128, lanes: int = 1, **kw
+    ) -> None:
         super().__init__(*args, **kw)
         if not has_cuda():
             raise ValueError("CudaMatrixFactorization needs a CUDA device; numba sees none")
         self.blocks = None if blocks is None else check_positive("blocks", blocks, integer=True)
         self.threads = check_positive("threads", threads, integer=True)
+        if lanes not in KERNELS:
+            raise ValueError(f"lanes must be 1 (thread per rating) or 32 (warp), got {lanes!r}")
+        if threads % lanes or threads > MAX_THREADS:
+            raise ValueError(
+                f"threads={threads} must be a multiple of lanes={lanes} and <= {MAX_THREADS}"
+            )
+        self.lanes = lanes
 
     def _epoch_kernel(self, u, i, r, P, Q, bu, bi):
-        epochs = CudaEpochs(u, i, r, P, Q, bu, bi, self.blocks, self.threads)
+        epochs = CudaEpochs(u, i, r, P, Q, bu, bi, self.blocks, self.threads, self.lanes)
 
         def sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased):
             return epochs(order, mu, lr, reg, biased)

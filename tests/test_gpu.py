@@ -43,6 +43,19 @@ many = CudaMatrixFactorization(**hyper, blocks=2, threads=4).fit(u, i, r)
 for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (many.P, many.Q, many.bu, many.bi)):
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-15)
 np.testing.assert_allclose(many.history_, ref.history_, rtol=1e-13)
+warps = CudaMatrixFactorization(**hyper, blocks=2, threads=64, lanes=32).fit(u, i, r)
+for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (warps.P, warps.Q, warps.bu, warps.bi)):
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-15)
+# One warp walks the order serially; k=40 > 32, so lanes 0-7 each own two features. The lanes'
+# partial dot products are added in another order than the reference's loop: equal to 1e-13.
+u, i = rng.integers(0, 5, 40), rng.integers(0, 4, 40)
+r = rng.integers(1, 6, 40).astype(float)
+hyper = dict(hyper, n_factors=40)
+ref = MatrixFactorization(**hyper).fit(u, i, r)
+warp = CudaMatrixFactorization(**hyper, blocks=1, threads=32, lanes=32).fit(u, i, r)
+for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (warp.P, warp.Q, warp.bu, warp.bi)):
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-13)
+np.testing.assert_allclose(warp.history_, ref.history_, rtol=1e-13)
 print("ok")
 """
 
@@ -88,25 +101,31 @@ def gpu_problem():
 
 @pytest.mark.gpu
 @needs_gpu
-def test_numba_cuda_fit_reaches_serial_rmse():
+@pytest.mark.parametrize("lanes", [1, 32])
+def test_numba_cuda_fit_reaches_serial_rmse(lanes):
     from reference.cuda import CudaMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     hyper = dict(n_factors=8, n_epochs=15, lr=0.01, reg=0.01, biased=True)
     serial = MatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
-    gpu = CudaMatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
+    gpu = CudaMatrixFactorization(**hyper, lanes=lanes).fit(u, i, r, n_users, n_items)
     serial_rmse = rmse(r, serial.predict(u, i))
     assert abs(rmse(r, gpu.predict(u, i)) - serial_rmse) <= 0.01 + 0.05 * serial_rmse
 
 
 @pytest.mark.gpu
 @needs_torch_gpu
-def test_torch_minibatch_on_cuda_matches_cpu():
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_torch_minibatch_on_cuda_matches_cpu(compile):
     from torch_impl.model import TorchMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     hyper = dict(n_factors=8, n_epochs=3, lr=0.01, reg=0.01, biased=True, mode="minibatch")
     cpu_model = TorchMatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
-    cuda_model = TorchMatrixFactorization(**hyper, device="cuda").fit(u, i, r, n_users, n_items)
-    # Same order and float64 math; only the reduction order on the device differs.
+    cuda_model = TorchMatrixFactorization(**hyper, device="cuda", compile=compile).fit(
+        u, i, r, n_users, n_items
+    )
+    # Same order and float64 math; only the order in which the device adds up repeated rows
+    # and reductions differs (rounding).
     np.testing.assert_allclose(cuda_model.P, cpu_model.P, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(cuda_model.history_, cpu_model.history_, rtol=1e-9)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -13,6 +14,63 @@ from reference.mf import FactorModel, MatrixFactorization, check_finite, initial
 from reference.sampling import epoch_order, init_factors
 
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
+
+
+def predict_rows(rows: Sequence[torch.Tensor], mu: torch.Tensor) -> torch.Tensor:
+    """r̂ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ) from looked-up rows [Pᵤ, Qᵢ(, bᵤ, bᵢ)]; shape (B,)."""
+    r_hat = (rows[0] * rows[1]).sum(dim=-1)  # (B,)
+    if len(rows) == 4:
+        r_hat = r_hat + mu + rows[2] + rows[3]  # (B,)
+    return r_hat
+
+
+def rows_loss(
+    rows: Sequence[torch.Tensor], r: torch.Tensor, mu: torch.Tensor, reg: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample ½(r − r̂)² + ½·reg·(‖Pᵤ‖² + ‖Qᵢ‖² + bᵤ² + bᵢ²), and e = r − r̂; both (B,)."""
+    err = r - predict_rows(rows, mu)  # (B,)
+    loss = 0.5 * err * err  # (B,)
+    if reg:
+        penalty = (rows[0] ** 2).sum(-1) + (rows[1] ** 2).sum(-1)  # (B,)
+        for b in rows[2:]:
+            penalty = penalty + b**2  # (B,)
+        loss = loss + 0.5 * reg * penalty
+    return loss, err
+
+
+def _mean_loss(rows, r, mu, reg):
+    loss, err = rows_loss(rows, r, mu, reg)
+    return loss.mean(), err
+
+
+def sparse_sgd_step(
+    tables: Sequence[torch.Tensor],
+    u: torch.Tensor,
+    i: torch.Tensor,
+    r: torch.Tensor,
+    mu: torch.Tensor,
+    lr: float,
+    reg: float,
+) -> torch.Tensor:
+    """One minibatch step of ``optim.SGD`` over sparse embedding gradients, as one pure function.
+
+    Looks up the rows of ``tables`` = [P (n, k), Q (m, k)(, bu (n,), bi (m,))], takes the
+    autograd gradient (``torch.func.grad``) of the mean loss w.r.t. those rows, and adds
+    −lr·grad into the touched rows in place (``index_add_``: repeated ids add up, as the sparse
+    gradient's duplicates do). Returns Σ e² (float64) seen before the step.
+    """
+    index = (u, i, u, i)[: len(tables)]
+    rows = tuple(t[ix] for t, ix in zip(tables, index, strict=True))  # (B, k), (B, k), (B,)…
+    grads, err = torch.func.grad(_mean_loss, has_aux=True)(rows, r, mu, reg)
+    for t, ix, g in zip(tables, index, grads, strict=True):
+        t.index_add_(0, ix, g, alpha=-lr)
+    return (err.double() ** 2).sum()
+
+
+@lru_cache(maxsize=1)
+def compiled_sgd_step() -> Callable:
+    """:func:`sparse_sgd_step` under ``torch.compile`` (compiled on first call, per shape)."""
+    return torch.compile(sparse_sgd_step, dynamic=False)
 
 
 class MFModule(nn.Module):
@@ -46,10 +104,7 @@ class MFModule(nn.Module):
 
     def predict_rows(self, rows: list[torch.Tensor]) -> torch.Tensor:
         """r̂ from looked-up rows: Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ), shape (B,)."""
-        r_hat = (rows[0] * rows[1]).sum(dim=-1)  # (B,)
-        if self.biased:
-            r_hat = r_hat + self.mu + rows[2] + rows[3]  # (B,)
-        return r_hat
+        return predict_rows(rows, self.mu)
 
     def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.predict_rows(self.lookup(u, i))  # (B,)
@@ -61,15 +116,7 @@ class MFModule(nn.Module):
 
         Each row is looked up once, so each table gets one sparse gradient per step.
         """
-        rows = self.lookup(u, i)
-        err = r - self.predict_rows(rows)  # (B,)
-        loss = 0.5 * err * err  # (B,)
-        if reg:
-            penalty = (rows[0] ** 2).sum(-1) + (rows[1] ** 2).sum(-1)  # (B,)
-            for b in rows[2:]:
-                penalty = penalty + b**2  # (B,)
-            loss = loss + 0.5 * reg * penalty
-        return loss, err
+        return rows_loss(self.lookup(u, i), r, self.mu, reg)
 
 
 class TorchMatrixFactorization(FactorModel):
@@ -78,6 +125,8 @@ class TorchMatrixFactorization(FactorModel):
     ``mode="exact"``: one optimizer step per rating in the reference's order (equal to it to
     rounding). ``mode="minibatch"``: the mean loss over ``batch_size`` ratings, stepped with
     ``lr·batch_size`` so each rating moves the rows as far as one reference step would.
+    ``compile=True`` (minibatch only) runs each full batch as :func:`sparse_sgd_step` under
+    ``torch.compile`` (the same step, fused; compiling costs seconds on the first batch).
     """
 
     def __init__(
@@ -95,6 +144,7 @@ class TorchMatrixFactorization(FactorModel):
         mode: str = "exact",
         batch_size: int = 1024,
         device: str = "cpu",
+        compile: bool = False,
     ) -> None:
         # The reference validates the shared hyper-parameters; copy its checked values.
         ref = MatrixFactorization(
@@ -105,6 +155,9 @@ class TorchMatrixFactorization(FactorModel):
             raise ValueError(f"mode must be 'exact' or 'minibatch', got {mode!r}")
         self.mode = mode
         self.batch_size = check_positive("batch_size", batch_size, integer=True)
+        if compile and mode != "minibatch":
+            raise ValueError("compile=True needs mode='minibatch' (exact mode steps one rating)")
+        self.compile = bool(compile)
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
@@ -163,6 +216,8 @@ class TorchMatrixFactorization(FactorModel):
 
     def _epoch(self, u, i, r, order, optimizer, B: int) -> float:
         """One pass over ``order`` in steps of B ratings; returns Σ e² seen before each step."""
+        if self.compile:
+            return self._compiled_epoch(u, i, r, order, B)
         sse = torch.zeros((), dtype=torch.float64, device=self.device)
         for start in range(0, order.shape[0], B):
             idx = order[start : start + B]  # (B,)
@@ -171,6 +226,21 @@ class TorchMatrixFactorization(FactorModel):
             loss.mean().backward()
             optimizer.step()
             sse += (err.detach().double() ** 2).sum()
+        return float(sse)
+
+    def _compiled_epoch(self, u, i, r, order, B: int) -> float:
+        """:meth:`_epoch` by :func:`sparse_sgd_step`: compiled for full batches, eager for the
+        shorter last one (so one compiled shape serves every epoch)."""
+        m = self.module
+        tables = [m.P.weight.detach(), m.Q.weight.detach()]  # (n, k), (m, k): shared storage
+        if self.biased:
+            tables += [m.bu.weight.detach()[:, 0], m.bi.weight.detach()[:, 0]]  # (n,), (m,)
+        step = compiled_sgd_step()
+        sse = torch.zeros((), dtype=torch.float64, device=self.device)
+        for start in range(0, order.shape[0], B):
+            idx = order[start : start + B]  # (B,)
+            fn = step if idx.shape[0] == B else sparse_sgd_step
+            sse += fn(tables, u[idx], i[idx], r[idx], m.mu, self.lr * B, self.reg)
         return float(sse)
 
     def _sync_numpy(self) -> None:
