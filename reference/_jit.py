@@ -75,3 +75,10 @@ def cuda_jit(fn):
     from numba import cuda
 
     return cuda.jit(fastmath=False)(fn)
+
+
+def cuda_device(fn):
+    """``numba.cuda.jit(device=True)`` with the same flags: a function called from kernels."""
+    from numba import cuda
+
+    return cuda.jit(device=True, fastmath=False)(fn)

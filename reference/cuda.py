@@ -12,9 +12,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numba import cuda, float64
+from numba import config, cuda
 
-from reference._jit import cuda_jit
+from reference._jit import cuda_device, cuda_jit
 from reference._validate import check_positive
 from reference.mf import MatrixFactorization
 
@@ -70,32 +70,77 @@ def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, bia
     cuda.atomic.add(sse, 0, acc)
 
 
+FULL_MASK = 0xFFFFFFFF  # every lane of a warp takes part in the shuffles
+
+if config.ENABLE_CUDASIM:
+    # The simulator has no warp shuffles: the same sum through shared memory and block
+    # barriers (the kernel's loop is uniform across the block, so every thread meets them).
+
+    def _warp_sum(x: float) -> float:
+        """Σ of ``x`` over the 32 lanes of the calling warp, returned to every lane."""
+        partial = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+        t = cuda.threadIdx.x
+        lane = t % WARP
+        partial[t] = x
+        cuda.syncthreads()
+        s = WARP // 2
+        while s > 0:
+            if lane < s:
+                partial[t] += partial[t + s]
+            cuda.syncthreads()
+            s //= 2
+        total = partial[t - lane]
+        cuda.syncthreads()
+        return total
+
+    def _warp_sync() -> None:
+        """All lanes of the warp reach this point before any goes on."""
+        cuda.syncthreads()
+
+else:
+
+    @cuda_device
+    def _warp_sum(x):
+        """Σ of ``x`` over the 32 lanes of the calling warp, returned to every lane (butterfly
+        of ``shfl_xor``)."""
+        s = WARP // 2
+        while s > 0:
+            x += cuda.shfl_xor_sync(FULL_MASK, x, s)
+            s //= 2
+        return x
+
+    @cuda_device
+    def _warp_sync():
+        """All lanes of the warp reach this point before any goes on."""
+        cuda.syncwarp(FULL_MASK)
+
+
 @cuda_jit
 def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, sse):
     """Hogwild epoch, one warp per rating: warp w of the grid takes order[w], order[w + W], …
 
-    Lane l of the warp owns features f = l, l + 32, …: the lanes read Pᵤ and Qᵢ together, add
-    their partial dot products in shared memory, and each applies the reference rule to its
+    Lane l of the warp owns features f = l, l + 32, …: the lanes read Pᵤ and Qᵢ together, sum
+    their partial dot products by warp shuffles, and each applies the reference rule to its
     own features::
 
         e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
         bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only; lane 0)
         Pᵤf ← Pᵤf + lr·(e·Qᵢf − reg·Pᵤf);  Qᵢf ← Qᵢf + lr·(e·Pᵤf − reg·Qᵢf)  (Pᵤf from before)
 
-    No race inside a warp: each lane writes only its own features, and a block barrier
+    No race inside a warp: each lane writes only its own features, and a warp barrier
     separates every lane's reads of bᵤ, bᵢ from lane 0's writes. Between warps, Hogwild races
-    as in :func:`_sgd_epoch_cuda`. The block's warps step through their ratings together (a
-    uniform loop, so every thread meets every barrier); ``sse[0]`` gathers Σ e².
+    as in :func:`_sgd_epoch_cuda`. A block's warps step through their ratings together (the
+    simulator's stand-in for the shuffles needs that); ``sse[0]`` gathers Σ e².
     """
-    partial = cuda.shared.array(MAX_THREADS, dtype=float64)
-    t = cuda.threadIdx.x
-    lane = t % WARP
-    warps = cuda.blockDim.x // WARP
+    g = cuda.grid(1)
+    lane = g % WARP
+    warps = cuda.blockDim.x // WARP  # warps per block
+    w = g // WARP  # this warp in the grid
     k = P.shape[1]
     n = order.shape[0]
     acc = 0.0
-    for base in range(cuda.blockIdx.x * warps, n, cuda.gridDim.x * warps):
-        j = base + t // WARP
+    for base in range(w - w % warps, n, cuda.gridsize(1) // WARP):
+        j = base + w % warps
         active = j < n
         u = 0
         i = 0
@@ -105,25 +150,17 @@ def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg
             i = items[order[j]]
             for f in range(lane, k, WARP):
                 dot += P[u, f] * Q[i, f]
-        partial[t] = dot
-        cuda.syncthreads()
-        s = WARP // 2
-        while s > 0:
-            if lane < s:
-                partial[t] += partial[t + s]
-            cuda.syncthreads()
-            s //= 2
+        r_hat = _warp_sum(dot)
         err = 0.0
         b_u = 0.0
         b_i = 0.0
         if active:
-            r_hat = partial[t - lane]
             if biased:
                 b_u = bu[u]
                 b_i = bi[i]
                 r_hat += mu + b_u + b_i
             err = ratings[order[j]] - r_hat
-        cuda.syncthreads()  # every lane has read bᵤ, bᵢ and the sum before anything is written
+        _warp_sync()  # every lane has read bᵤ, bᵢ before lane 0 writes them
         if active:
             if biased and lane == 0:
                 bu[u] = b_u + lr * (err - reg * b_u)
