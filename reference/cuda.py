@@ -33,48 +33,16 @@ def has_cuda() -> bool:
         return False
 
 
-@cuda_jit
-def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, sse):
-    """Hogwild epoch: thread t applies the reference rule to order[t], order[t + T], …
-
-    Per rating (u, i, r)::
-
-        e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
-        bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
-        Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ);  Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)  (Pᵤ from before)
-
-    Races as in :func:`reference.fast._sgd_epoch_hogwild` (concurrent threads may hit the same
-    row); ``sse[0]`` gathers Σ e² by one atomic add per thread.
-    """
-    k = P.shape[1]
-    acc = 0.0
-    for n in range(cuda.grid(1), order.shape[0], cuda.gridsize(1)):
-        j = order[n]
-        u = users[j]
-        i = items[j]
-        dot = 0.0
-        for f in range(k):
-            dot += P[u, f] * Q[i, f]
-        if biased:
-            err = ratings[j] - (mu + bu[u] + bi[i] + dot)
-            bu[u] += lr * (err - reg * bu[u])
-            bi[i] += lr * (err - reg * bi[i])
-        else:
-            err = ratings[j] - dot
-        acc += err * err
-        for f in range(k):
-            p = P[u, f]
-            q = Q[i, f]
-            P[u, f] = p + lr * (err * q - reg * p)
-            Q[i, f] = q + lr * (err * p - reg * q)
-    cuda.atomic.add(sse, 0, acc)
-
-
 FULL_MASK = 0xFFFFFFFF  # every lane of a warp takes part in the shuffles
 
 if config.ENABLE_CUDASIM:
     # The simulator has no warp shuffles: the same sum through shared memory and block
     # barriers (the kernel's loop is uniform across the block, so every thread meets them).
+    # Its memory is coherent: plain reads.
+
+    def _read(a, index):
+        """``a[index]``, as the latest value any thread wrote."""
+        return a[index]
 
     def _warp_sum(x: float) -> float:
         """Σ of ``x`` over the 32 lanes of the calling warp, returned to every lane."""
@@ -98,6 +66,19 @@ if config.ENABLE_CUDASIM:
         cuda.syncthreads()
 
 else:
+    if hasattr(cuda, "ldcg"):
+
+        @cuda_device
+        def _read(a, index):
+            """``a[index]`` from L2 (``ld.global.cg``), past this multiprocessor's L1."""
+            return cuda.ldcg(a, index)
+
+    else:  # a numba without cache-hinted loads: an atomic add of 0 also reads L2
+
+        @cuda_device
+        def _read(a, index):
+            """``a[index]`` from L2 (an atomic add of 0), past this multiprocessor's L1."""
+            return cuda.atomic.add(a, index, 0)
 
     @cuda_device
     def _warp_sum(x):
@@ -116,6 +97,50 @@ else:
 
 
 @cuda_jit
+def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, sse):
+    """Hogwild epoch: thread t applies the reference rule to order[t], order[t + T], …
+
+    Per rating (u, i, r)::
+
+        e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
+        bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
+        Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ);  Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)  (Pᵤ from before)
+
+    Factors and biases are read from L2 (:func:`_read`) and changed by atomic adds of the step:
+    in one launch the multiprocessors' L1 caches are not kept coherent, so a plain load can
+    return a row another multiprocessor changed long ago and a plain store then undoes that
+    change. Races left (Hogwild, as in :func:`reference.fast._sgd_epoch_hogwild`): threads on
+    the same row at once each compute their step from the value before the other's; no step is
+    lost. Alone (one thread) it is the reference, bit for bit. ``sse[0]`` gathers Σ e² by one
+    atomic add per thread.
+    """
+    k = P.shape[1]
+    acc = 0.0
+    for n in range(cuda.grid(1), order.shape[0], cuda.gridsize(1)):
+        j = order[n]
+        u = users[j]
+        i = items[j]
+        dot = 0.0
+        for f in range(k):
+            dot += _read(P, (u, f)) * _read(Q, (i, f))
+        if biased:
+            b_u = _read(bu, u)
+            b_i = _read(bi, i)
+            err = ratings[j] - (mu + b_u + b_i + dot)
+            cuda.atomic.add(bu, u, lr * (err - reg * b_u))
+            cuda.atomic.add(bi, i, lr * (err - reg * b_i))
+        else:
+            err = ratings[j] - dot
+        acc += err * err
+        for f in range(k):
+            p = _read(P, (u, f))
+            q = _read(Q, (i, f))
+            cuda.atomic.add(P, (u, f), lr * (err * q - reg * p))
+            cuda.atomic.add(Q, (i, f), lr * (err * p - reg * q))
+    cuda.atomic.add(sse, 0, acc)
+
+
+@cuda_jit
 def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, sse):
     """Hogwild epoch, one warp per rating: warp w of the grid takes order[w], order[w + W], …
 
@@ -127,10 +152,11 @@ def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg
         bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only; lane 0)
         Pᵤf ← Pᵤf + lr·(e·Qᵢf − reg·Pᵤf);  Qᵢf ← Qᵢf + lr·(e·Pᵤf − reg·Qᵢf)  (Pᵤf from before)
 
-    No race inside a warp: each lane writes only its own features, and a warp barrier
-    separates every lane's reads of bᵤ, bᵢ from lane 0's writes. Between warps, Hogwild races
-    as in :func:`_sgd_epoch_cuda`. A block's warps step through their ratings together (the
-    simulator's stand-in for the shuffles needs that); ``sse[0]`` gathers Σ e².
+    No race inside a warp: each lane changes only its own features, and a warp barrier
+    separates every lane's reads of bᵤ, bᵢ from lane 0's update. Between warps, Hogwild races;
+    reads from L2 and atomic adds of each step, as in :func:`_sgd_epoch_cuda`. A block's warps
+    step through their ratings together (the simulator's stand-in for the shuffles needs
+    that); ``sse[0]`` gathers Σ e².
     """
     g = cuda.grid(1)
     lane = g % WARP
@@ -149,27 +175,27 @@ def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg
             u = users[order[j]]
             i = items[order[j]]
             for f in range(lane, k, WARP):
-                dot += P[u, f] * Q[i, f]
+                dot += _read(P, (u, f)) * _read(Q, (i, f))
         r_hat = _warp_sum(dot)
         err = 0.0
         b_u = 0.0
         b_i = 0.0
         if active:
             if biased:
-                b_u = bu[u]
-                b_i = bi[i]
+                b_u = _read(bu, u)
+                b_i = _read(bi, i)
                 r_hat += mu + b_u + b_i
             err = ratings[order[j]] - r_hat
         _warp_sync()  # every lane has read bᵤ, bᵢ before lane 0 writes them
         if active:
             if biased and lane == 0:
-                bu[u] = b_u + lr * (err - reg * b_u)
-                bi[i] = b_i + lr * (err - reg * b_i)
+                cuda.atomic.add(bu, u, lr * (err - reg * b_u))
+                cuda.atomic.add(bi, i, lr * (err - reg * b_i))
             for f in range(lane, k, WARP):
-                p = P[u, f]
-                q = Q[i, f]
-                P[u, f] = p + lr * (err * q - reg * p)
-                Q[i, f] = q + lr * (err * p - reg * q)
+                p = _read(P, (u, f))
+                q = _read(Q, (i, f))
+                cuda.atomic.add(P, (u, f), lr * (err * q - reg * p))
+                cuda.atomic.add(Q, (i, f), lr * (err * p - reg * q))
             if lane == 0:
                 acc += err * err
     if lane == 0:
