@@ -66,19 +66,12 @@ if config.ENABLE_CUDASIM:
         cuda.syncthreads()
 
 else:
-    if hasattr(cuda, "ldcg"):
 
-        @cuda_device
-        def _read(a, index):
-            """``a[index]`` from L2 (``ld.global.cg``), past this multiprocessor's L1."""
-            return cuda.ldcg(a, index)
-
-    else:  # a numba without cache-hinted loads: an atomic add of 0 also reads L2
-
-        @cuda_device
-        def _read(a, index):
-            """``a[index]`` from L2 (an atomic add of 0), past this multiprocessor's L1."""
-            return cuda.atomic.add(a, index, 0)
+    @cuda_device
+    def _read(a, index):
+        """``a[index]`` as held in L2, past this multiprocessor's L1: an atomic add of 0 (every
+        numba has it; a cache-hinted ``ld.global.cg`` would be cheaper where numba offers one)."""
+        return cuda.atomic.add(a, index, 0)
 
     @cuda_device
     def _warp_sum(x):

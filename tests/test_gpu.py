@@ -101,14 +101,21 @@ def gpu_problem():
 
 @pytest.mark.gpu
 @needs_gpu
+@pytest.mark.parametrize("blocks", [None, 64], ids=["default-grid", "64-blocks"])
 @pytest.mark.parametrize("lanes", [1, 32])
-def test_numba_cuda_fit_reaches_serial_rmse(lanes):
+def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks):
     from reference.cuda import CudaMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     hyper = dict(n_factors=8, n_epochs=15, lr=0.01, reg=0.01, biased=True)
     serial = MatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
-    gpu = CudaMatrixFactorization(**hyper, lanes=lanes).fit(u, i, r, n_users, n_items)
+    # 64 blocks run on many multiprocessors, whose L1 caches are not coherent within a launch.
+    # On an H200 the warp kernel with plain loads and stores reached RMSE 1.96-1.98 here (39
+    # blocks) against the serial 0.04, though one warp alone matched the reference to 6e-17;
+    # the thread kernel's default grid for this problem is one block, which would hide that.
+    gpu = CudaMatrixFactorization(**hyper, lanes=lanes, blocks=blocks).fit(
+        u, i, r, n_users, n_items
+    )
     serial_rmse = rmse(r, serial.predict(u, i))
     assert abs(rmse(r, gpu.predict(u, i)) - serial_rmse) <= 0.01 + 0.05 * serial_rmse
 
