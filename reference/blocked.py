@@ -2,7 +2,8 @@
 
 Once per fit the ratings are copied into one compact layout (int32 user and item indices,
 ratings in the factors' dtype) grouped block by block, in a seeded shuffled order inside each
-block; this layout replaces the per-epoch permutation index. User-blocks (and item-blocks) are
+block (Fisher–Yates driven by one seeded uniform draw per rating); this layout replaces the
+per-epoch permutation index. User-blocks (and item-blocks) are
 id ranges cut to hold about equal numbers of ratings. An epoch streams the blocks' ratings
 sequentially, so a block's rows of P and Q stay in cache while it runs.
 
@@ -61,6 +62,24 @@ def _block_layout(users, items, ratings, B, user_block, item_block, U, I, R, ptr
         R[pos] = ratings[j]
 
 
+@njit
+def _shuffle_blocks(ptr, draws, U, I, R):
+    """Shuffles each block of the layout in place (Fisher–Yates, driven by ``draws``).
+
+    For block positions t = m−1 … 1 (m ratings, from ``ptr[b]``): swap t with
+    j = ⌊draws[ptr[b] + t]·(t + 1)⌋ (at most t), where ``draws`` holds one uniform draw in
+    [0, 1) per rating. One pass; a block's ratings are in cache.
+    """
+    for b in range(ptr.shape[0] - 1):
+        start = ptr[b]
+        for t in range(ptr[b + 1] - start - 1, 0, -1):
+            j = start + min(int(draws[start + t] * (t + 1)), t)
+            x = start + t
+            U[x], U[j] = U[j], U[x]
+            I[x], I[j] = I[j], I[x]
+            R[x], R[j] = R[j], R[x]
+
+
 @njit_fast
 def _sgd_run(U, I, R, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
     """The reference rule over positions ``start:stop`` of the layout, in the factors' dtype.
@@ -71,12 +90,20 @@ def _sgd_run(U, I, R, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
         bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
         Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ);  Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)  (Pᵤ from before)
 
-    Returns Σ e² (pre-update errors). No software prefetch (unlike :mod:`reference.fast`): a
-    block's rows are in L2 already, and prefetching them measured 10–20% slower. The loop body
-    repeats :func:`reference.fast._sgd_span`'s on purpose: moving it into a shared ``@njit``
-    step function measured 19.6M against 32.7M updates/s on the 10M benchmark.
+    The factor step is computed as Pᵤ − (lr·reg)·Pᵤ + (lr·e)·Qᵢ (Qᵢ likewise), with lr·reg and
+    lr·e formed once per rating: two FMAs per element (see ``inspect_asm()``) instead of three
+    operations, equal to the rule up to rounding; measured about 10% fewer ns per update
+    (ML-100k, k=100 float64, epochs interleaved with the three-operation form on a 2-core AMD
+    EPYC VM).
+    Returns Σ e² (pre-update errors).
+
+    No software prefetch (unlike :mod:`reference.fast`): a block's rows are in L2 already, and
+    prefetching them measured 10–20% slower. The loop is written out here rather than shared
+    with :func:`reference.fast._sgd_span`: moving it into a shared ``@njit`` step function
+    measured 19.6M against 32.7M updates/s on the 10M benchmark.
     """
     k = P.shape[1]
+    lr_reg = lr * reg
     sse = 0.0
     for n in range(start, stop):
         u = U[n]
@@ -93,11 +120,12 @@ def _sgd_run(U, I, R, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
         else:
             err = R[n] - dot
         sse += np.float64(err) * np.float64(err)
+        step = lr * err
         for f in range(k):
             p = Pu[f]
             q = Qi[f]
-            Pu[f] = p + lr * (err * q - reg * p)
-            Qi[f] = q + lr * (err * p - reg * q)
+            Pu[f] = p - lr_reg * p + step * q
+            Qi[f] = q - lr_reg * q + step * p
     return sse
 
 
@@ -211,15 +239,8 @@ class BlockedEpochs:
             self.R,
             self.ptr,
         )
-        if shuffle:
-            for b in range(B * B):  # a seeded shuffle inside each block (in cache: fast)
-                seg = slice(self.ptr[b], self.ptr[b + 1])
-                p = rng.permutation(self.ptr[b + 1] - self.ptr[b])
-                self.U[seg], self.I[seg], self.R[seg] = (
-                    self.U[seg][p],
-                    self.I[seg][p],
-                    self.R[seg][p],
-                )
+        if shuffle:  # one uniform draw per rating drives a Fisher–Yates shuffle of each block
+            _shuffle_blocks(self.ptr, rng.random(n), self.U, self.I, self.R)
         self.sse = np.zeros(B * B)
 
     def schedule(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

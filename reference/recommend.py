@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference._jit import njit
+
 
 def seen_items(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (indptr, indices) of the items each user rated in training."""
+    """CSR (indptr, indices) of the items each user rated in training, ascending per user."""
     n_items = int(items.max()) + 1 if items.size else 1
-    key = users.astype(np.int64) * n_items + items  # sorts by user, then item
-    indices = np.sort(key) % n_items  # (n,) items, grouped by user
-    counts = np.bincount(users, minlength=n_users)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(items.shape[0], dtype=np.int64)
+    _csr_by_user(users, items, n_items, indptr, indices)
     return indptr, indices
+
+
+@njit
+def _csr_by_user(users, items, n_items, indptr, indices):
+    """Fills CSR ``indptr`` (zeros, n_users + 1) and ``indices``: two stable counting sorts,
+    by item and then by user, so each user's items come out ascending (duplicates kept)."""
+    item_ptr = np.zeros(n_items + 1, dtype=np.int64)
+    for j in range(items.shape[0]):
+        item_ptr[items[j] + 1] += 1
+        indptr[users[j] + 1] += 1
+    for i in range(n_items):
+        item_ptr[i + 1] += item_ptr[i]
+    for u in range(indptr.shape[0] - 1):
+        indptr[u + 1] += indptr[u]
+    by_item = np.empty(items.shape[0], dtype=np.int64)  # rating indices, ascending item
+    for j in range(items.shape[0]):
+        by_item[item_ptr[items[j]]] = j
+        item_ptr[items[j]] += 1
+    fill = indptr[:-1].copy()
+    for j in by_item:
+        indices[fill[users[j]]] = items[j]
+        fill[users[j]] += 1
 
 
 def top_k(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:

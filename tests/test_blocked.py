@@ -27,13 +27,26 @@ def random_problem(rng, n=3000, n_users=60, n_items=40, k=16):
     return users, items, ratings, [P, Q, np.zeros(n_users), np.zeros(n_items)]
 
 
+def fisher_yates(draws):
+    """The permutation that Fisher–Yates with uniform ``draws`` (one per position) makes:
+    for t = m−1 … 1, swap t with ⌊draws[t]·(t + 1)⌋."""
+    perm = np.arange(draws.shape[0])
+    for t in range(draws.shape[0] - 1, 0, -1):
+        j = min(int(draws[t] * (t + 1)), t)
+        perm[t], perm[j] = perm[j], perm[t]
+    return perm
+
+
 def visiting_order(users, items, draws, B, user_block, item_block, rows, cols, steps):
     """The rating indices a blocked epoch visits, rebuilt independently: a stable sort by block,
-    then each block shuffled by the seeded draws the layout made."""
+    then each block shuffled by the seeded draws the layout made (one per rating)."""
     block = user_block[users] * B + item_block[items]
     by_block = np.argsort(block, kind="stable")
     ptr = np.searchsorted(block[by_block], np.arange(B * B + 1))
-    in_blocks = [by_block[ptr[b] : ptr[b + 1]][draws[b]] for b in range(B * B)]
+    in_blocks = [
+        by_block[ptr[b] : ptr[b + 1]][fisher_yates(draws[ptr[b] : ptr[b + 1]])]
+        for b in range(B * B)
+    ]
     G = len(steps)
     m = B // G
     seq = [
@@ -59,8 +72,7 @@ def test_blocked_epochs_equal_reference_in_their_visiting_order(biased, n_thread
     )
     # The same seeded draws the layout made: the within-block shuffle, then each epoch's schedule.
     draws = np.random.default_rng(5)
-    sizes = np.diff(epochs.ptr)
-    in_block_draws = [draws.permutation(size) for size in sizes]  # each block's shuffle
+    in_block_draws = draws.random(ratings.shape[0])  # drive each block's shuffle
     hyper = (3.0, 0.01, 0.02, biased)
     for _ in range(3):
         schedule = [draws.permutation(B), draws.permutation(B), draws.permutation(2)]
