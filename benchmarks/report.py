@@ -1,7 +1,8 @@
 """Tables, ``results.json`` and ``bench.png`` from pytest-benchmark's JSON (``make bench``).
 
-Usage: ``python benchmarks/report.py benchmarks/out/bench.json [more.json …]`` (rows of all the
-files, one machine; writes beside the first). When a GPU was measured, the report and results
+Usage: ``python benchmarks/report.py benchmarks/out/bench.json [more.json …] [--drop=TEXT …]``
+(rows of all the files, one machine, less the rows whose implementation name contains a
+``--drop`` text; writes beside the first file). When a GPU was measured, the report and results
 are also copied to ``benchmarks/results/`` (committed).
 """
 
@@ -291,12 +292,15 @@ def write_atomic(path: Path, write) -> None:
 
 def main(argv: list[str]) -> int:
     """Write report.md, results.json and bench.png beside the (first) pytest-benchmark JSON."""
-    sources = [Path(a) for a in argv] or [Path("benchmarks/out/bench.json")]
+    drop = [a.removeprefix("--drop=") for a in argv if a.startswith("--drop=")]
+    sources = [Path(a) for a in argv if not a.startswith("--")]
+    sources = sources or [Path("benchmarks/out/bench.json")]
     machine, rows = load_rows(sources[0])
     for src in sources[1:]:
         other, more = load_rows(src)
         machine["gpu"] = machine["gpu"] or other["gpu"]
         rows += more
+    rows = [r for r in rows if not any(text in r["impl"] for text in drop)]
     out = sources[0].parent
     report = render(machine, rows)
     results = json.dumps({"machine": machine, "rows": rows}, indent=1)

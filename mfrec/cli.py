@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mode", choices=["exact", "minibatch"], default="minibatch", help="torch")
     b.add_argument("--batch-size", type=int, default=1024, help="torch minibatch size")
     b.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    b.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch minibatch: run each step under torch.compile (seconds to compile first)",
+    )
     d = t.add_argument_group("distributed (under torchrun; see docs/scaling.md)")
     d.add_argument("--distributed", action="store_true", help="data-parallel torch minibatch")
     d.add_argument("--checkpoint", help="checkpoint file, rewritten atomically every epoch")
@@ -295,7 +300,11 @@ def make_model(args, backend: str | None = None):
     from torch_impl import TorchMatrixFactorization
 
     return TorchMatrixFactorization(
-        **common, mode=args.mode, batch_size=args.batch_size, device=args.device
+        **common,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        device=args.device,
+        compile=args.compile,
     )
 
 

@@ -148,6 +148,10 @@ def test_usage_errors_are_not_tracebacks(capsys, files):
     assert_user_error(code, err, "invalid int value: 'many'")
     code, _, err = run(capsys, "train", "--train", files[0])
     assert_user_error(code, err, "--train and --test go together")
+    code, _, err = run(
+        capsys, *train_args(files, "--backend", "torch", "--mode", "exact", "--compile")
+    )
+    assert_user_error(code, err, "compile=True needs mode='minibatch'")
 
 
 def test_model_files_corrupt_foreign_newer(capsys, files, tmp_path):
