@@ -221,6 +221,42 @@ def test_ml100k_fit_surprise(benchmark, ml100k, surprise_trainset):
     )
 
 
+PAIRS = 7
+
+
+def test_ml100k_fit_interleaved(benchmark, ml100k, surprise_trainset):
+    """surprise, mfrec blocked, mfrec blocked 2 threads, surprise, …: PAIRS rounds alternating.
+
+    On a shared machine slow and fast phases come and go; alternating the fits puts each
+    ratio's two sides in the same phases (the separate rows above time them minutes apart).
+    """
+    from surprise import SVD
+
+    train, _, n_users, n_items = ml100k
+    fits = {
+        "scikit-surprise SVD": lambda: SVD(random_state=0).fit(surprise_trainset),
+        "mfrec blocked": lambda: MatrixFactorization(**SURPRISE, kernel="blocked").fit(
+            train.users, train.items, train.ratings, n_users, n_items
+        ),
+        f"mfrec blocked {CPU_THREADS} threads": lambda: MatrixFactorization(
+            **SURPRISE, kernel="blocked", n_threads=CPU_THREADS
+        ).fit(train.users, train.items, train.ratings, n_users, n_items),
+    }
+    for fit in list(fits.values())[1:]:
+        fit()  # compile, outside timing
+    times: dict[str, list[float]] = {name: [] for name in fits}
+
+    def alternate():
+        for _ in range(PAIRS):
+            for name, fit in fits.items():
+                start = time.perf_counter()
+                fit()
+                times[name].append(time.perf_counter() - start)
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    record(benchmark, "fit_interleaved", "interleaved fits", "cpu", PAIRS, times_s=times)
+
+
 # --- 10M random ratings of the ML-10M shape, k=64 float32 (the LibMF comparison) ---------
 
 ML10M_CPU = [
