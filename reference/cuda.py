@@ -21,7 +21,7 @@ from reference.mf import MatrixFactorization
 RATINGS_PER_THREAD = 256  # the least ratings each worker (thread or warp) walks per epoch
 MAX_BLOCKS = 2048  # about 16 blocks on each of an H100's or H200's 132 multiprocessors
 WARP = 32
-MAX_THREADS = 1024  # CUDA's most threads per block: the warp kernel's shared scratch size
+MAX_THREADS = 1024  # CUDA's most threads per block (and the simulator's warp-sum scratch)
 
 
 @lru_cache(maxsize=1)
