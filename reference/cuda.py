@@ -100,12 +100,13 @@ def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, bia
         Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ);  Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)  (Pᵤ from before)
 
     Factors and biases are read from L2 (:func:`_read`) and changed by atomic adds of the step:
-    in one launch the multiprocessors' L1 caches are not kept coherent, so a plain load can
-    return a row another multiprocessor changed long ago and a plain store then undoes that
-    change. Races left (Hogwild, as in :func:`reference.fast._sgd_epoch_hogwild`): threads on
-    the same row at once each compute their step from the value before the other's; no step is
-    lost. Alone (one thread) it is the reference, bit for bit. ``sse[0]`` gathers Σ e² by one
-    atomic add per thread.
+    in one launch the multiprocessors' L1 caches are not kept coherent (PTX ISA, "Cache
+    Operators": a default ``ld.ca`` "may get stale L1 cache data"), so a plain load can return
+    a row another multiprocessor changed long ago and a plain store then undoes that change.
+    Races left (Hogwild, as in :func:`reference.fast._sgd_epoch_hogwild`): threads on the same
+    row at once each compute their step from the value before the other's; no step is lost.
+    Alone (one thread) it is the reference, bit for bit. ``sse[0]`` gathers Σ e² by one atomic
+    add per thread.
     """
     k = P.shape[1]
     acc = 0.0

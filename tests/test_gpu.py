@@ -13,6 +13,7 @@ import torch
 
 from reference import MatrixFactorization, rmse
 from reference.cuda import has_cuda
+from reference.sampling import epoch_order, init_factors
 from torch_impl.model import MFModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +100,64 @@ def gpu_problem():
     return u, i, r, n_users, n_items
 
 
+GPU_HYPER = dict(n_factors=8, n_epochs=15, lr=0.01, reg=0.01, biased=True)
+
+
+def hogwild_tolerance(serial_rmse: float) -> float:
+    """How far a Hogwild GPU fit's RMSE may end from the serial fit's on :func:`gpu_problem`."""
+    return 0.01 + 0.05 * serial_rmse
+
+
+def hogwild_waves(u, i, r, n_users, n_items, W, n_epochs=GPU_HYPER["n_epochs"], stores=False):
+    """A NumPy model of the CUDA kernels at their most concurrent: W workers take W ratings of
+    the epoch's order at a time, all read Pᵤ, Qᵢ, bᵤ, bᵢ before any writes, then every step is
+    added (the kernels' atomic adds), or with ``stores`` each worker stores its updated row and
+    the last store wins (plain stores: steps lost). Returns the training RMSE."""
+    lr, reg = GPU_HYPER["lr"], GPU_HYPER["reg"]
+    rng = np.random.default_rng(0)  # the fit's stream (seed 0): P, Q, then an order per epoch
+    P, Q = init_factors(rng, n_users, n_items, GPU_HYPER["n_factors"], 0.1, np.float64)
+    bu, bi, mu = np.zeros(n_users), np.zeros(n_items), r.mean()
+    for _ in range(n_epochs):
+        order = epoch_order(rng, r.shape[0], True)
+        for start in range(0, r.shape[0], W):
+            j = order[start : start + W]
+            uu, ii = u[j], i[j]
+            Pu, Qi, b_u, b_i = P[uu], Q[ii], bu[uu], bi[ii]  # (W, k), (W, k), (W,), (W,)
+            err = r[j] - (mu + b_u + b_i + np.einsum("wk,wk->w", Pu, Qi))  # (W,)
+            steps = (
+                (bu, uu, b_u, lr * (err - reg * b_u)),
+                (bi, ii, b_i, lr * (err - reg * b_i)),
+                (P, uu, Pu, lr * (err[:, None] * Qi - reg * Pu)),
+                (Q, ii, Qi, lr * (err[:, None] * Pu - reg * Qi)),
+            )
+            for table, rows, before, step in steps:
+                if stores:
+                    table[rows] = before + step  # a repeated row keeps one store only
+                else:
+                    np.add.at(table, rows, step)
+    return rmse(r, mu + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i]))
+
+
+def test_gpu_tolerance_admits_hogwild_staleness():
+    # The GPU test below runs up to 64 blocks x 128 threads = 8192 workers on 40k ratings.
+    # Modelled as lock-step waves of 8192 (every read as stale as that concurrency allows),
+    # the fit must still end within the test's tolerance, and plain stores, which lose steps
+    # (the kernels' first version), must not: the GPU test can tell the two apart.
+    u, i, r, n_users, n_items = gpu_problem()
+    few = slice(0, 2000)  # one worker is the serial rule (checked on a slice: a call per rating)
+    serial = MatrixFactorization(**{**GPU_HYPER, "n_epochs": 2})
+    serial.fit(u[few], i[few], r[few], n_users, n_items)
+    one = hogwild_waves(u[few], i[few], r[few], n_users, n_items, W=1, n_epochs=2)
+    assert one == pytest.approx(rmse(r[few], serial.predict(u[few], i[few])), rel=1e-9)
+    serial = MatrixFactorization(**GPU_HYPER).fit(u, i, r, n_users, n_items)
+    serial_rmse = rmse(r, serial.predict(u, i))
+    waves_rmse = hogwild_waves(u, i, r, n_users, n_items, W=64 * 128)
+    assert waves_rmse > serial_rmse  # staleness costs something ...
+    assert abs(waves_rmse - serial_rmse) <= hogwild_tolerance(serial_rmse)  # ... within bounds
+    stores_rmse = hogwild_waves(u, i, r, n_users, n_items, W=64 * 128, stores=True)
+    assert abs(stores_rmse - serial_rmse) > hogwild_tolerance(serial_rmse)
+
+
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("blocks", [None, 64], ids=["default-grid", "64-blocks"])
@@ -107,17 +166,17 @@ def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks):
     from reference.cuda import CudaMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
-    hyper = dict(n_factors=8, n_epochs=15, lr=0.01, reg=0.01, biased=True)
-    serial = MatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
+    serial = MatrixFactorization(**GPU_HYPER).fit(u, i, r, n_users, n_items)
     # 64 blocks run on many multiprocessors, whose L1 caches are not coherent within a launch.
     # On an H200 the warp kernel with plain loads and stores reached RMSE 1.96-1.98 here (39
     # blocks) against the serial 0.04, though one warp alone matched the reference to 6e-17;
     # the thread kernel's default grid for this problem is one block, which would hide that.
-    gpu = CudaMatrixFactorization(**hyper, lanes=lanes, blocks=blocks).fit(
+    # test_gpu_tolerance_admits_hogwild_staleness backs the tolerance on the CPU.
+    gpu = CudaMatrixFactorization(**GPU_HYPER, lanes=lanes, blocks=blocks).fit(
         u, i, r, n_users, n_items
     )
     serial_rmse = rmse(r, serial.predict(u, i))
-    assert abs(rmse(r, gpu.predict(u, i)) - serial_rmse) <= 0.01 + 0.05 * serial_rmse
+    assert abs(rmse(r, gpu.predict(u, i)) - serial_rmse) <= hogwild_tolerance(serial_rmse)
 
 
 @pytest.mark.gpu
