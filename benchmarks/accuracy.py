@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data import load_ml100k
+from mfrec.data import load_ml100k
 from mfrec.configs import CONFIGS
 from mfrec.evaluate import cross_validate
-from reference.mf import FactorModel
+from mfrec.reference.mf import FactorModel
 
 SURPRISE_PUBLISHED_RMSE = 0.934
 """scikit-surprise's own table: SVD at its defaults, 5-fold RMSE on ML-100k."""

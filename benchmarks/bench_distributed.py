@@ -34,8 +34,8 @@ SETUPS = [(0, "-"), (1, "rows"), (2, "rows"), (1, "dense"), (2, "dense")]
 
 def load_train():
     """The 80% training split of MovieLens 100k that ``mfrec train`` uses (seed 0)."""
-    from data import load_ml100k
-    from data.splits import train_test_split
+    from mfrec.data import load_ml100k
+    from mfrec.data.splits import train_test_split
 
     full = load_ml100k(None)
     train_idx, _ = train_test_split(len(full), 0.2, 0)
@@ -60,8 +60,8 @@ def worker(args) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    from torch_impl import TorchMatrixFactorization
-    from torch_impl.distributed import DistributedMatrixFactorization, init_distributed
+    from mfrec.torch_impl import TorchMatrixFactorization
+    from mfrec.torch_impl.distributed import DistributedMatrixFactorization, init_distributed
 
     if args.crossover:
         init_distributed(timeout_s=120)
@@ -89,7 +89,7 @@ def worker(args) -> None:
 
 def crossover_rows(B: int) -> list[dict]:
     """ms per step of rows vs dense sync, one rank, for tables of 2B..128B rows (best of 2)."""
-    from torch_impl.distributed import DistributedMatrixFactorization
+    from mfrec.torch_impl.distributed import DistributedMatrixFactorization
 
     rng = np.random.default_rng(0)
     n = 40 * B

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference._jit import njit
+from mfrec._internal import njit
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -96,7 +96,7 @@ def main() -> None:
     make_file(path, args.rows)
     generate = time.perf_counter() - t0
 
-    from data.parse import read_ratings
+    from mfrec.data.parse import read_ratings
 
     t0 = time.perf_counter()  # compile the kernels once, on a tiny file
     tiny = OUT / "tiny.csv"

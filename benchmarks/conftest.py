@@ -15,7 +15,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 @pytest.fixture(scope="session")
 def ml100k():
     """The 80k/20k seeded split of MovieLens 100k, as index arrays."""
-    from data import load_ml100k, train_test_split
+    from mfrec.data import load_ml100k, train_test_split
 
     try:
         data = load_ml100k(download=False)

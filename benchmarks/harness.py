@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reference.blocked import BlockedEpochs
-from reference.fast import epoch_kernel
-from reference.sampling import init_factors
+from mfrec.reference.blocked import BlockedEpochs
+from mfrec.reference.fast import epoch_kernel
+from mfrec.reference.sampling import init_factors
 
 # The ML-10M shape of the issue's LibMF comparison.
 ML10M_USERS, ML10M_ITEMS, ML10M_N = 69_878, 10_677, 10_000_000
@@ -74,7 +74,7 @@ def cuda_epoch(
     device, synchronised."""
     from numba import cuda
 
-    from reference.cuda import CudaEpochs
+    from mfrec.reference.cuda import CudaEpochs
 
     dtype = ratings.dtype.type
     rng = np.random.default_rng(seed)
@@ -102,7 +102,7 @@ def torch_epoch(
 ) -> Callable[[], float]:
     """One torch epoch (``_epoch`` of the model) over ``n_ratings`` of the data (default all);
     ``compile``: the ``torch.compile`` step, compiled by the warm-up."""
-    from torch_impl.model import TorchMatrixFactorization
+    from mfrec.torch_impl.model import TorchMatrixFactorization
 
     dtype = ratings.dtype.name
     model = TorchMatrixFactorization(

@@ -28,8 +28,8 @@ from harness import (
     torch_epoch,
 )
 
-from reference import MatrixFactorization, rmse
-from reference.cuda import has_cuda
+from mfrec.reference import MatrixFactorization, rmse
+from mfrec.reference.cuda import has_cuda
 
 GPU = has_cuda() and torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not GPU, reason="no CUDA device: GPU rows not measured")

@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 
-from data import kfold, load_ml100k, train_test_split
+from mfrec.data import kfold, load_ml100k, train_test_split
 from mfrec.configs import BAYES_DEFAULTS, BAYES_WIDE, CONFIGS
-from reference import MatrixFactorization, rmse
-from reference.als import ALS
-from reference.bayes import BayesianMF
-from torch_impl.neural import NeuralMF
+from mfrec.reference import MatrixFactorization, rmse
+from mfrec.reference.als import ALS
+from mfrec.reference.bayes import BayesianMF
+from mfrec.torch_impl.neural import NeuralMF
 
 CANDIDATES = {
     "sgd k50 e60 lr.005 reg.05": lambda: MatrixFactorization(

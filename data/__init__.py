@@ -1,8 +1,8 @@
 """Dataset loading and splitting (MovieLens files are never committed)."""
 
-from data.dataset import Ratings
-from data.io import DataError, align, read_ratings
-from data.movielens import (
+from mfrec.data.dataset import Ratings
+from mfrec.data.io import DataError, align, read_ratings
+from mfrec.data.movielens import (
     DownloadError,
     fetch_release,
     find_ml100k,
@@ -10,8 +10,8 @@ from data.movielens import (
     load_ml100k,
     load_movielens,
 )
-from data.registry import RELEASES, get_release
-from data.splits import kfold, train_test_split
+from mfrec.data.registry import RELEASES, get_release
+from mfrec.data.splits import kfold, train_test_split
 
 __all__ = [
     "RELEASES",

@@ -1,6 +1,6 @@
 """Private parsing kernels: loops over the raw bytes of a ratings file, no validation, no I/O.
 
-Status codes returned by :func:`_parse_rows` (the wrapper in :mod:`data.parse` turns them into
+Status codes returned by :func:`_parse_rows` (the wrapper in :mod:`mfrec.data.parse` turns them into
 messages that name the file, the line and its text).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._jit import njit
+from mfrec._internal import njit
 
 OK = 0
 TOO_FEW_FIELDS = 1

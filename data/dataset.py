@@ -83,7 +83,7 @@ def index_ids(raw) -> tuple[np.ndarray, np.ndarray]:
     if raw.size and np.issubdtype(raw.dtype, np.integer):
         lo, hi = int(raw.min()), int(raw.max())
         if lo >= 0 and hi < 4 * raw.size + (1 << 20):
-            from data._kernels import _dense_index
+            from mfrec.data._kernels import _dense_index
 
             index = np.empty(raw.size, dtype=np.int64)
             ids = _dense_index(np.ascontiguousarray(raw, dtype=np.int64).reshape(-1), hi, index)

@@ -1,11 +1,11 @@
-"""Ratings files: the reader lives in :mod:`data.parse`; ``align`` maps a test file onto train."""
+"""Ratings files: the reader lives in :mod:`mfrec.data.parse`; ``align`` maps a test file onto train."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from data.dataset import Ratings
-from data.parse import DataError, read_ratings, sniff_delimiter
+from mfrec.data.dataset import Ratings
+from mfrec.data.parse import DataError, read_ratings, sniff_delimiter
 
 __all__ = ["DataError", "align", "read_ratings", "sniff_delimiter"]
 

@@ -6,10 +6,10 @@ import csv
 import os
 from pathlib import Path
 
-from data.dataset import Ratings
-from data.download import DownloadError, download_file, fetch_archive, sha256_file
-from data.parse import DataError, default_cache_dir, read_ratings
-from data.registry import Release, get_release
+from mfrec.data.dataset import Ratings
+from mfrec.data.download import DownloadError, download_file, fetch_archive, sha256_file
+from mfrec.data.parse import DataError, default_cache_dir, read_ratings
+from mfrec.data.registry import Release, get_release
 
 __all__ = [
     "DownloadError",

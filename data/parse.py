@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data import _kernels as K
-from data.dataset import Ratings
+from mfrec.data import _kernels as K
+from mfrec.data.dataset import Ratings
 
 PARSER_VERSION = 1
 # Files at least this large get a binary cache (small ones parse faster than a cache loads).

@@ -10,12 +10,12 @@ import os
 import numpy as np
 import torch
 
-from reference import MatrixFactorization, mse, rmse, top_k
-from reference.als import ALS, als_penalty_weights, csr_by_row
-from reference.gradients import sgd_step, slide_gradients, slide_loss
-from reference.kernels import _predict, _sgd_epoch, _sgd_epoch_literal
-from reference.sampling import epoch_order, init_factors
-from torch_impl import MFModule, TorchMatrixFactorization
+from mfrec.reference import MatrixFactorization, mse, rmse, top_k
+from mfrec.reference.als import ALS, als_penalty_weights, csr_by_row
+from mfrec.reference.gradients import sgd_step, slide_gradients, slide_loss
+from mfrec.reference.kernels import _predict, _sgd_epoch, _sgd_epoch_literal
+from mfrec.reference.sampling import epoch_order, init_factors
+from mfrec.torch_impl import MFModule, TorchMatrixFactorization
 
 
 def check(section: str, err: float) -> None:
@@ -140,7 +140,7 @@ check(
 
 # ## 10. Why an Embedding layer *is* P
 if os.environ.get("MFREC_DATA"):
-    from data import load_ml100k, train_test_split
+    from mfrec.data import load_ml100k, train_test_split
 
     data = load_ml100k(download=False)
     tr, _ = train_test_split(len(data), 0.2, seed=0)

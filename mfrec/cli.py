@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from data import (
+from mfrec.data import (
     RELEASES,
     DataError,
     DownloadError,
@@ -19,18 +19,18 @@ from data import (
     load_movielens,
     read_ratings,
 )
-from data.parse import DUPLICATE_POLICIES
-from data.splits import train_test_split
+from mfrec.data.parse import DUPLICATE_POLICIES
+from mfrec.data.splits import train_test_split
 from mfrec.configs import CONFIGS, SGD_DEFAULTS, build_model
 from mfrec.evaluate import add_cv_parser, cmd_cv
 from mfrec.modelio import ModelFileError, load_model, save_model
 from mfrec.progress import epoch_bar, progress_enabled
-from reference import DivergenceError, MatrixFactorization, mae, mse, rmse
-from reference._validate import check_positive
-from reference.ensemble import Ensemble
-from reference.mf import UNKNOWN
-from reference.recommend import top_k
-from reference.serving import fold_in, fold_in_scores, similar_items
+from mfrec.reference import DivergenceError, MatrixFactorization, mae, mse, rmse
+from mfrec._internal import check_positive
+from mfrec.reference.ensemble import Ensemble
+from mfrec.reference.mf import UNKNOWN
+from mfrec.reference.recommend import top_k
+from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
 
 # `mfrec train` with no model flags trains --model auto = CONFIGS["default"] (biased SGD MF
 # averaged with Bayesian MF); any SGD flag that differs from these (or --backend torch) trains
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     try:
         if args.command == "train" and args.distributed:
-            from torch_impl.distributed import run_cli
+            from mfrec.torch_impl.distributed import run_cli
 
             return run_cli(args, cmd_train)
         command = {
@@ -291,13 +291,13 @@ def make_model(args, backend: str | None = None):
     if args.lr_decay != 1.0 or args.val_fraction:
         raise ValueError("--lr-decay and --val-fraction need the numba backend")
     if getattr(args, "distributed", False):
-        from torch_impl.distributed import DistributedMatrixFactorization
+        from mfrec.torch_impl.distributed import DistributedMatrixFactorization
 
         return DistributedMatrixFactorization(
             **common, batch_size=args.batch_size, device=args.device,
             checkpoint=args.checkpoint, resume=args.resume,
         )  # fmt: skip
-    from torch_impl import TorchMatrixFactorization
+    from mfrec.torch_impl import TorchMatrixFactorization
 
     return TorchMatrixFactorization(
         **common,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reference import MatrixFactorization
-from reference.als import ALS
-from reference.bayes import BayesianMF
-from reference.ensemble import Ensemble
+from mfrec.reference import MatrixFactorization
+from mfrec.reference.als import ALS
+from mfrec.reference.bayes import BayesianMF
+from mfrec.reference.ensemble import Ensemble
 
 SGD_DEFAULTS = {"factors": 100, "epochs": 80, "lr": 0.005, "reg": 0.1, "biased": True}
 """Biased SGD MF as tuned on validation (scikit-surprise's SVD rule, more factors and epochs)."""
@@ -34,7 +34,7 @@ def biased_sgd(seed: int = 0) -> MatrixFactorization:
 
 def neural(seed: int = 0):
     """The MLP model (imports torch only when asked for)."""
-    from torch_impl.neural import NeuralMF
+    from mfrec.torch_impl.neural import NeuralMF
 
     return NeuralMF(
         n_factors=32, n_epochs=30, lr=2e-3, reg=0.2, batch_size=1024, val_fraction=0.1, seed=seed

@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 
-from data import Ratings, kfold, load_ml100k, read_ratings
+from mfrec.data import Ratings, kfold, load_ml100k, read_ratings
 from mfrec.configs import CONFIGS, build_model
-from reference import mae, mse, rmse
-from reference.mf import UNKNOWN
-from reference.ranking import ranking_metrics
+from mfrec.reference import mae, mse, rmse
+from mfrec.reference.mf import UNKNOWN
+from mfrec.reference.ranking import ranking_metrics
 
 METRICS = ("rmse", "mse", "mae", "precision@{k}", "recall@{k}", "ndcg@{k}", "fit_s")
 

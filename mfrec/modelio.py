@@ -77,7 +77,7 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
 
 def load_model(path: str | os.PathLike):
     """Load a model file; returns (model, user_ids, item_ids, titles)."""
-    from reference.mf import FactorModel
+    from mfrec.reference.mf import FactorModel
 
     path = Path(path)
     if not path.is_file():

@@ -1,8 +1,8 @@
 """The NumPy/Numba reference: the single source of truth for mfrec's models."""
 
-from reference.metrics import mae, mse, rmse
-from reference.mf import DivergenceError, FactorModel, MatrixFactorization
-from reference.recommend import seen_items, top_k
+from mfrec.reference.metrics import mae, mse, rmse
+from mfrec.reference.mf import DivergenceError, FactorModel, MatrixFactorization
+from mfrec.reference.recommend import seen_items, top_k
 
 __all__ = [
     "DivergenceError",

@@ -12,15 +12,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from reference._validate import (
+from mfrec._internal import (
     check_dtype,
     check_positive,
     check_ratings,
     check_size,
 )
-from reference.als_kernels import _als_half_step
-from reference.mf import FactorModel, initial_from
-from reference.sampling import init_factors
+from mfrec.reference.als_kernels import _als_half_step
+from mfrec.reference.mf import FactorModel, initial_from
+from mfrec.reference.sampling import init_factors
 
 
 def csr_by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from reference._jit import njit, njit_parallel
+from mfrec._internal import njit, njit_parallel
 
 
 @njit

@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from reference._validate import check_dtype, check_positive, check_ratings, check_size
-from reference.als import csr_by_row, solve_rows
-from reference.mf import FactorModel
-from reference.sampling import init_factors
+from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec.reference.als import csr_by_row, solve_rows
+from mfrec.reference.mf import FactorModel
+from mfrec.reference.sampling import init_factors
 
 
 class BayesianMF(FactorModel):

@@ -7,7 +7,7 @@ per-epoch permutation index. User-blocks (and item-blocks) are
 id ranges cut to hold about equal numbers of ratings. An epoch streams the blocks' ratings
 sequentially, so a block's rows of P and Q stay in cache while it runs.
 
-Each rating gets the reference update of :func:`reference.kernels._sgd_epoch`; only the
+Each rating gets the reference update of :func:`mfrec.reference.kernels._sgd_epoch`; only the
 visiting order differs from a fresh permutation per epoch: the blocks in a seeded random order
 drawn each epoch (random labels for the user- and item-blocks, and a random step order), and a
 fixed shuffled order inside each block. That is a different but legitimate SGD sampling scheme
@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-from reference._jit import njit, njit_fast, njit_parallel
+from mfrec._internal import njit, njit_fast, njit_parallel
 
 # Bytes of P and Q rows one block may touch (about one core's L2), and the least grid side. On
 # the 10M benchmark, B = 8…40 measured within noise of each other (B = 20 from this budget).
@@ -84,7 +84,7 @@ def _shuffle_blocks(ptr, draws, U, I, R):
 def _sgd_run(U, I, R, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
     """The reference rule over positions ``start:stop`` of the layout, in the factors' dtype.
 
-    Per rating (u, i, r), as in :func:`reference.kernels._sgd_epoch`::
+    Per rating (u, i, r), as in :func:`mfrec.reference.kernels._sgd_epoch`::
 
         e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
         bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
@@ -97,9 +97,9 @@ def _sgd_run(U, I, R, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
     EPYC VM).
     Returns Σ e² (pre-update errors).
 
-    No software prefetch (unlike :mod:`reference.fast`): a block's rows are in L2 already, and
+    No software prefetch (unlike :mod:`mfrec.reference.fast`): a block's rows are in L2 already, and
     prefetching them measured 10–20% slower. The loop is written out here rather than shared
-    with :func:`reference.fast._sgd_span`: moving it into a shared ``@njit`` step function
+    with :func:`mfrec.reference.fast._sgd_span`: moving it into a shared ``@njit`` step function
     measured 19.6M against 32.7M updates/s on the 10M benchmark.
     """
     k = P.shape[1]

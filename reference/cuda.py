@@ -14,9 +14,9 @@ from functools import lru_cache
 import numpy as np
 from numba import config, cuda
 
-from reference._jit import cuda_device, cuda_jit
-from reference._validate import check_positive
-from reference.mf import MatrixFactorization
+from mfrec._internal import cuda_device, cuda_jit
+from mfrec._internal import check_positive
+from mfrec.reference.mf import MatrixFactorization
 
 RATINGS_PER_THREAD = 256  # the least ratings each worker (thread or warp) walks per epoch
 MAX_BLOCKS = 2048  # about 16 blocks on each of an H100's or H200's 132 multiprocessors
@@ -103,7 +103,7 @@ def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, bia
     in one launch the multiprocessors' L1 caches are not kept coherent (PTX ISA, "Cache
     Operators": a default ``ld.ca`` "may get stale L1 cache data"), so a plain load can return
     a row another multiprocessor changed long ago and a plain store then undoes that change.
-    Races left (Hogwild, as in :func:`reference.fast._sgd_epoch_hogwild`): threads on the same
+    Races left (Hogwild, as in :func:`mfrec.reference.fast._sgd_epoch_hogwild`): threads on the same
     row at once each compute their step from the value before the other's; no step is lost.
     Alone (one thread) it is the reference, bit for bit. ``sse[0]`` gathers Σ e² by one atomic
     add per thread.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.metrics import rmse
+from mfrec.reference.metrics import rmse
 
 STATE = ("P", "Q", "bu", "bi")
 

@@ -12,8 +12,8 @@ from functools import partial
 
 import numpy as np
 
-from reference._validate import check_ratings, check_size
-from reference.mf import FactorModel
+from mfrec._internal import check_ratings, check_size
+from mfrec.reference.mf import FactorModel
 
 
 class Ensemble(FactorModel):

@@ -1,6 +1,6 @@
 """Fast SGD kernels: the reference rule with vectorised arithmetic, prefetching and threads.
 
-:func:`reference.kernels._sgd_epoch` stays the exact reference. These kernels apply the same
+:func:`mfrec.reference.kernels._sgd_epoch` stays the exact reference. These kernels apply the same
 update, in the same visiting order, to the same arrays, but let LLVM reassociate the dot product
 (SIMD lanes, FMA) and compute in the factors' own dtype (float32 stays float32), so they agree
 with the reference to rounding, not bit for bit. ``tests/test_fast_kernels.py`` states the
@@ -14,8 +14,8 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from reference._jit import njit_fast, njit_parallel, prefetch
-from reference.kernels import _sgd_epoch
+from mfrec._internal import njit_fast, njit_parallel, prefetch
+from mfrec.reference.kernels import _sgd_epoch
 
 KERNELS = ("exact", "fast")
 # How many ratings ahead the kernel prefetches a rating's rows of P, Q (and, twice as far
@@ -28,7 +28,7 @@ CACHE_LINE = 64
 def _sgd_span(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
     """The reference rule over ``order[start:stop]`` in the factors' dtype; returns Σ e².
 
-    Per rating (u, i, r), as in :func:`reference.kernels._sgd_epoch`::
+    Per rating (u, i, r), as in :func:`mfrec.reference.kernels._sgd_epoch`::
 
         e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
         bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)

@@ -1,11 +1,11 @@
 """Private kernels: pure functions over contiguous arrays, loops only, no validation.
 
-The public wrappers in :mod:`reference.mf` check dtypes, shapes and ranges before calling these.
+The public wrappers in :mod:`mfrec.reference.mf` check dtypes, shapes and ranges before calling these.
 """
 
 from __future__ import annotations
 
-from reference._jit import njit
+from mfrec._internal import njit
 
 
 @njit

@@ -6,19 +6,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-from reference._validate import (
+from mfrec._internal import (
     check_dtype,
     check_index,
     check_positive,
     check_ratings,
     check_size,
 )
-from reference.blocked import BlockedEpochs
-from reference.early_stopping import EarlyStopping
-from reference.fast import KERNELS, epoch_kernel
-from reference.kernels import _predict
-from reference.recommend import seen_items, top_k
-from reference.sampling import epoch_order, init_factors
+from mfrec.reference.blocked import BlockedEpochs
+from mfrec.reference.early_stopping import EarlyStopping
+from mfrec.reference.fast import KERNELS, epoch_kernel
+from mfrec.reference.kernels import _predict
+from mfrec.reference.recommend import seen_items, top_k
+from mfrec.reference.sampling import epoch_order, init_factors
 
 UNKNOWN = -1
 """Index that marks a user or item the model was not trained on (predict falls back to biases)."""
@@ -131,9 +131,9 @@ class MatrixFactorization(FactorModel):
 
     ``biased=True`` adds μ + bᵤ + bᵢ (scikit-surprise's SVD rule); ``reg=0`` is the slides' model.
     ``kernel="fast"`` runs the vectorised kernel (equal to the reference to rounding) and
-    ``n_threads > 1`` the Hogwild kernel over that many threads (see :mod:`reference.fast`).
+    ``n_threads > 1`` the Hogwild kernel over that many threads (see :mod:`mfrec.reference.fast`).
     ``kernel="blocked"`` runs LibMF-style blocked SGD, race-free on any ``n_threads`` (see
-    :mod:`reference.blocked`); its visiting order differs from the reference's.
+    :mod:`mfrec.reference.blocked`); its visiting order differs from the reference's.
     """
 
     def __init__(

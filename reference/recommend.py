@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._jit import njit
+from mfrec._internal import njit
 
 
 def seen_items(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._validate import check_index, check_positive
+from mfrec._internal import check_index, check_positive
 
 
 def fold_in(

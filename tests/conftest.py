@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from data import find_ml100k, load_ml100k, train_test_split
+from mfrec.data import find_ml100k, load_ml100k, train_test_split
 
 REPO = Path(__file__).resolve().parents[1]
 

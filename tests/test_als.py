@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from reference.als import ALS, als_objective, als_penalty_weights, csr_by_row
-from torch_impl.als import TorchALS
+from mfrec.reference.als import ALS, als_objective, als_penalty_weights, csr_by_row
+from mfrec.torch_impl.als import TorchALS
 
 N_USERS, N_ITEMS = 15, 11
 

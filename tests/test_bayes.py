@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.als import csr_by_row, solve_rows
-from reference.bayes import BayesianMF
+from mfrec.reference.als import csr_by_row, solve_rows
+from mfrec.reference.bayes import BayesianMF
 
 
 def test_row_draws_follow_the_gaussian_conditional():

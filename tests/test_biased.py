@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import MatrixFactorization
-from reference.kernels import _sgd_epoch
-from torch_impl import TorchMatrixFactorization
+from mfrec.reference import MatrixFactorization
+from mfrec.reference.kernels import _sgd_epoch
+from mfrec.torch_impl import TorchMatrixFactorization
 
 
 def synthetic(rng: np.random.Generator, n_users=12, n_items=9, n=60):

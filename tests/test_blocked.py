@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import MatrixFactorization, rmse
-from reference.blocked import BlockedEpochs
-from reference.kernels import _sgd_epoch
+from mfrec.reference import MatrixFactorization, rmse
+from mfrec.reference.blocked import BlockedEpochs
+from mfrec.reference.kernels import _sgd_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def test_pure_python_blocked_kernels_run_and_agree():
     # two-thread epochs are then the reference kernel in the same visiting order, bit for bit.
     code = (
         "import numpy as np\n"
-        "from reference import MatrixFactorization\n"
+        "from mfrec.reference import MatrixFactorization\n"
         "rng = np.random.default_rng(0)\n"
         "u, i = rng.integers(0, 9, 200), rng.integers(0, 7, 200)\n"
         "r = rng.integers(1, 6, 200).astype(float)\n"

@@ -101,7 +101,7 @@ def test_hyper_parameters_out_of_range(capsys, files, tmp_path, flags, message):
 
 
 def test_api_names_the_parameter():
-    from reference import MatrixFactorization
+    from mfrec.reference import MatrixFactorization
 
     for kw, name in [({"lr": 0}, "lr"), ({"n_factors": 0}, "n_factors"),
                      ({"n_epochs": -1}, "n_epochs"), ({"reg": -1.0}, "reg")]:  # fmt: skip

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch.distributed as dist
 
-from data import read_ratings
+from mfrec.data import read_ratings
 from mfrec.cli import main
-from torch_impl import TorchMatrixFactorization
-from torch_impl.distributed import (
+from mfrec.torch_impl import TorchMatrixFactorization
+from mfrec.torch_impl.distributed import (
     DistributedMatrixFactorization,
     init_distributed,
     read_checkpoint,

@@ -11,9 +11,9 @@ import zipfile
 
 import pytest
 
-from data import DownloadError, load_movielens
-from data.download import download_file, fetch_archive
-from data.registry import RELEASES
+from mfrec.data import DownloadError, load_movielens
+from mfrec.data.download import download_file, fetch_archive
+from mfrec.data.registry import RELEASES
 
 RATINGS = "userId,movieId,rating,timestamp\n1,10,4.0,1\n1,193609,3.5,2\n2,10,5.0,3\n"
 MOVIES = 'movieId,title,genres\n10,"GoldenEye, 007 (1995)",Action\n193609,Late Film (2018),Drama\n'
@@ -94,7 +94,7 @@ def test_interrupted_download_leaves_nothing(server, tmp_path, monkeypatch):
     base, routes = server
     routes["/slow.zip"] = (200, build_zip(), None)
 
-    import data.download as dl
+    import mfrec.data.download as dl
 
     monkeypatch.setattr(dl, "CHUNK", 7)
     real_fdopen = dl.os.fdopen

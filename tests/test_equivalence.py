@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import MatrixFactorization, rmse
-from reference.kernels import _sgd_epoch, _sgd_epoch_literal
-from torch_impl import TorchMatrixFactorization
+from mfrec.reference import MatrixFactorization, rmse
+from mfrec.reference.kernels import _sgd_epoch, _sgd_epoch_literal
+from mfrec.torch_impl import TorchMatrixFactorization
 
 
 def _fit_pair(users, items, ratings, n_users, n_items, **params):

@@ -7,16 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from data import Ratings
+from mfrec.data import Ratings
 from mfrec.cli import build_parser, main, make_model
 from mfrec.evaluate import cross_validate
 from mfrec.modelio import save_model
-from reference import MatrixFactorization, rmse
-from reference.ensemble import Ensemble
-from reference.kernels import _sgd_epoch
-from reference.mf import UNKNOWN
-from reference.ranking import ranking_metrics, user_ranking_metrics
-from reference.sampling import epoch_order, init_factors
+from mfrec.reference import MatrixFactorization, rmse
+from mfrec.reference.ensemble import Ensemble
+from mfrec.reference.kernels import _sgd_epoch
+from mfrec.reference.mf import UNKNOWN
+from mfrec.reference.ranking import ranking_metrics, user_ranking_metrics
+from mfrec.reference.sampling import epoch_order, init_factors
 
 
 def synthetic(seed: int, n_users=20, n_items=15, n=150, scale=(1, 2, 3, 4, 5)):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import MatrixFactorization, rmse
-from reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild
-from reference.kernels import _sgd_epoch
+from mfrec.reference import MatrixFactorization, rmse
+from mfrec.reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild
+from mfrec.reference.kernels import _sgd_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,8 +77,8 @@ def test_pure_python_fast_kernels_equal_reference_bit_for_bit():
     # and prange runs the Hogwild spans one after another, i.e. in the serial order.
     code = (
         "import numpy as np\n"
-        "from reference.kernels import _sgd_epoch\n"
-        "from reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild\n"
+        "from mfrec.reference.kernels import _sgd_epoch\n"
+        "from mfrec.reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild\n"
         "rng = np.random.default_rng(0)\n"
         "u, i = rng.integers(0, 9, 200), rng.integers(0, 7, 200)\n"
         "r = rng.integers(1, 6, 200).astype(float)\n"

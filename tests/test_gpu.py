@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from reference import MatrixFactorization, rmse
-from reference.cuda import has_cuda
-from reference.sampling import epoch_order, init_factors
-from torch_impl.model import MFModule
+from mfrec.reference import MatrixFactorization, rmse
+from mfrec.reference.cuda import has_cuda
+from mfrec.reference.sampling import epoch_order, init_factors
+from mfrec.torch_impl.model import MFModule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # subprocess. Tiny data: the simulator runs every GPU thread as a Python thread.
 SIM_SCRIPT = """
 import numpy as np
-from reference import MatrixFactorization
-from reference.cuda import CudaMatrixFactorization, has_cuda
+from mfrec.reference import MatrixFactorization
+from mfrec.reference.cuda import CudaMatrixFactorization, has_cuda
 assert has_cuda()
 rng = np.random.default_rng(0)
 u, i = rng.integers(0, 8, 60), rng.integers(0, 7, 60)
@@ -163,7 +163,7 @@ def test_gpu_tolerance_admits_hogwild_staleness():
 @pytest.mark.parametrize("blocks", [None, 64], ids=["default-grid", "64-blocks"])
 @pytest.mark.parametrize("lanes", [1, 32])
 def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks):
-    from reference.cuda import CudaMatrixFactorization
+    from mfrec.reference.cuda import CudaMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     serial = MatrixFactorization(**GPU_HYPER).fit(u, i, r, n_users, n_items)
@@ -183,7 +183,7 @@ def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks):
 @needs_torch_gpu
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 def test_torch_minibatch_on_cuda_matches_cpu(compile):
-    from torch_impl.model import TorchMatrixFactorization
+    from mfrec.torch_impl.model import TorchMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     hyper = dict(n_factors=8, n_epochs=3, lr=0.01, reg=0.01, biased=True, mode="minibatch")

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.differentiate import jacobian
 
-from reference.gradients import sgd_step, slide_gradients, slide_loss
-from reference.kernels import _sgd_epoch
-from torch_impl import MFModule
+from mfrec.reference.gradients import sgd_step, slide_gradients, slide_loss
+from mfrec.reference.kernels import _sgd_epoch
+from mfrec.torch_impl import MFModule
 
 
 def _random_case(seed: int, k: int = 8):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import rmse
-from reference.mf import UNKNOWN
-from torch_impl.neural import NeuralMF
+from mfrec.reference import rmse
+from mfrec.reference.mf import UNKNOWN
+from mfrec.torch_impl.neural import NeuralMF
 
 
 def test_neural_learns_and_shares_the_api():

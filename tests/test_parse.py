@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data import DataError, Ratings, read_ratings
-from data.parse import cache_path
+from mfrec.data import DataError, Ratings, read_ratings
+from mfrec.data.parse import cache_path
 
 
 @pytest.fixture(autouse=True)
@@ -197,7 +197,7 @@ def test_fuzz_one_line(tmp_path, fields):
 
 
 def test_chunked_parse_equals_one_pass_and_finds_the_first_bad_line(tmp_path, monkeypatch):
-    import data.parse as parse
+    import mfrec.data.parse as parse
 
     rng = np.random.default_rng(5)
     items, stars = rng.integers(0, 99, 3000), rng.choice([1, 2.5, 4.75], 3000)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from data import Ratings, align, read_ratings, train_test_split
+from mfrec.data import Ratings, align, read_ratings, train_test_split
 from mfrec.cli import main
-from reference import MatrixFactorization, mse, rmse, top_k
+from mfrec.reference import MatrixFactorization, mse, rmse, top_k
 
 
 def test_loader_counts_and_titles(ml100k):

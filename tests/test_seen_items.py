@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference.recommend import seen_items
+from mfrec.reference.recommend import seen_items
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def test_seen_items_lists_each_users_items_ascending(n):
 def test_pure_python_seen_items_equals_compiled():
     code = (
         "import numpy as np\n"
-        "from reference.recommend import seen_items\n"
+        "from mfrec.reference.recommend import seen_items\n"
         "rng = np.random.default_rng(0)\n"
         "u, i = rng.integers(0, 9, 300), rng.integers(0, 7, 300)\n"
         "indptr, indices = seen_items(u, i, 10)\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import MatrixFactorization
-from reference.serving import fold_in, fold_in_scores, similar_items
+from mfrec.reference import MatrixFactorization
+from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
 
 
 def test_fold_in_recovers_an_exact_user_without_penalty():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from torch_impl.model import MFModule, TorchMatrixFactorization, sparse_sgd_step
+from mfrec.torch_impl.model import MFModule, TorchMatrixFactorization, sparse_sgd_step
 
 
 @pytest.mark.parametrize("biased", [False, True])

@@ -1,6 +1,6 @@
 """ALS in PyTorch: every row's ridge system built by scatter-adds and solved in one batch.
 
-The same model, objective and half-steps as :class:`reference.als.ALS`; ``device="cuda"``
+The same model, objective and half-steps as :class:`mfrec.reference.als.ALS`; ``device="cuda"``
 builds and solves the (n, d, d) batch on the GPU.
 """
 
@@ -11,11 +11,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from reference._validate import check_ratings, check_size
-from reference.als import ALS
-from reference.mf import FactorModel, initial_from
-from reference.sampling import init_factors
-from torch_impl.model import TORCH_DTYPES
+from mfrec._internal import check_ratings, check_size
+from mfrec.reference.als import ALS
+from mfrec.reference.mf import FactorModel, initial_from
+from mfrec.reference.sampling import init_factors
+from mfrec.torch_impl.model import TORCH_DTYPES
 
 CHUNK = 8192
 """Ratings per scatter-add of outer products (bounds the (chunk, d, d) temporary)."""
@@ -56,7 +56,7 @@ def solve_rows_batched(
 
 
 class TorchALS(FactorModel):
-    """:class:`reference.als.ALS` with batched ``torch.linalg.solve`` (CPU or CUDA)."""
+    """:class:`mfrec.reference.als.ALS` with batched ``torch.linalg.solve`` (CPU or CUDA)."""
 
     def __init__(self, *args, device: str = "cpu", **kwargs) -> None:
         # The reference validates the hyper-parameters; copy its checked values.

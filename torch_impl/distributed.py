@@ -7,7 +7,7 @@ Launch one process per rank with torchrun, which sets RANK, WORLD_SIZE, MASTER_A
 Design (numbers in docs/scaling.md):
 
 * Every rank holds a replica of P, Q (bu, bi) and draws the same seeded global order as the
-  single-process model (:func:`reference.sampling.epoch_order`). Each global batch of B ratings is
+  single-process model (:func:`mfrec.reference.sampling.epoch_order`). Each global batch of B ratings is
   cut into N contiguous slices and rank r trains on slice r (its shard). Its loss is the sum over
   its slice divided by the *global* batch length, so the ranks' gradients sum to the gradient of
   the single-process mean loss: N ranks equal ``TorchMatrixFactorization(mode="minibatch")`` with
@@ -43,10 +43,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from reference._validate import check_positive
-from reference.mf import check_finite
-from reference.sampling import epoch_order
-from torch_impl.model import TorchMatrixFactorization
+from mfrec._internal import check_positive
+from mfrec.reference.mf import check_finite
+from mfrec.reference.sampling import epoch_order
+from mfrec.torch_impl.model import TorchMatrixFactorization
 
 log = logging.getLogger("mfrec.distributed")
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from reference._validate import check_positive, check_ratings, check_size
-from reference.mf import FactorModel, MatrixFactorization, check_finite, initial_from
-from reference.sampling import epoch_order, init_factors
+from mfrec._internal import check_positive, check_ratings, check_size
+from mfrec.reference.mf import FactorModel, MatrixFactorization, check_finite, initial_from
+from mfrec.reference.sampling import epoch_order, init_factors
 
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
@@ -120,7 +120,7 @@ class MFModule(nn.Module):
 
 
 class TorchMatrixFactorization(FactorModel):
-    """The same model and parameters as :class:`reference.MatrixFactorization`, in PyTorch.
+    """The same model and parameters as :class:`mfrec.reference.MatrixFactorization`, in PyTorch.
 
     ``mode="exact"``: one optimizer step per rating in the reference's order (equal to it to
     rounding). ``mode="minibatch"``: the mean loss over ``batch_size`` ratings, stepped with

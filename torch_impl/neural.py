@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from reference._validate import check_dtype, check_positive, check_ratings, check_size
-from reference.early_stopping import EarlyStopping
-from reference.mf import FactorModel, check_finite
-from reference.sampling import epoch_order, init_factors
-from torch_impl.model import TORCH_DTYPES
+from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec.reference.early_stopping import EarlyStopping
+from mfrec.reference.mf import FactorModel, check_finite
+from mfrec.reference.sampling import epoch_order, init_factors
+from mfrec.torch_impl.model import TORCH_DTYPES
 
 
 class NeuralModule(nn.Module):
