@@ -12,15 +12,15 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from mfrec.data import load_ml100k
+from mfrec.reference.mf import FactorModel
+
+from mfrec._internal import atomic_write
 from mfrec.configs import CONFIGS
 from mfrec.evaluate import cross_validate
-from mfrec.reference.mf import FactorModel
 
 SURPRISE_PUBLISHED_RMSE = 0.934
 """scikit-surprise's own table: SVD at its defaults, 5-fold RMSE on ML-100k."""
@@ -105,15 +105,8 @@ def table(rows: list[dict], k: int, folds: int) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, parents=True) as tmp:
+        tmp.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.fast import epoch_kernel
 from mfrec.reference.sampling import init_factors
@@ -72,9 +71,8 @@ def cuda_epoch(
 ) -> Callable[[], float]:
     """One ``numba.cuda`` epoch (``lanes`` threads per rating), data and order already on the
     device, synchronised."""
-    from numba import cuda
-
     from mfrec.reference.cuda import CudaEpochs
+    from numba import cuda
 
     dtype = ratings.dtype.type
     rng = np.random.default_rng(seed)

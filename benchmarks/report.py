@@ -9,13 +9,13 @@ are also copied to ``benchmarks/results/`` (committed).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from statistics import median
+
+from mfrec._internal import atomic_write
 
 LIBMF_QUOTED = 17.7e6  # LibMF, k=64 float32, one thread, ML-10M shape: quoted by issue 4
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -304,15 +304,8 @@ def plot(rows: list[dict], machine: dict, path: Path) -> None:
 
 def write_atomic(path: Path, write) -> None:
     """Call ``write(tmp_path)``, then move the temp file over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    try:
+    with atomic_write(path, parents=True) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(argv: list[str]) -> int:

@@ -27,7 +27,6 @@ from harness import (
     record,
     torch_epoch,
 )
-
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.cuda import has_cuda
 

@@ -12,6 +12,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from mfrec._internal import atomic_write
+
 CHUNK = 1 << 20
 
 
@@ -42,18 +44,12 @@ def download_file(
     error, a truncated body or a checksum mismatch.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_write(dest, parents=True) as tmp:
+        with open(tmp, "wb") as out:
             got_md5, got_sha = _stream(url, out, progress, timeout)
         for algo, want, got in (("MD5", md5, got_md5), ("SHA-256", sha256, got_sha)):
             if want is not None and got != want.lower():
                 raise DownloadError(f"{url}: {algo} {got} does not match the expected {want}")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -1,9 +1,8 @@
-"""Ratings files: the reader lives in :mod:`mfrec.data.parse`; ``align`` maps a test file onto train."""
+"""Ratings files: the reader is in :mod:`mfrec.data.parse`; ``align`` maps test onto train."""
 
 from __future__ import annotations
 
 import numpy as np
-
 from mfrec.data.dataset import Ratings
 from mfrec.data.parse import DataError, read_ratings, sniff_delimiter
 

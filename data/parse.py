@@ -11,14 +11,14 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from mfrec.data import _kernels as K
 from mfrec.data.dataset import Ratings
+
+from mfrec._internal import atomic_write
 
 PARSER_VERSION = 1
 # Files at least this large get a binary cache (small ones parse faster than a cache loads).
@@ -335,17 +335,8 @@ def _save_cached(key: dict, table: Ratings) -> None:
     }
     if table.timestamps is not None:
         arrays["timestamps"] = table.timestamps
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:  # a cache that cannot be written is no error: the next run parses again
+        with atomic_write(target, parents=True) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
     except OSError:
         return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, target)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

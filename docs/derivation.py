@@ -9,7 +9,6 @@ import os
 
 import numpy as np
 import torch
-
 from mfrec.reference import MatrixFactorization, mse, rmse, top_k
 from mfrec.reference.als import ALS, als_penalty_weights, csr_by_row
 from mfrec.reference.gradients import sgd_step, slide_gradients, slide_loss

@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from mfrec._internal import check_positive
+from mfrec.configs import CONFIGS, SGD_DEFAULTS, build_model
 from mfrec.data import (
     RELEASES,
     DataError,
@@ -21,12 +23,10 @@ from mfrec.data import (
 )
 from mfrec.data.parse import DUPLICATE_POLICIES
 from mfrec.data.splits import train_test_split
-from mfrec.configs import CONFIGS, SGD_DEFAULTS, build_model
 from mfrec.evaluate import add_cv_parser, cmd_cv
 from mfrec.modelio import ModelFileError, load_model, save_model
 from mfrec.progress import epoch_bar, progress_enabled
 from mfrec.reference import DivergenceError, MatrixFactorization, mae, mse, rmse
-from mfrec._internal import check_positive
 from mfrec.reference.ensemble import Ensemble
 from mfrec.reference.mf import UNKNOWN
 from mfrec.reference.recommend import top_k

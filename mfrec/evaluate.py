@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 
-from mfrec.data import Ratings, kfold, load_ml100k, read_ratings
 from mfrec.configs import CONFIGS, build_model
+from mfrec.data import Ratings, kfold, load_ml100k, read_ratings
 from mfrec.reference import mae, mse, rmse
 from mfrec.reference.mf import UNKNOWN
 from mfrec.reference.ranking import ranking_metrics

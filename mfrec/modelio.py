@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from mfrec._internal import atomic_write
 
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
@@ -44,13 +45,10 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
     t_names = np.array([titles[t] for t in t_ids], dtype=np.str_)
     if path.is_dir():
         raise ModelFileError(f"{path}: is a directory; give a file name for the model")
+    if not path.parent.is_dir():
+        raise ModelFileError(f"{path}: cannot write the model (no folder {path.parent})")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot write the model ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path) as tmp, open(tmp, "wb") as f:
             np.savez(
                 f,
                 meta=np.array(json.dumps(meta)),
@@ -65,13 +63,8 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
                 title_ids=t_ids,
                 title_names=t_names,
             )
-        os.replace(tmp, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise ModelFileError(f"{path}: cannot write the model ({e.strerror or e})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

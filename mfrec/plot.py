@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from mfrec._internal import atomic_write
 
 
 def _pyplot():
@@ -56,15 +57,9 @@ def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list[float]
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
     return path

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from mfrec.reference.als_kernels import _als_half_step
+from mfrec.reference.mf import FactorModel, initial_from
+from mfrec.reference.sampling import init_factors
 
 from mfrec._internal import (
     check_dtype,
@@ -18,9 +21,6 @@ from mfrec._internal import (
     check_ratings,
     check_size,
 )
-from mfrec.reference.als_kernels import _als_half_step
-from mfrec.reference.mf import FactorModel, initial_from
-from mfrec.reference.sampling import init_factors
 
 
 def csr_by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int):

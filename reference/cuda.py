@@ -12,11 +12,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from mfrec.reference.mf import MatrixFactorization
 from numba import config, cuda
 
-from mfrec._internal import cuda_device, cuda_jit
-from mfrec._internal import check_positive
-from mfrec.reference.mf import MatrixFactorization
+from mfrec._internal import check_positive, cuda_device, cuda_jit
 
 RATINGS_PER_THREAD = 256  # the least ratings each worker (thread or warp) walks per epoch
 MAX_BLOCKS = 2048  # about 16 blocks on each of an H100's or H200's 132 multiprocessors

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from functools import partial
 
 import numpy as np
+from mfrec.reference.mf import FactorModel
 
 from mfrec._internal import check_ratings, check_size
-from mfrec.reference.mf import FactorModel
 
 
 class Ensemble(FactorModel):

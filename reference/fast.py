@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numba
 import numpy as np
+from mfrec.reference.kernels import _sgd_epoch
 
 from mfrec._internal import njit_fast, njit_parallel, prefetch
-from mfrec.reference.kernels import _sgd_epoch
 
 KERNELS = ("exact", "fast")
 # How many ratings ahead the kernel prefetches a rating's rows of P, Q (and, twice as far

@@ -1,6 +1,6 @@
 """Private kernels: pure functions over contiguous arrays, loops only, no validation.
 
-The public wrappers in :mod:`mfrec.reference.mf` check dtypes, shapes and ranges before calling these.
+The public wrappers in :mod:`mfrec.reference.mf` check dtypes, shapes and ranges first.
 """
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from mfrec.reference.blocked import BlockedEpochs
+from mfrec.reference.early_stopping import EarlyStopping
+from mfrec.reference.fast import KERNELS, epoch_kernel
+from mfrec.reference.kernels import _predict
+from mfrec.reference.recommend import seen_items, top_k
+from mfrec.reference.sampling import epoch_order, init_factors
 
 from mfrec._internal import (
     check_dtype,
@@ -13,12 +19,6 @@ from mfrec._internal import (
     check_ratings,
     check_size,
 )
-from mfrec.reference.blocked import BlockedEpochs
-from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.fast import KERNELS, epoch_kernel
-from mfrec.reference.kernels import _predict
-from mfrec.reference.recommend import seen_items, top_k
-from mfrec.reference.sampling import epoch_order, init_factors
 
 UNKNOWN = -1
 """Index that marks a user or item the model was not trained on (predict falls back to biases)."""

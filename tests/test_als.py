@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from mfrec.reference.als import ALS, als_objective, als_penalty_weights, csr_by_row
 from mfrec.torch_impl.als import TorchALS
 

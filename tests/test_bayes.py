@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from mfrec.reference.als import csr_by_row, solve_rows
 from mfrec.reference.bayes import BayesianMF
 

@@ -70,6 +70,7 @@ def test_help_for_every_subcommand_shows_defaults(capsys, cmd):
 
 def test_json_last_line_and_save(capsys, files, tmp_path):
     model = tmp_path / "m" / "model.npz"
+    model.parent.mkdir()
     code, out, err = run(capsys, *train_args(files, "--json", "--save", model))
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])

@@ -10,7 +10,6 @@ import threading
 import zipfile
 
 import pytest
-
 from mfrec.data import DownloadError, load_movielens
 from mfrec.data.download import download_file, fetch_archive
 from mfrec.data.registry import RELEASES
@@ -97,10 +96,9 @@ def test_interrupted_download_leaves_nothing(server, tmp_path, monkeypatch):
     import mfrec.data.download as dl
 
     monkeypatch.setattr(dl, "CHUNK", 7)
-    real_fdopen = dl.os.fdopen
 
-    def fdopen(fd, mode):
-        f = real_fdopen(fd, mode)
+    def open_interrupting(path, mode):
+        f = open(path, mode)
         calls = {"n": 0}
         write = f.write
 
@@ -113,7 +111,7 @@ def test_interrupted_download_leaves_nothing(server, tmp_path, monkeypatch):
         f.write = write_then_interrupt
         return f
 
-    monkeypatch.setattr(dl.os, "fdopen", fdopen)
+    monkeypatch.setattr(dl, "open", open_interrupting, raising=False)
     with pytest.raises(KeyboardInterrupt):
         fetch_archive(f"{base}/slow.zip", tmp_path / "root", "x", "ml-latest-small", ())
     assert leftovers(tmp_path / "root") == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.kernels import _sgd_epoch, _sgd_epoch_literal
 from mfrec.torch_impl import TorchMatrixFactorization

@@ -6,17 +6,17 @@ import json
 
 import numpy as np
 import pytest
-
 from mfrec.data import Ratings
-from mfrec.cli import build_parser, main, make_model
-from mfrec.evaluate import cross_validate
-from mfrec.modelio import save_model
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.ensemble import Ensemble
 from mfrec.reference.kernels import _sgd_epoch
 from mfrec.reference.mf import UNKNOWN
 from mfrec.reference.ranking import ranking_metrics, user_ranking_metrics
 from mfrec.reference.sampling import epoch_order, init_factors
+
+from mfrec.cli import build_parser, main, make_model
+from mfrec.evaluate import cross_validate
+from mfrec.modelio import save_model
 
 
 def synthetic(seed: int, n_users=20, n_items=15, n=150, scale=(1, 2, 3, 4, 5)):

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.cuda import has_cuda
 from mfrec.reference.sampling import epoch_order, init_factors

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.differentiate import jacobian
-
 from mfrec.reference.gradients import sgd_step, slide_gradients, slide_loss
 from mfrec.reference.kernels import _sgd_epoch
 from mfrec.torch_impl import MFModule
+from scipy.differentiate import jacobian
 
 
 def _random_case(seed: int, k: int = 8):

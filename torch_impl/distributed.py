@@ -7,11 +7,12 @@ Launch one process per rank with torchrun, which sets RANK, WORLD_SIZE, MASTER_A
 Design (numbers in docs/scaling.md):
 
 * Every rank holds a replica of P, Q (bu, bi) and draws the same seeded global order as the
-  single-process model (:func:`mfrec.reference.sampling.epoch_order`). Each global batch of B ratings is
-  cut into N contiguous slices and rank r trains on slice r (its shard). Its loss is the sum over
-  its slice divided by the *global* batch length, so the ranks' gradients sum to the gradient of
-  the single-process mean loss: N ranks equal ``TorchMatrixFactorization(mode="minibatch")`` with
-  the same ``batch_size`` to rounding, for any N.
+  single-process model (:func:`mfrec.reference.sampling.epoch_order`). Each global batch of B
+  ratings is cut into N contiguous slices and rank r trains on slice r (its shard). Its loss is
+  the sum over its slice divided by the *global* batch length, so the ranks' gradients sum to
+  the gradient of the single-process mean loss: N ranks equal
+  ``TorchMatrixFactorization(mode="minibatch")`` with the same ``batch_size`` to rounding, for
+  any N.
 * Gradients are combined by one all-reduce (SUM) per step of only the rows the global batch
   touches: every rank knows the whole global batch, hence those row indices, without exchanging
   them. That sends (|U_b| + |I_b|)·(k + β) numbers per step, independent of the table sizes.
@@ -34,7 +35,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-
-from mfrec._internal import check_positive
 from mfrec.reference.mf import check_finite
 from mfrec.reference.sampling import epoch_order
 from mfrec.torch_impl.model import TorchMatrixFactorization
+
+from mfrec._internal import atomic_write, check_positive
 
 log = logging.getLogger("mfrec.distributed")
 
@@ -323,17 +323,10 @@ def _first_line(e: BaseException) -> str:
 def write_checkpoint(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``meta`` (JSON) and ``arrays`` to one .npz atomically (temp file, then os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, parents=True) as tmp, open(tmp, "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

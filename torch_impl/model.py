@@ -7,11 +7,11 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from mfrec.reference.mf import FactorModel, MatrixFactorization, check_finite, initial_from
+from mfrec.reference.sampling import epoch_order, init_factors
 from torch import nn
 
 from mfrec._internal import check_positive, check_ratings, check_size
-from mfrec.reference.mf import FactorModel, MatrixFactorization, check_finite, initial_from
-from mfrec.reference.sampling import epoch_order, init_factors
 
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
