@@ -772,6 +772,11 @@ def cmd_train(args) -> int:
     print_top(model, u, raw_user, args.top, train.item_ids, train.titles)
     result["top"] = top_json(model, u, args.top, train.item_ids, train.titles)
     if args.save:
+        declared = args.rating_scale
+        if declared is None and not (args.ratings or args.train):
+            declared = get_release(args.dataset).scale
+        if declared is not None:  # the scale --rate checks against (else the training range)
+            model.scale_min, model.scale_max = (float(x) for x in declared)
         path = save_model(args.save, model, train.user_ids, train.item_ids, train.titles)
         say(f"saved model to {path}")
     if args.plot:
@@ -820,9 +825,11 @@ def print_items(header: str, index, values, item_ids, titles, fmt: str = "5.2f")
 def parse_rates(pairs: list[str], model, item_ids: np.ndarray, model_path: str):
     """``ITEM=RATING`` strings as (item indices, ratings); errors name the bad pair.
 
-    A rating outside the scale the model was trained on is refused.
+    A rating outside the model's scale is refused: the scale declared at training
+    (``--rating-scale``, or the release's), else the range of the training ratings.
     """
-    lo, hi = getattr(model, "r_min", None), getattr(model, "r_max", None)
+    lo = model.params.get("scale_min", getattr(model, "r_min", None))
+    hi = model.params.get("scale_max", getattr(model, "r_max", None))
     items, ratings = [], []
     for pair in pairs:
         item, sep, value = pair.rpartition("=")
