@@ -509,9 +509,10 @@ def make_model(args, backend: str | None = None, train: Ratings | None = None,
     cls = torch_class(type(base)) if backend == "torch" and args.model != "neural" else type(base)
     takes = constructor_args(cls, type(base))
     overrides = {}
+    other = {"numba": TORCH_ONLY_FLAGS, "torch": ("kernel", "threads")}[backend]
     for dest, param in MODEL_FLAGS.items():
-        if not given(args, dest):
-            continue
+        if not given(args, dest) or (args.backend == "both" and dest in other):
+            continue  # with --backend both, a torch flag sets the torch run only (and so on)
         names = param if isinstance(param, tuple) else (param,)
         match = [n for n in names if n in takes]
         if not match:

@@ -105,7 +105,7 @@ def test_backend_runs_the_named_model_or_is_refused(capsys, ratings):
     assert "--kernel does not apply" in refused(
         capsys, *base, "--backend", "torch", "--kernel", "fast"
     )
-    result, err = run_json(capsys, *base, "--backend", "torch")  # auto: says it is biased SGD
+    result, err = run_json(capsys, *base[:3], "--backend", "torch")  # auto: says it is SGD MF
     assert result["model"] == "biased" and "--model auto: biased SGD MF (--backend torch" in err
 
 
@@ -145,7 +145,7 @@ def test_text_ids_end_to_end(capsys, tmp_path):
     assert result["user"] == "u4" and result["known_user"] and len(result["items"]) == 3
     result, _ = run_json(capsys, "similar", "--model", model, "--item", "i105", "-k", 3)
     assert result["item"] == "i105" and "i105" not in [r["item"] for r in result["similar"]]
-    result, _ = run_json(capsys, "recommend", "--model", model, "--rate", "i105=5", "i106=1")
+    result, _ = run_json(capsys, "recommend", "--model", model, "--rate", "i105=5", "i106=2")
     assert {"i105", "i106"}.isdisjoint(r["item"] for r in result["items"])
     assert "item i999 is not in" in refused(capsys, "recommend", "--model", model, "--rate",
                                             "i999=3")  # fmt: skip
