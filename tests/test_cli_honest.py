@@ -303,3 +303,52 @@ def test_documented_train_examples_bound_their_cost():
         if "--mode exact" in command:
             epochs = re.search(r"--epochs (\d+)", command)
             assert epochs and int(epochs.group(1)) <= 3, command
+
+
+def flag_table() -> list[tuple[list[str], dict[str, str]]]:
+    """docs/cli.md's table of which flags each model takes: (flags, {model: cell})."""
+    text = (REPO / "docs" / "cli.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `--")]
+    header = next(line for line in text.splitlines() if line.startswith("| flag |"))
+    models = [c.strip().split()[0].rstrip(",") for c in header.strip("|").split("|")[1:]]
+    models[0] = "plain"  # "plain, biased (SGD MF)"
+    table = []
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) != len(models) + 1:
+            continue
+        flags = re.findall(r"`(--[a-z-]+)", cells[0])
+        table.append((flags, dict(zip(models, cells[1:], strict=True))))
+    return table
+
+
+def test_the_flag_table_in_the_docs_is_what_the_code_does():
+    """Each cell: 'refused' (no backend takes it), 'numba'/'torch' (that one only), else both
+    backends the model has."""
+    table = flag_table()
+    assert len(table) >= 10
+    for flags, cells in table:
+        for name in flags:
+            for model, cell in cells.items():
+                takes = set()
+                for backend in ("numba", "torch"):
+                    argv = ["train", "--model", model, "--backend", backend, name]
+                    if name not in ("--biased", "--compile"):
+                        value = {"--dtype": "float32", "--kernel": "fast", "--mode": "exact",
+                                 "--device": "cpu"}.get(name, "2" if name in (
+                                     "--factors", "--epochs", "--threads", "--patience",
+                                     "--batch-size") else "0.1")  # fmt: skip
+                        argv.append(value)
+                    if name == "--patience":
+                        argv += ["--val-fraction", "0.1"]
+                    try:
+                        args = build_parser().parse_args(argv)
+                        resolve_plan(args)
+                        takes.add(backend)
+                    except ValueError as e:
+                        assert "does not apply" in str(e) or "has no" in str(e), str(e)
+                expect = {"refused": set(), "numba": {"numba"}, "torch": {"torch"}}.get(cell)
+                if expect is None:  # "yes", "k", "iterations", ...: every backend it has
+                    expect = {"plain": {"numba", "torch"}, "als": {"numba", "torch"},
+                              "neural": {"torch"}, "bayes": {"numba"}}[model]  # fmt: skip
+                assert takes == expect, (name, model, cell, takes)
