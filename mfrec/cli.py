@@ -306,6 +306,8 @@ def run_command(args) -> int:
             if args.command == "train" and args.distributed:
                 from mfrec.torch_impl.distributed import run_cli
 
+                args.mode = args.mode or "minibatch"  # the only mode it has
+
                 code = run_cli(args, cmd_train)
             else:
                 code = command(args)
@@ -536,11 +538,11 @@ def make_model(args, backend: str | None = None, train: Ratings | None = None,
     if getattr(args, "distributed", False):
         from mfrec.torch_impl.distributed import DistributedMatrixFactorization
 
-        cls = DistributedMatrixFactorization
+        torch_mf = torch_class(MatrixFactorization)
+        cls = DistributedMatrixFactorization  # always minibatch: it sets mode itself
+        takes = (constructor_args(torch_mf, torch_mf) - {"mode"}) | {"checkpoint", "resume"}
+        overrides.pop("mode", None)
         overrides.update(checkpoint=args.checkpoint, resume=args.resume)
-        overrides.setdefault("batch_size", 1024)
-        overrides.setdefault("device", "cpu")
-        takes = constructor_args(cls, type(base))
     elif cls is not type(base) and "mode" in takes:
         overrides.setdefault("mode", "minibatch")
     if cls is type(base) and not overrides:
@@ -675,9 +677,12 @@ def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool
             test_part = "" if te is None else f"  test RMSE {te:.4f}"
             say(f"{prefix}{name} {step + 1:3d}/{total}  train RMSE {tr:.4f}{test_part}")
 
+    announced: set[int] = set()
+
     def member_report(j: int, step: int, m) -> None:
         series = f"member {j + 1} ({type(m).__name__})"
-        if series not in curves and not bar_on:
+        if j not in announced and not bar_on:
+            announced.add(j)
             say(f"{prefix}member {j + 1}/{len(model.members)}: {label_text(label(m, backend))}")
             if step_name(m) == "sweep":
                 say(f"{prefix}(the first {m.burn_in} sweeps are burn-in; shown: the running "
