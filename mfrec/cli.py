@@ -307,6 +307,7 @@ def run_command(args) -> int:
                 from mfrec.torch_impl.distributed import run_cli
 
                 args.mode = args.mode or "minibatch"  # the only mode it has
+                args.device = args.device or "cpu"
 
                 code = run_cli(args, cmd_train)
             else:

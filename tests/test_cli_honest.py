@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mfrec.cli import build_parser, check_args, main, resolve_plan
+from mfrec import cli
+from mfrec.cli import main
 from mfrec.modelio import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -289,12 +290,12 @@ def test_documented_command_parses_and_plans(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = shlex.split(command)
     argv = argv[argv.index("mfrec") + 1 :]
-    args = build_parser().parse_args(argv)
+    args = cli.build_parser().parse_args(argv)
     if args.command == "train":
         if args.plot:
             pytest.importorskip("matplotlib")
-        check_args(args)
-        resolve_plan(args)
+        cli.check_args(args)
+        cli.resolve_plan(args)
 
 
 def test_documented_train_examples_bound_their_cost():
@@ -342,8 +343,8 @@ def test_the_flag_table_in_the_docs_is_what_the_code_does():
                     if name == "--patience":
                         argv += ["--val-fraction", "0.1"]
                     try:
-                        args = build_parser().parse_args(argv)
-                        resolve_plan(args)
+                        args = cli.build_parser().parse_args(argv)
+                        cli.resolve_plan(args)
                         takes.add(backend)
                     except ValueError as e:
                         assert "does not apply" in str(e) or "has no" in str(e), str(e)
