@@ -482,6 +482,11 @@ def resolve_plan(args) -> None:
             f"--model {args.model} has no {missing[0]} version (it runs on {' and '.join(have)}); "
             "torch versions exist for plain, biased, als and neural"
         )
+    if args.model == "neural" and getattr(args, "save", None):
+        raise ValueError(
+            "--save: a model file holds a factor model (μ + bᵤ + bᵢ + Pᵤ·Qᵢ); the neural "
+            "model's MLP is not one, so it cannot be saved"
+        )
     for backend in wanted:
         make_model(args, backend, check_only=True)
 

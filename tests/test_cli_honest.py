@@ -115,6 +115,8 @@ def test_neural_runs_on_torch_and_is_labelled_so(capsys, ratings):
                            "--epochs", 1, "--factors", 4)  # fmt: skip
     assert result["class"] == "NeuralMF" and result["backend"] == "torch"
     assert "NeuralMF(k=4, 1 epochs" in err and "on torch" in err and "numba" not in err
+    err = refused(capsys, "train", "--ratings", ratings, "--model", "neural", "--save", "m.npz")
+    assert "the neural model's MLP is not one" in err
 
 
 # 3. --test-size 0 trains on every rating, evaluates nothing, and the saved model excludes
