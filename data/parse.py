@@ -63,7 +63,7 @@ def read_ratings(
 ) -> Ratings:
     """Read ``user item rating [timestamp]`` rows (tab, comma, ``::`` or spaces; a header allowed).
 
-    Ids must be integers, ratings finite numbers within ``rating_scale`` (when given).
+    Integer ids take the fast kernel; a file with any other id ("u4") is read as text ids.
     ``duplicates="error"`` rejects a repeated (user, item) pair; ``"last"`` keeps its last row.
     ``cache=None`` caches files of at least 16 MiB. Raises :class:`DataError` naming the file,
     the line number and the offending text.
@@ -114,16 +114,68 @@ def _parse_file(path: Path, delimiter: str | None, lo: float, hi: float, duplica
     head = text.split(delimiter) if delimiter != " " else text.split()
     if len(head) >= 3 and not any(_is_number(f) for f in head[:3]):  # a header: column names
         first, line0 = _skip_line(buf, first), line0 + 1
-    users, items, ratings, stamps, slow, all_stamps = _parse_chunks(
-        path, buf, first, line0, delim, lo, hi
-    )
+    try:
+        users, items, ratings, stamps, slow, all_stamps = _parse_chunks(
+            path, buf, first, line0, delim, lo, hi
+        )
+    except _TextIds:  # ids that are not integers ("u4"): the Python reader keeps them as text
+        return _parse_text(path, buf, first, line0, delim, lo, hi, duplicates)
     if users.shape[0] == 0:
         raise DataError(f"{path}: no ratings found (only a header?)")
     for row in slow:
         _slow_rating(path, buf, first, line0, delim, int(row), ratings, lo, hi)
     ts = stamps if all_stamps else None
     table = Ratings.from_raw(users, items, ratings, ts, source=str(path))
-    return _apply_duplicates(path, buf, first, line0, delim, table, duplicates)
+
+    def locate(row: int) -> tuple[int, str]:
+        return _locate(buf, first, line0, delim, row)
+
+    return _apply_duplicates(path, table, duplicates, locate)
+
+
+class _TextIds(Exception):
+    """The kernel met an id that is not an integer: the file has text ids."""
+
+
+def _parse_text(path, buf, first, line0, delim, lo, hi, duplicates) -> Ratings:
+    """Read a file with text ids (one Python pass; integer-id files take the kernel).
+
+    A column whose ids are all integers stays integer; any other keeps its ids as strings.
+    Errors are the kernel path's, naming the file, the line and its text.
+    """
+    text = bytes(buf[first:]).decode("utf-8", "replace")
+    users, items, ratings, stamps, where = [], [], [], [], []
+    for line_no, line in enumerate(text.split("\n"), start=line0):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        fields = _split(line, delim)
+        status = K.OK
+        if not (fields[0] and fields[1] and fields[2]):
+            status = K.TOO_FEW_FIELDS
+        elif not _is_number(fields[2]) or not math.isfinite(float(fields[2])):
+            status = K.BAD_RATING
+        elif not lo <= float(fields[2]) <= hi:
+            status = K.OUT_OF_SCALE
+        if status != K.OK:
+            raise DataError(_message(path, status, line_no, line, delim, lo, hi))
+        users.append(fields[0])
+        items.append(fields[1])
+        ratings.append(float(fields[2]))
+        stamps.append(fields[3])
+        where.append((line_no, line))
+    ts = _integers(stamps)
+    table = Ratings.from_raw(_integers(users, users), _integers(items, items), ratings, ts,
+                             source=str(path))  # fmt: skip
+    return _apply_duplicates(path, table, duplicates, lambda row: where[row])
+
+
+def _integers(column: list[str], otherwise=None):
+    """``column`` as int64 when every entry is an integer, else ``otherwise`` as text."""
+    try:
+        return np.array([int(v) for v in column], dtype=np.int64)
+    except (ValueError, OverflowError):
+        return None if otherwise is None else np.array(otherwise, dtype=np.str_)
 
 
 def _parse_chunks(path, buf, first, line0, delim, lo, hi):
@@ -160,6 +212,8 @@ def _parse_chunks(path, buf, first, line0, delim, lo, hi):
     offset = 0
     slow_rows = []
     for _, slow, (rows, status, line_no, at, _, n_slow) in parts:
+        if status in (K.BAD_USER, K.BAD_ITEM):
+            raise _TextIds
         if status != K.OK:
             raise DataError(_message(path, status, line_no, _line_text(buf, at), delim, lo, hi))
         slow_rows.append(slow[:n_slow] + offset)
@@ -260,14 +314,15 @@ def _slow_rating(path, buf, first, line0, delim, row, ratings, lo, hi) -> None:
     ratings[row] = value
 
 
-def _apply_duplicates(path, buf, first, line0, delim, table: Ratings, policy: str) -> Ratings:
+def _apply_duplicates(path, table: Ratings, policy: str, locate) -> Ratings:
+    """Stop at the first repeated pair (``locate(row)`` gives its line), or keep the last."""
     keep = np.ones(len(table), dtype=np.bool_)
     a, b = K._duplicates(table.users, table.items, table.n_users, table.n_items, keep)
     if b < 0:
         return table
     if policy == "error":
-        line_a, _ = _locate(buf, first, line0, delim, int(a))
-        line_b, text_b = _locate(buf, first, line0, delim, int(b))
+        line_a, _ = locate(int(a))
+        line_b, text_b = locate(int(b))
         raise DataError(
             f"{path}:{line_b}: (user, item) pair repeats line {line_a} ({text_b!r}); "
             "each pair may be rated once (use duplicates='last' / --duplicates last to keep "

@@ -3,14 +3,12 @@ ranking metrics for one of the named configurations in :mod:`mfrec.configs`."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
 
-from mfrec.configs import CONFIGS, build_model
-from mfrec.data import Ratings, kfold, load_ml100k, read_ratings
+from mfrec.configs import build_model
+from mfrec.data import Ratings, kfold
 from mfrec.reference import mae, mse, rmse
 from mfrec.reference.mf import UNKNOWN
 from mfrec.reference.ranking import ranking_metrics
@@ -39,6 +37,7 @@ def evaluate_fold(
         "rmse": rmse(test.ratings, pred),
         "mse": mse(test.ratings, pred),
         "mae": mae(test.ratings, pred),
+        "n_test": len(test),
         "n_unknown": int(model.n_unknown_),
         "fit_s": fit_s,
     }
@@ -72,44 +71,3 @@ def cross_validate(
         "mean": {key: float(np.mean([r[key] for r in per_fold])) for key in keys},
         "std": {key: float(np.std([r[key] for r in per_fold])) for key in keys},
     }
-
-
-def add_cv_parser(sub) -> None:
-    """Register the ``cv`` subcommand on the ``mfrec`` subparsers."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    # argparse %-formats help text, so a literal % (as in "a 10% split") must be doubled.
-    models = "; ".join(f"{name}: {desc}" for name, (desc, _) in CONFIGS.items()).replace("%", "%%")
-    c = sub.add_parser("cv", help="k-fold cross-validation of a model", formatter_class=fmt)
-    c.add_argument("--folds", type=int, default=5, help="number of folds")
-    c.add_argument("--seed", type=int, default=0, help="seeds the folds and the models")
-    c.add_argument("--model", choices=list(CONFIGS), default="default", help=models)
-    c.add_argument("--data-dir", help="folder with ml-100k (else $MFREC_DATA, cache, download)")
-    c.add_argument("--ratings", help="a ratings file 'user item rating [timestamp]' instead")
-    c.add_argument("-k", "--top", type=int, default=10, help="K of precision/recall/NDCG@K")
-    c.add_argument("--threshold", type=float, default=4.0, help="relevant: test rating >= this")
-    c.add_argument("--json", action="store_true", help="end with one JSON line of results")
-
-
-def cmd_cv(args) -> int:
-    """Run ``mfrec cv``: print each fold, then the mean ± std of every metric."""
-    if args.top < 1:
-        raise ValueError(f"-k/--top must be >= 1, got {args.top}")
-    if args.folds < 2:
-        raise ValueError(f"--folds must be >= 2 (every rating is tested once), got {args.folds}")
-    data = read_ratings(args.ratings) if args.ratings else load_ml100k(args.data_dir)
-    k = args.top
-    print(f"{args.folds}-fold CV of '{args.model}' on {len(data):,} ratings ({data.source})")
-
-    def show(f: int, r: dict) -> None:
-        print(
-            f"fold {f + 1}: RMSE {r['rmse']:.4f}  MAE {r['mae']:.4f}  "
-            f"NDCG@{k} {r[f'ndcg@{k}']:.4f}  ({r['fit_s']:.1f} s fit)"
-        )
-
-    result = cross_validate(data, args.model, args.folds, args.seed, k, args.threshold, show)
-    mean, std = result["mean"], result["std"]
-    for key in mean:
-        print(f"mean {key:>13s} {mean[key]:.4f} ± {std[key]:.4f}")
-    if args.json:
-        print(json.dumps(result))
-    return 0

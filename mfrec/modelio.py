@@ -22,6 +22,30 @@ class ModelFileError(ValueError):
     """A model file is missing, corrupt, foreign or from a newer mfrec."""
 
 
+def raw_id(value):
+    """A raw id from an id array as a plain Python ``int`` or ``str`` (for printing and JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def id_index(ids: np.ndarray, text) -> int | None:
+    """Index of the raw id written as ``text`` in a sorted id array, or None when absent.
+
+    Integer ids match the integer ``text`` denotes (``"007"`` is 7); text ids match exactly.
+    """
+    if ids.dtype.kind in "iu":
+        try:
+            key = int(str(text).strip())
+        except ValueError:
+            return None
+    else:
+        key = str(text)
+    pos = int(np.searchsorted(ids, key))
+    if pos < ids.shape[0] and ids[pos] == key:
+        return pos
+    hits = np.flatnonzero(ids == key)  # ids from an older file may not be sorted
+    return int(hits[0]) if hits.size else None
+
+
 def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) -> Path:
     """Write ``model`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
@@ -79,7 +103,8 @@ def load_model(path: str | os.PathLike):
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # zip, pickle, CRC and format errors all mean "not ours or damaged"
-        raise ModelFileError(f"{path}: not an mfrec model file ({e})") from None
+        why = "it holds pickled Python objects" if "allow_pickle" in str(e) else str(e)
+        raise ModelFileError(f"{path}: not an mfrec model file ({why})") from None
     meta = _read_meta(path, arrays)
     missing = sorted(set(ARRAYS) - set(arrays))
     if missing:

@@ -34,26 +34,40 @@ def check_plot_path(path: str | os.PathLike) -> None:
         raise ValueError(f"--plot {path}: unknown image format {suffix!r} (try .png, .svg, .pdf)")
 
 
-def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list[float]]]) -> Path:
-    """Save ``{backend: {"train": [...], "test": [...]}}`` as a figure at ``path``, atomically.
+def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list]]) -> Path:
+    """Save learning curves as a figure at ``path``, atomically.
 
-    Needs matplotlib (the ``plot`` extra); a clear ``ValueError`` says so when it is missing.
+    ``curves`` maps a series name (a backend, or an ensemble member) to ``{"step": [...],
+    "train": [...], "test": [...], "unit": "epoch"}`` (``test`` may be empty: nothing held
+    out). The first series is drawn thick and pale, the others thin and dashed, and the title
+    names them. Needs matplotlib (the ``plot`` extra); a clear ``ValueError`` says so otherwise.
     """
     plt = _pyplot()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = {"train": "tab:blue", "test": "tab:red"}
-    styles = {"numba": dict(linestyle="-", linewidth=6, alpha=0.35)}
+    thick = dict(linestyle="-", linewidth=6, alpha=0.35)
     thin = dict(linestyle="--", linewidth=1.5, alpha=1.0)
-    for name, curve in curves.items():
+    names = list(curves)
+    units = sorted({curve.get("unit", "epoch") for curve in curves.values()})
+    for n, (name, curve) in enumerate(curves.items()):
         for role in ("train", "test"):
-            epochs = range(1, len(curve[role]) + 1)
-            style = styles.get(name, thin)
-            ax.plot(epochs, curve[role], color=colors[role], label=f"{name} {role}", **style)
+            values = curve[role]
+            if not values:
+                continue
+            steps = curve.get("step") or list(range(1, len(values) + 1))
+            style = dict(thick if n == 0 else thin)
+            if len(values) == 1:  # one point draws no line: mark it
+                style["marker"] = "o"
+            ax.plot(steps, values, color=colors[role], label=f"{name} {role}", **style)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(" / ".join(units))
     ax.set_ylabel("RMSE")
-    ax.set_title("Learning curves (thick pale: Numba, thin dashed: torch)")
+    if len(names) == 1:
+        ax.set_title(f"Learning curves: {names[0]}")
+    else:
+        ax.set_title(f"Learning curves (thick pale: {names[0]}; thin dashed: "
+                     f"{', '.join(names[1:])})", fontsize=9)  # fmt: skip
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -122,7 +122,7 @@ BAD_FILES = [
     ("1\t2\t3\n1\t3\tfour\n", "train.tsv:2:", "rating 'four' is not a number"),
     ("1\t2\tnan\n", "train.tsv:1:", "not a finite number"),
     ("1\t2\t3\n1\t2\t4\n", "train.tsv:2:", "repeats line 1"),
-    ("1\tabc\t3\n", "train.tsv:1:", "item id 'abc' is not an integer"),
+    ("u1\tabc\n", "train.tsv:1:", "expected 'user item rating"),  # text ids: same errors
     ("", "train.tsv", "the file is empty"),
 ]
 
@@ -199,11 +199,11 @@ def test_recommend_known_unknown_and_new_user(capsys, files, tmp_path):
     assert code == 0, err
     assert "user 999 is not in" in out and "--rate" in out and "Traceback" not in err
     assert out.splitlines()[1] == "top 4 unseen movies for user 999:"
-    code, out, err = run(capsys, "recommend", "--model", model, "--rate", "101=5", "102=1", "-k", 3)
+    code, out, err = run(capsys, "recommend", "--model", model, "--rate", "101=5", "102=2", "-k", 3)
     assert code == 0, err
     assert out.startswith("top 3 movies for a new user with 2 ratings:")
     assert "item 101" not in out and "item 102" not in out
-    for bad, message in [("101", "ITEM=RATING"), ("x=3", "ITEM=RATING"), ("999=3", "item 999"),
+    for bad, message in [("101", "ITEM=RATING"), ("x=3", "item x is not in"), ("999=3", "item 999"),
                          ("101=inf", "finite")]:  # fmt: skip
         code, _, err = run(capsys, "recommend", "--model", model, "--rate", bad)
         assert_user_error(code, err, message)
@@ -326,7 +326,7 @@ def test_validation_split_early_stopping_keeps_the_best_epoch(capsys, files):
     assert result["epochs_run"] < 300
     n_lines = len(train.read_text().splitlines())
     assert result["n_train"] == n_lines - round(0.2 * n_lines)  # validation carved out
-    best = int(re.search(r"validation RMSE best at epoch (\d+)", out).group(1))
+    best = int(re.search(r"validation RMSE best at epoch (\d+)", err).group(1))
     assert best == result["epochs_run"] - 3  # stopped exactly `patience` epochs after the best
 
 

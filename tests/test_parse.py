@@ -87,8 +87,9 @@ BAD = [
     ("1,2,nan\n", 1, "rating 'nan' is not a finite number"),
     ("1,2,-inf\n", 1, "rating '-inf' is not a finite number"),
     ("1,2,1e999\n", 1, "not a finite number"),
-    ("1.5,2,3\n", 1, "user id '1.5' is not an integer"),
-    ("1,x7,3\n", 1, "item id 'x7' is not an integer"),
+    ("u1,x7,3\nu2,x8\n", 2, "expected 'user item rating"),
+    ("u1,x7,3\nu2,x8,four\n", 2, "rating 'four' is not a number"),
+    ("u1,x7,3\nu1,x7,4\n", 2, "pair repeats line 1"),
     ("h1,h2,h3\n1,2,3\n7,8,3,9,,\n1,2,4\n", 4, "pair repeats line 2"),
 ]
 
@@ -168,7 +169,7 @@ def test_binary_cache_is_used_and_invalidated(tmp_path):
 
 
 # Fuzz: any printable line is either parsed exactly as Python reads it, or rejected with a
-# DataError that names the file and line 1 — never another exception, never a NaN rating.
+# DataError that names the file and line — never another exception, never a NaN rating.
 field = st.one_of(
     st.integers(-(10**12), 10**12).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -191,7 +192,8 @@ def test_fuzz_one_line(tmp_path, fields):
     assert np.all(np.isfinite(table.ratings))
     parts = [f.strip() for f in line.split("\t")]
     if len(table) == 2:
-        assert int(parts[0]) in table.user_ids and int(parts[1]) in table.item_ids
+        for ids, part in ((table.user_ids, parts[0]), (table.item_ids, parts[1])):
+            assert (int(part) if ids.dtype.kind == "i" else part) in ids  # text ids kept as text
         assert table.ratings[1] == float(parts[2]) and math.isfinite(float(parts[2]))
 
 
@@ -218,3 +220,17 @@ def test_chunked_parse_equals_one_pass_and_finds_the_first_bad_line(tmp_path, mo
     path.write_text("\n".join(bad) + "\n")
     with pytest.raises(DataError, match=rf"{path}:2601: expected"):
         read_ratings(path)
+
+
+def test_text_ids_are_kept_as_text(tmp_path):
+    """Ids that are not integers (issue 14) map to indices like integer ids; an all-integer
+    column stays integer."""
+    path = write(tmp_path, "user,item,rating\nu4,7,5\nu10,7,3\nu4,x8,2.5\n")
+    table = read_ratings(path)
+    assert table.user_ids.tolist() == ["u10", "u4"]
+    assert table.item_ids.tolist() == ["7", "x8"]
+    assert table.user_ids[table.users].tolist() == ["u4", "u10", "u4"]
+    assert table.item_ids[table.items].tolist() == ["7", "7", "x8"]
+    assert table.ratings.tolist() == [5.0, 3.0, 2.5]
+    mixed = read_ratings(write(tmp_path, "1 a1 4\n2 a2 3\n"))
+    assert mixed.user_ids.dtype.kind == "i" and mixed.item_ids.tolist() == ["a1", "a2"]
