@@ -33,6 +33,7 @@ VERSION = 1
 OUT = Path(__file__).resolve().parent / "out" / "synthetic"
 CHUNK = 1 << 20  # ratings generated and written at a time
 MIN_PER_USER = 20  # MovieLens keeps users with at least 20 ratings
+MAX_DENSITY = 0.2  # tiny copies get more users and items than the scaling gives
 USER_ALPHA = 1.8  # Pareto tail of ratings per user (ml-25m: mean 154, median 71)
 ITEM_ZIPF = 1.5  # popularity of the item at rank r is (r + r0)^-ITEM_ZIPF
 ITEM_OFFSET = 0.0035  # r0 as a fraction of the item count (top movie ~0.3% of ratings)
@@ -67,6 +68,9 @@ def default_shape(rel: Release, n_ratings: int) -> tuple[int, int]:
     f = n_ratings / rel.n_ratings
     n_users = max(1, min(round(rel.n_users * f), n_ratings // MIN_PER_USER))
     n_items = max(4, min(rel.n_movies, round(rel.n_movies * math.sqrt(f))))
+    grow = math.sqrt(n_ratings / (n_users * n_items) / MAX_DENSITY)  # > 1 for tiny copies
+    if grow > 1:
+        n_users, n_items = math.ceil(n_users * grow), math.ceil(n_items * grow)
     return n_users, n_items
 
 
@@ -185,24 +189,27 @@ def _conditional_moments(x: np.ndarray, sigma: float, lo: float, hi: float, step
     return mean, np.maximum(second - mean * mean, 0.0)
 
 
-def _title(raw_id: int, year: int, utf8: bool) -> str:
-    """A title that exercises each file format: commas, quotes, colons and accents."""
+def _title(raw_id: int, year: int, utf8: bool) -> tuple[str, str]:
+    """(kind, title): titles that exercise each file format: commas, quotes, colons, accents."""
     if raw_id % 7 == 0:
-        return f"Movie {raw_id}, The ({year})"  # a comma: quoted in movies.csv
+        return "comma", f"Movie {raw_id}, The ({year})"  # quoted in movies.csv
     if raw_id % 11 == 0:
-        return f"Café {raw_id}: Première ({year})"  # latin-1 or UTF-8 bytes; a single colon
+        return "accents", f"Café {raw_id}: Première ({year})"  # latin-1 or UTF-8; one colon
     if utf8 and raw_id % 13 == 0:
-        return f'"Tōkyō" {raw_id}, 東京 ({year})'  # quotes and a comma: "" inside quotes
-    return f"Movie {raw_id} ({year})"
+        return "quotes", f'"Tōkyō" {raw_id}, 東京 ({year})'  # "" inside quotes in movies.csv
+    return "plain", f"Movie {raw_id} ({year})"
 
 
-def _movies_text(rel: Release, raw_ids: np.ndarray, rng: np.random.Generator) -> str:
-    """The movies file: ``u.item`` (pipes), ``movies.dat`` (``::``) or ``movies.csv``."""
+def _movies_text(rel: Release, raw_ids: np.ndarray, rng: np.random.Generator):
+    """(text, sample): the movies file (``u.item``, ``movies.dat`` or ``movies.csv``) and the
+    first title of each kind as ``{kind: [raw id, title]}``."""
     years = rng.integers(1920, 2020, raw_ids.shape[0])
     picks = rng.random((raw_ids.shape[0], len(GENRES))) < 0.12
     lines = ["movieId,title,genres"] if rel.movies_format == "csv" else []
+    sample: dict[str, list] = {}
     for raw, year, pick in zip(raw_ids.tolist(), years.tolist(), picks, strict=True):
-        title = _title(raw, year, rel.movies_encoding != "latin-1")
+        kind, title = _title(raw, year, rel.movies_encoding != "latin-1")
+        sample.setdefault(kind, [raw, title])
         if rel.movies_format == "pipe":
             flags = "|".join("1" if g else "0" for g in pick)
             url = f"http://us.imdb.com/M/title-exact?Movie%20{raw}%20({year})"
@@ -215,7 +222,7 @@ def _movies_text(rel: Release, raw_ids: np.ndarray, rng: np.random.Generator) ->
             if any(c in title for c in ',"'):
                 title = '"' + title.replace('"', '""') + '"'
             lines.append(f"{raw},{title},{genres}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", sample
 
 
 def generate(
@@ -298,12 +305,12 @@ def generate(
             u = u_loc + a
             x = mu + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i])
             r = np.clip(np.round((x + crng.normal(0.0, noise, x.shape[0])) / step) * step, lo, hi)
-            sample = crng.choice(x.shape[0], min(FLOOR_SAMPLE, x.shape[0]), replace=False)
-            xs = x[sample].astype(np.float64)
+            at = crng.choice(x.shape[0], min(FLOOR_SAMPLE, x.shape[0]), replace=False)
+            xs = x[at].astype(np.float64)
             _, var = _conditional_moments(xs, noise, lo, hi, step)
             var_sum += float(var.sum())
-            sq_truth += float(np.sum((np.clip(xs, lo, hi) - r[sample]) ** 2))
-            n_floor += sample.shape[0]
+            sq_truth += float(np.sum((np.clip(xs, lo, hi) - r[at]) ** 2))
+            n_floor += at.shape[0]
             moments += (r.shape[0], r.sum(), np.square(r).sum())
             halves = np.round(r * 2).astype(np.int64)
             stamps = t_start[u] + (crng.random(u.shape[0]) * t_span[u]).astype(np.int64)
@@ -315,7 +322,7 @@ def generate(
                 buf = np.empty(48 * u.shape[0], dtype=np.uint8)
             end = _format_rows(users, items, halves, stamps, sep, style, buf)
             f.write(buf[:end].tobytes())
-    movies = _movies_text(rel, raw_ids, rng)
+    movies, sample = _movies_text(rel, raw_ids, rng)
     with atomic_write(folder / rel.movies_file) as tmp:
         tmp.write_bytes(movies.encode(rel.movies_encoding))
     count, total, total_sq = moments
@@ -332,6 +339,7 @@ def generate(
         "rating_mean": mean,
         "rating_std": math.sqrt(max(total_sq / count - mean * mean, 0.0)),
         "max_user_ratings": int(degrees.max()),
+        "sample_titles": sample,
         "seconds": round(time.perf_counter() - t0, 2),
         "note": "floor_rmse: RMSE of E[rating | truth], the best any model can expect; "
         "truth_rmse: RMSE of the clipped noiseless score",
