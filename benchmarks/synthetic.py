@@ -98,10 +98,11 @@ def user_degrees(rng: np.random.Generator, n_ratings: int, n_users: int, cap: in
 
 
 def _pick_items(rng, degrees: np.ndarray, cdfs: list[np.ndarray], n_items: int):
-    """(local user, item) pairs, ``degrees[u]`` distinct items per user.
+    """(local user, item) pairs, ``degrees[u]`` distinct items per user, sorted by both.
 
-    Oversample from the popularity ``cdfs`` (then flatter ones), drop repeats, keep a random
-    ``degrees[u]`` of each user's new items; users still short draw again.
+    Each user draws items one after another from the popularity ``cdfs``, skipping items it
+    already has (weighted sampling without replacement), in rounds of vectorised draws; a
+    user still short after a round draws again from a flatter law, finally the uniform one.
     """
     n = degrees.shape[0]
     have = np.empty(0, dtype=np.int64)  # sorted keys u * n_items + i
@@ -110,22 +111,25 @@ def _pick_items(rng, degrees: np.ndarray, cdfs: list[np.ndarray], n_items: int):
         short = np.flatnonzero(need > 0)
         if short.size == 0:
             return have // n_items, have % n_items
-        draws = np.ceil(need[short] * 1.15).astype(np.int64) + 2
-        u = np.repeat(short, draws)
+        draws = np.ceil(need[short] * 1.2).astype(np.int64) + 2
+        u = np.repeat(short, draws)  # grouped by user, each user's draws in drawing order
         cdf = cdfs[min(attempt, len(cdfs) - 1)]
-        i = np.searchsorted(cdf, rng.random(u.shape[0]) * cdf[-1], side="right")
-        keys = np.unique(u * n_items + np.minimum(i, n_items - 1))
+        i = np.minimum(np.searchsorted(cdf, rng.random(u.shape[0]) * cdf[-1], "right"), n_items - 1)
+        keys = u * n_items + i
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        new = np.empty(keys.shape[0], dtype=np.bool_)  # first draw of its key, not had before
+        new[order] = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
         if have.size:
             pos = np.minimum(np.searchsorted(have, keys), have.size - 1)
-            keys = keys[have[pos] != keys]
-        u = keys // n_items
-        order = np.lexsort((rng.random(keys.shape[0]), u))
-        keys, u = keys[order], u[order]
-        start = np.searchsorted(u, np.arange(n))
-        rank = np.arange(keys.shape[0]) - start[u]
-        take = rank < need[u]
+            new &= have[pos] != keys
+        count = np.cumsum(new)  # new draws so far; minus the count before each user's group
+        starts = np.cumsum(draws) - draws
+        before = count[starts] - new[starts]
+        rank = count - new - np.repeat(before, draws)
+        take = new & (rank < np.repeat(need[short], draws))
         need -= np.bincount(u[take], minlength=n)
-        have = np.sort(np.concatenate([have, keys[take]]))
+        have = np.sort(np.concatenate([have, keys[take]]), kind="stable")  # two sorted runs
     raise RuntimeError("could not draw distinct items (degrees too close to the item count)")
 
 
