@@ -178,6 +178,28 @@ def _format_rows(users, items, halves, stamps, sep, style, out):
     return p
 
 
+def format_rows(users, items, halves, stamps, delimiter: str = ",", style: int = 1) -> bytes:
+    """``user SEP item SEP rating SEP timestamp\n`` rows as bytes; ratings are ``halves / 2``.
+
+    ``style`` 0 writes whole stars (``4``), 1 one decimal always (``4.0``, ``4.5``: the CSV
+    releases), 2 a decimal only for half stars (``4``, ``4.5``: ml-10m's ``ratings.dat``).
+    """
+    cols = [np.ascontiguousarray(a, dtype=np.int64) for a in (users, items, halves, stamps)]
+    if not all(c.shape == cols[0].shape and c.ndim == 1 for c in cols):
+        raise ValueError("users, items, halves and stamps must be 1-D and of equal length")
+    if cols[0].size == 0:
+        return b""
+    if min(int(c.min()) for c in cols) < 0:
+        raise ValueError("ids, halves and timestamps must be >= 0")
+    if style not in (0, 1, 2):
+        raise ValueError(f"style must be 0, 1 or 2, got {style!r}")
+    width = sum(len(str(int(c.max()))) for c in cols) + 3 * len(delimiter.encode()) + 3
+    out = np.empty(width * cols[0].shape[0], dtype=np.uint8)
+    sep = np.frombuffer(delimiter.encode(), dtype=np.uint8)
+    end = _format_rows(*cols, sep, style, out)
+    return out[:end].tobytes()
+
+
 def _conditional_moments(x: np.ndarray, sigma: float, lo: float, hi: float, step: float):
     """E[r | x] and Var[r | x] for r = clip(round_step(x + N(0, sigma²)), lo, hi)."""
     levels = np.arange(lo, hi + step / 2, step)
@@ -292,12 +314,10 @@ def generate(
     t_lo, t_hi = TIME_SPAN[like]
     t_start = rng.integers(t_lo, t_hi, n_users)
     t_span = np.minimum(t_hi - t_start, rng.exponential(3e7, n_users).astype(np.int64) + 1)
-    sep = np.frombuffer(rel.delimiter.encode(), dtype=np.uint8)
     style = 0 if step == 1.0 else (1 if rel.delimiter == "," else 2)
     ends = np.searchsorted(np.cumsum(degrees), np.arange(CHUNK, n_ratings, CHUNK), side="right")
     bounds = np.unique(np.r_[0, ends, n_users])
     chunk_rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(bounds))]
-    buf = np.empty(0, dtype=np.uint8)
     var_sum, sq_truth, n_floor, moments = 0.0, 0.0, 0, np.zeros(3)
     with atomic_write(folder / rel.ratings_file, parents=True) as tmp, open(tmp, "wb") as f:
         if rel.delimiter == ",":
@@ -322,10 +342,7 @@ def generate(
             if like == "ml-100k":  # u.data is in no order
                 perm = crng.permutation(u.shape[0])
                 users, items, halves, stamps = users[perm], items[perm], halves[perm], stamps[perm]
-            if buf.shape[0] < 48 * u.shape[0]:
-                buf = np.empty(48 * u.shape[0], dtype=np.uint8)
-            end = _format_rows(users, items, halves, stamps, sep, style, buf)
-            f.write(buf[:end].tobytes())
+            f.write(format_rows(users, items, halves, stamps, rel.delimiter, style))
     movies, sample = _movies_text(rel, raw_ids, rng)
     with atomic_write(folder / rel.movies_file) as tmp:
         tmp.write_bytes(movies.encode(rel.movies_encoding))
