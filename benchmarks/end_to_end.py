@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -155,7 +156,7 @@ def render(meta: dict, rows: list[dict]) -> str:
                          f"{r['error']} | – | `{short(r['command'], meta['file'])}` |")  # fmt: skip
             continue
         lines.append(
-            f"| {r['name']} | {r['wall_s']:.1f} | {res['seconds']:.1f} | "
+            f"| {r['name']} | {r['wall_s']:.1f} | {res.get('seconds', math.nan):.1f} | "
             f"{r['peak_rss_mib']:.0f} | {res['rmse']:.4f} | {res['rmse'] - floor:+.4f} | "
             f"`{short(r['command'], meta['file'])}` |"
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 from mfrec.data import RELEASES, DataError, find_release, get_release, load_movielens
 
+from benchmarks.end_to_end import parse_json_output
 from benchmarks.synthetic import generate, read_truth
 from mfrec import cli
 
@@ -119,7 +119,7 @@ def test_cli_trains_on_each_release(copies, small_counts, name, capsys):
     folder = copies[name]
     argv = ["train", "--dataset", name, "--data-dir", str(folder.parent), "--no-download"]
     assert cli.main([*argv, "--epochs", "1", "--json", "--quiet"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = parse_json_output(capsys.readouterr().out)
     assert result["n_train"] + result["n_test"] == N
     assert 0.0 < result["rmse"] < 2.0
 
@@ -132,9 +132,9 @@ def test_full_size_ml_latest_small_through_the_installed_cli(tmp_path):
     cmd += ["--data-dir", str(tmp_path), "--no-download", "--epochs", "1", "--json"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    result = json.loads(lines[-1])
+    result = parse_json_output(done.stdout)
     assert result["n_train"] + result["n_test"] == get_release("ml-latest-small").n_ratings
     assert folder.name == "ml-latest-small"
-    # One epoch of SGD from a random start is far from the floor but must beat a constant.
-    assert result["rmse"] < read_truth(folder)["rating_std"] + 0.1
+    # One epoch of SGD is far from the floor, but it must beat predicting the mean rating.
+    truth = read_truth(folder)
+    assert truth["floor_rmse"] < result["rmse"] < truth["rating_std"]
