@@ -7,11 +7,11 @@ files (``u.data`` + ``u.item``, ``ratings.dat`` + ``movies.dat`` or ``ratings.cs
 ``synthetic.json``, the truth's parameters and its noise floor.
 
 The truth: ``x = mu + bu + bi + p_u·q_i`` (``--factors`` columns), the observed rating
-``x + noise`` rounded to the release's stars (half stars from ml-10m on) and clipped to its
-scale. ``floor_rmse`` is the RMSE of the best possible predictor, ``E[rating | x]``: no model can
-expect a lower test RMSE. User activity is Pareto (at least 20 ratings per user, as in
-MovieLens), item popularity Zipf; each user's items are drawn without replacement, so no
-(user, item) pair repeats. Users are generated in chunks of about a million ratings, so memory
+``x + noise`` rounded to the release's stars (half stars from ml-10m on, where 45% of ratings
+are whole stars, as raters favour them) and clipped to its scale. ``floor_rmse`` is the RMSE
+of the best possible predictor, ``E[rating | x]``: no model can expect a lower test RMSE.
+User activity is Pareto (at least 20 ratings per user, as in MovieLens), item popularity Zipf;
+each user's items are drawn without replacement, so no (user, item) pair repeats. Users are generated in chunks of about a million ratings, so memory
 stays bounded at any size; the same seed gives the same bytes.
 """
 
@@ -29,7 +29,7 @@ from scipy.special import ndtr
 
 from mfrec._internal import atomic_write, njit
 
-VERSION = 1
+VERSION = 2
 OUT = Path(__file__).resolve().parent / "out" / "synthetic"
 CHUNK = 1 << 20  # ratings generated and written at a time
 MIN_PER_USER = 20  # MovieLens keeps users with at least 20 ratings
@@ -37,6 +37,7 @@ MAX_DENSITY = 0.2  # tiny copies get more users and items than the scaling gives
 USER_ALPHA = 1.8  # Pareto tail of ratings per user (ml-25m: mean 154, median 71)
 ITEM_ZIPF = 1.5  # popularity of the item at rank r is (r + r0)^-ITEM_ZIPF
 ITEM_OFFSET = 0.0035  # r0 as a fraction of the item count (top movie ~0.3% of ratings)
+WHOLE_STARS = 0.45  # on half-star scales, the share rounded to whole stars (raters favour them)
 FLOOR_SAMPLE = 1 << 16  # ratings per chunk whose conditional variance makes the floor
 # Seconds since 1970 of each release's first and last rating, and its highest movie id per
 # movie (ids have gaps: ml-25m's 62,423 movies span 1..209,171).
@@ -200,6 +201,18 @@ def format_rows(users, items, halves, stamps, delimiter: str = ",", style: int =
     return out[:end].tobytes()
 
 
+def _floor_variance(x: np.ndarray, sigma: float, lo: float, hi: float) -> np.ndarray:
+    """Var[r | x] of the generated ratings: on a half-star scale a mixture of whole stars
+    (share ``WHOLE_STARS``, from 1) and half stars, else whole stars."""
+    if lo != 0.5:
+        return _conditional_moments(x, sigma, lo, hi, 1.0)[1]
+    m1, v1 = _conditional_moments(x, sigma, 1.0, hi, 1.0)
+    m2, v2 = _conditional_moments(x, sigma, lo, hi, 0.5)
+    w = WHOLE_STARS
+    mean = w * m1 + (1 - w) * m2
+    return w * (v1 + m1 * m1) + (1 - w) * (v2 + m2 * m2) - mean * mean
+
+
 def _conditional_moments(x: np.ndarray, sigma: float, lo: float, hi: float, step: float):
     """E[r | x] and Var[r | x] for r = clip(round_step(x + N(0, sigma²)), lo, hi)."""
     levels = np.arange(lo, hi + step / 2, step)
@@ -328,10 +341,14 @@ def generate(
             u_loc, i = _pick_items(crng, degrees[a:b], cdfs, n_items)
             u = u_loc + a
             x = mu + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i])
-            r = np.clip(np.round((x + crng.normal(0.0, noise, x.shape[0])) / step) * step, lo, hi)
+            y = x + crng.normal(0.0, noise, x.shape[0])
+            r = np.clip(np.round(y / step) * step, lo, hi)
+            if step == 0.5:
+                whole = crng.random(y.shape[0]) < WHOLE_STARS
+                r[whole] = np.clip(np.round(y[whole]), 1.0, hi)
             at = crng.choice(x.shape[0], min(FLOOR_SAMPLE, x.shape[0]), replace=False)
             xs = x[at].astype(np.float64)
-            _, var = _conditional_moments(xs, noise, lo, hi, step)
+            var = _floor_variance(xs, noise, lo, hi)
             var_sum += float(var.sum())
             sq_truth += float(np.sum((np.clip(xs, lo, hi) - r[at]) ** 2))
             n_floor += at.shape[0]

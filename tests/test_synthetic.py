@@ -11,7 +11,9 @@ from mfrec.data import read_ratings
 from benchmarks.end_to_end import main as end_to_end
 from benchmarks.end_to_end import parse_json_output
 from benchmarks.synthetic import (
+    WHOLE_STARS,
     _conditional_moments,
+    _floor_variance,
     _pick_items,
     format_rows,
     generate,
@@ -56,6 +58,16 @@ def test_floor_is_the_simulated_conditional_variance():
     r = np.clip(np.round((x[:, None] + rng.normal(0, 0.8, (6, 200_000))) / 0.5) * 0.5, 0.5, 5.0)
     np.testing.assert_allclose(mean, r.mean(axis=1), atol=0.01)
     np.testing.assert_allclose(var, r.var(axis=1), atol=0.01)
+
+
+def test_floor_of_the_whole_and_half_star_mixture_matches_simulation():
+    rng = np.random.default_rng(2)
+    x = np.array([0.9, 2.2, 3.6, 4.4, 5.2])
+    y = x[:, None] + rng.normal(0, 0.8, (5, 200_000))
+    r = np.clip(np.round(y * 2) / 2, 0.5, 5.0)
+    whole = rng.random(y.shape) < WHOLE_STARS
+    r[whole] = np.clip(np.round(y[whole]), 1.0, 5.0)
+    np.testing.assert_allclose(_floor_variance(x, 0.8, 0.5, 5.0), r.var(axis=1), atol=0.01)
 
 
 def test_generate_is_seeded_and_cached(tmp_path):
