@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.peer:
         print(json.dumps(fit_peer(args.peer, args.seed, 0.2)))
         return 0
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = commit()  # before the runs: the code they ran
     t0 = time.perf_counter()
     folder = generate("ml-25m", args.ratings, Path(args.data) / f"ml-25m-{args.ratings}",
                       seed=args.seed)  # fmt: skip
@@ -210,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         print("cmfrec not installed (pip install -e '.[peers]'): no peer row", file=sys.stderr)
     params = truth["params"]
     meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit(),
+        "date": started,
+        "commit": head,
         "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()}",
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
