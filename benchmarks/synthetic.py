@@ -11,8 +11,9 @@ The truth: ``x = mu + bu + bi + p_u·q_i`` (``--factors`` columns), the observed
 are whole stars, as raters favour them) and clipped to its scale. ``floor_rmse`` is the RMSE
 of the best possible predictor, ``E[rating | x]``: no model can expect a lower test RMSE.
 User activity is Pareto (at least 20 ratings per user, as in MovieLens), item popularity Zipf;
-each user's items are drawn without replacement, so no (user, item) pair repeats. Users are generated in chunks of about a million ratings, so memory
-stays bounded at any size; the same seed gives the same bytes.
+each user's items are drawn without replacement, so no (user, item) pair repeats. Users are
+generated in chunks of about a million ratings, so memory stays bounded at any size; the same
+seed gives the same bytes.
 """
 
 from __future__ import annotations
