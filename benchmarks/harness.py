@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from mfrec.reference.blocked import BlockedEpochs
-from mfrec.reference.fast import epoch_kernel
+from mfrec.reference.fast import OrderedEpochs
 from mfrec.reference.sampling import init_factors
 
 # The ML-10M shape of the LibMF comparison.
@@ -58,12 +58,12 @@ def numba_epoch(
     order = rng.permutation(ratings.shape[0])
     hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
     if kernel == "blocked":  # the layout is built once per fit, outside timing
-        epochs = BlockedEpochs(users, items, ratings, n_users, n_items, k, rng, True, n_threads)
-        epochs(None, None, None, None, *arrays, *hyper)  # compile, outside timing
-        return lambda: epochs(None, None, None, None, *arrays, *hyper)
-    sgd_epoch = epoch_kernel(kernel, n_threads)
-    sgd_epoch(users, items, ratings, order[:1000], *arrays, *hyper)  # compile, outside timing
-    return lambda: sgd_epoch(users, items, ratings, order, *arrays, *hyper)
+        blocked = BlockedEpochs(users, items, ratings, n_users, n_items, k, rng, True, n_threads)
+        blocked(*arrays, *hyper)  # compile, outside timing
+        return lambda: blocked(*arrays, *hyper)
+    epochs = OrderedEpochs(kernel, users, items, ratings, rng, True, n_threads)
+    epochs.run(order[:1000], *arrays, *hyper)  # compile, outside timing
+    return lambda: epochs.run(order, *arrays, *hyper)
 
 
 def cuda_epoch(

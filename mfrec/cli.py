@@ -28,7 +28,7 @@ from mfrec.modelio import ModelFileError, load_model, save_model
 from mfrec.progress import epoch_bar, progress_enabled
 from mfrec.reference import DivergenceError, MatrixFactorization, mae, mse, rmse
 from mfrec.reference.ensemble import Ensemble
-from mfrec.reference.mf import UNKNOWN
+from mfrec.reference.mf import KERNELS, UNKNOWN
 from mfrec.reference.recommend import top_k
 from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
 
@@ -85,12 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--factors", type=int, default=DEFAULTS["factors"], help="k, columns of P, Q")
     m.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="passes over the data")
     m.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="SGD learning rate")
-    m.add_argument("--lr-decay", type=float, default=1.0, help="epoch e uses lr·decayᵉ (numba)")
+    m.add_argument("--lr-decay", type=float, default=1.0, help="epoch e uses lr·decayᵉ")
     m.add_argument(
         "--val-fraction",
         type=float,
         default=0.0,
-        help="carve this share of the training ratings out as a validation split (numba SGD)",
+        help="carve this share of the training ratings out as a validation split (SGD MF)",
     )
     m.add_argument(
         "--patience",
@@ -116,9 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="both: train each from the same seed and compare (saves the Numba model)",
     )
     b.add_argument(
-        "--kernel", choices=["exact", "fast", "blocked"], default="exact", help="numba SGD kernel"
+        "--kernel",
+        choices=KERNELS,
+        default="exact",
+        help="numba SGD kernel: exact and fast run on one thread, hogwild (lock-free, not "
+        "reproducible) and blocked (race-free) on --threads",
     )
-    b.add_argument("--threads", type=int, default=1, help="numba SGD threads (Hogwild or blocked)")
+    b.add_argument("--threads", type=int, default=1, help="threads of --kernel hogwild/blocked")
     b.add_argument("--mode", choices=["exact", "minibatch"], default="minibatch", help="torch")
     b.add_argument("--batch-size", type=int, default=1024, help="torch minibatch size")
     b.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
@@ -181,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     try:
         if args.command == "train" and args.distributed:
-            from mfrec.torch_impl.distributed import run_cli
+            from mfrec.launch import run_distributed
 
-            return run_cli(args, cmd_train)
+            return run_distributed(args, cmd_train)
         command = {
             "train": cmd_train,
             "cv": cmd_cv,
@@ -288,13 +292,11 @@ def make_model(args, backend: str | None = None):
         return MatrixFactorization(
             **common, n_threads=args.threads, kernel=args.kernel, lr_decay=args.lr_decay
         )
-    if args.lr_decay != 1.0 or args.val_fraction:
-        raise ValueError("--lr-decay and --val-fraction need the numba backend")
     if getattr(args, "distributed", False):
         from mfrec.torch_impl.distributed import DistributedMatrixFactorization
 
         return DistributedMatrixFactorization(
-            **common, batch_size=args.batch_size, device=args.device,
+            **common, batch_size=args.batch_size, device=args.device, lr_decay=args.lr_decay,
             checkpoint=args.checkpoint, resume=args.resume,
         )  # fmt: skip
     from mfrec.torch_impl import TorchMatrixFactorization
@@ -305,6 +307,7 @@ def make_model(args, backend: str | None = None):
         batch_size=args.batch_size,
         device=args.device,
         compile=args.compile,
+        lr_decay=args.lr_decay,
     )
 
 
@@ -401,8 +404,8 @@ def cmd_train(args) -> int:
     )
     val = None
     if args.val_fraction:
-        if not sgd or args.backend != "numba":
-            raise ValueError("--val-fraction needs SGD MF (--model biased) on the numba backend")
+        if not sgd:
+            raise ValueError("--val-fraction needs SGD MF (--model biased)")
         fit_part, val_part = train_test_split(len(train), args.val_fraction, args.seed + 1)
         train, val = train.subset(fit_part), train.subset(val_part)
         say(f"validation: {len(val):,} training ratings held out, {len(train):,} left to fit")
