@@ -30,7 +30,6 @@ Design (numbers in docs/scaling.md):
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -43,7 +42,8 @@ import torch.distributed as dist
 from mfrec.reference.sampling import epoch_order
 from mfrec.torch_impl.model import TorchMatrixFactorization
 
-from mfrec._internal import atomic_write, check_positive
+from mfrec._internal import check_positive
+from mfrec.modelio import read_record, write_record
 
 log = logging.getLogger("mfrec.distributed")
 
@@ -239,8 +239,6 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
 
     def _save_checkpoint(self, config: dict, epochs_done: int, rng: np.random.Generator) -> None:
         meta = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
             "config": config,
             "epochs_done": epochs_done,
             "rng_state": rng.bit_generator.state,
@@ -332,28 +330,22 @@ def _first_line(e: BaseException) -> str:
 
 
 def write_checkpoint(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``meta`` (JSON) and ``arrays`` to one .npz atomically (temp file, then os.replace)."""
-    path = Path(path)
-    with atomic_write(path, parents=True) as tmp, open(tmp, "wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    return path
+    """Write a checkpoint in mfrec's file format (:func:`mfrec.modelio.write_record`):
+    ``meta`` and ``arrays`` in one .npz, atomically, creating missing folders."""
+    meta = {k: v for k, v in meta.items() if k not in ("format", "version")}
+    return write_record(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, meta, arrays, parents=True)
 
 
 def read_checkpoint(path: str | os.PathLike, config: dict) -> tuple[dict, dict] | None:
-    """(meta, arrays) of a checkpoint made with ``config``; None when there is none yet."""
+    """(meta, arrays) of a checkpoint made with ``config``; None when there is none yet.
+
+    Read by :func:`mfrec.modelio.read_record`, so a damaged, foreign or newer file is a
+    :class:`mfrec.modelio.ModelFileError` (a ``ValueError``) naming it.
+    """
     path = Path(path)
     if not path.exists():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(str(arrays.pop("meta")))
-    except Exception as e:  # zip, npy and JSON errors all mean "not a checkpoint"
-        raise ValueError(f"{path}: not an mfrec checkpoint ({e})") from None
-    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: not an mfrec checkpoint (version {CHECKPOINT_VERSION})")
+    meta, arrays = read_record(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     for key, want in config.items():
         have = meta["config"].get(key)
         if have != want:
