@@ -13,6 +13,8 @@ from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.fast import OrderedEpochs
 from mfrec.reference.sampling import init_factors
 
+from mfrec import devices
+
 # The ML-10M shape of the issue's LibMF comparison.
 ML10M_USERS, ML10M_ITEMS, ML10M_N = 69_878, 10_677, 10_000_000
 # scikit-surprise SVD's defaults.
@@ -34,7 +36,7 @@ def cpu_model() -> str:
 
 def gpu_model() -> str | None:
     """The CUDA device torch sees, or None."""
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return torch.cuda.get_device_name(0) if devices.torch_cuda() else None
 
 
 def record(benchmark, table: str, impl: str, device: str, updates: int, **extra) -> None:

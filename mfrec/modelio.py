@@ -87,6 +87,11 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
     path = Path(path)
     if not hasattr(model, "P"):
         raise ModelFileError(f"{path}: the model is not fitted; nothing to save")
+    if not getattr(model, "factor_form", True):
+        raise ModelFileError(
+            f"{path}: cannot save a {type(model).__name__}: its predictions are not "
+            "μ + bᵤ + bᵢ + Pᵤ·Qᵢ, and a model file holds only P, Q and the biases"
+        )
     params = {
         k: (v.__name__ if isinstance(v, type) else v)
         for k, v in vars(model).items()

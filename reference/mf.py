@@ -50,6 +50,8 @@ class FactorModel:
     bi: np.ndarray
     mu: float
     biased: bool
+    factor_form: bool = True
+    """Whether predictions are μ + bᵤ + bᵢ + Pᵤ·Qᵢ of the arrays, so a model file holds them."""
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "P"):
