@@ -57,6 +57,10 @@ class FactorModel:
         if not hasattr(self, "P"):
             raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit() first")
 
+    def describe(self) -> str:
+        """What this model is, in words (its class; the SGD models say more)."""
+        return type(self).__name__
+
     @property
     def n_users(self) -> int:
         self._check_fitted()
@@ -220,6 +224,14 @@ class SGDModel(FactorModel):
                 stopper.restore(self)
         return self
 
+    def describe(self) -> str:
+        """What trains, in words: "biased" only when μ + bᵤ + bᵢ are learned, then what runs."""
+        kind = "biased SGD MF" if self.biased else "SGD MF (no biases)"
+        return f"{kind}: k={self.n_factors}, lr {self.lr}, reg {self.reg}; {self._runs_on()}"
+
+    def _runs_on(self) -> str:
+        raise NotImplementedError
+
     def _start(
         self, u, i, r, P: np.ndarray, Q: np.ndarray, mu: float, rng: np.random.Generator
     ) -> tuple[Callable[[float], float], int]:
@@ -271,6 +283,10 @@ class MatrixFactorization(SGDModel):
                 "kernel='blocked' (race-free, reproducible) or kernel='hogwild' (lock-free)"
             )
         self.kernel = kernel
+
+    def _runs_on(self) -> str:
+        threads = f" on {self.n_threads} threads" if self.n_threads > 1 else ""
+        return f"numba kernel {self.kernel}{threads}"
 
     def _start(self, u, i, r, P, Q, mu, rng):
         bu = np.zeros(P.shape[0], dtype=self.dtype)

@@ -144,3 +144,14 @@ def test_two_thread_hogwild_keeps_ml100k_test_rmse(ml100k_split):
         rmses[n_threads] = rmse(test.ratings, model.predict(test.users, test.items))
     assert rmses[1] < 1.0  # the serial model learned something
     assert abs(rmses[2] - rmses[1]) <= 0.003, rmses
+
+
+def test_models_describe_what_trains():
+    from mfrec.torch_impl import TorchMatrixFactorization
+
+    plain = MatrixFactorization(biased=False).describe()
+    assert "biased" not in plain.replace("no biases", "") and "numba kernel exact" in plain
+    hog = MatrixFactorization(biased=True, kernel="hogwild", n_threads=2).describe()
+    assert hog.startswith("biased SGD MF") and hog.endswith("numba kernel hogwild on 2 threads")
+    torch_ = TorchMatrixFactorization(mode="minibatch", batch_size=64).describe()
+    assert torch_.startswith("SGD MF (no biases)") and "torch minibatch (batch 64) on cpu" in torch_

@@ -164,6 +164,10 @@ class TorchMatrixFactorization(SGDModel):
         if self.device.type == "cuda" and not torch_cuda():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
 
+    def _runs_on(self) -> str:
+        batch = f" (batch {self.batch_size}{', compiled' if self.compile else ''})"
+        return f"torch {self.mode}{batch if self.mode == 'minibatch' else ''} on {self.device}"
+
     def _start(self, u_np, i_np, r_np, P0, Q0, mu, rng):
         """Build the module from P0, Q0; each epoch steps ``torch.optim.SGD`` in a fresh order."""
         self._build_module(P0, Q0, mu)
