@@ -63,7 +63,8 @@ def read_record(path: str | os.PathLike, fmt: str, version: int) -> tuple[dict, 
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # zip, pickle, CRC and format errors all mean "not ours or damaged"
-        raise ModelFileError(f"{path}: not an mfrec {what} ({e})") from None
+        why = "it holds pickled Python objects" if "allow_pickle" in str(e) else str(e)
+        raise ModelFileError(f"{path}: not an mfrec {what} ({why})") from None
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except (KeyError, ValueError):
