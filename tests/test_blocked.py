@@ -102,6 +102,19 @@ def test_two_threads_equal_one_thread_bit_for_bit():
         np.testing.assert_array_equal(getattr(fits[1], a), getattr(fits[0], a))
 
 
+def test_more_threads_cut_another_grid_reproducibly():
+    # G = max(2, n_threads): 4 threads give a 4×4 super-block grid, hence another visiting
+    # order than 2 threads, but the same model on every run.
+    rng = np.random.default_rng(3)
+    users, items, ratings, _ = random_problem(rng, n=4000, n_users=80, n_items=64)
+    kw = dict(n_factors=6, n_epochs=3, biased=True, kernel="blocked")
+    four = [MatrixFactorization(**kw, n_threads=4).fit(users, items, ratings) for _ in range(2)]
+    two = MatrixFactorization(**kw, n_threads=2).fit(users, items, ratings)
+    np.testing.assert_array_equal(four[0].P, four[1].P)
+    assert four[0].history_ == four[1].history_
+    assert not np.array_equal(four[0].P, two.P)
+
+
 def test_layout_keeps_every_rating_once_grouped_by_block():
     rng = np.random.default_rng(4)
     users, items, ratings, _ = random_problem(rng, n=2000, n_users=37, n_items=23)
