@@ -279,6 +279,10 @@ class CudaMatrixFactorization(MatrixFactorization):
             )
         self.lanes = lanes
 
+    def _runs_on(self) -> str:
+        per = "a warp" if self.lanes == 32 else "a thread"
+        return f"numba.cuda Hogwild, {per} per rating"
+
     def _epoch_runner(self, u, i, r, rng):
         """Epochs on the GPU, each in a fresh order drawn from ``rng`` (as the CPU kernels)."""
         host = (self.P, self.Q, self.bu, self.bi)
