@@ -24,10 +24,10 @@ fi
 {
     date -u
     nvidia-smi
-    "$PY" -c 'import numba, numpy, torch; from numba import cuda
+    "$PY" -c 'import numba, numpy, torch; from mfrec import devices
 print("torch", torch.__version__, "numba", numba.__version__, "numpy", numpy.__version__)
-print("torch sees", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
-print("numba.cuda available:", cuda.is_available())'
+print("devices:", devices.describe())
+print("numba.cuda available:", devices.numba_cuda())'
 } >"$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from mfrec.reference.blocked import BlockedEpochs
-from mfrec.reference.fast import epoch_kernel
+from mfrec.reference.fast import OrderedEpochs
 from mfrec.reference.sampling import init_factors
+
+from mfrec import devices
 
 # The ML-10M shape of the issue's LibMF comparison.
 ML10M_USERS, ML10M_ITEMS, ML10M_N = 69_878, 10_677, 10_000_000
@@ -34,7 +36,7 @@ def cpu_model() -> str:
 
 def gpu_model() -> str | None:
     """The CUDA device torch sees, or None."""
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return torch.cuda.get_device_name(0) if devices.torch_cuda() else None
 
 
 def record(benchmark, table: str, impl: str, device: str, updates: int, **extra) -> None:
@@ -58,12 +60,12 @@ def numba_epoch(
     order = rng.permutation(ratings.shape[0])
     hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
     if kernel == "blocked":  # the layout is built once per fit, outside timing
-        epochs = BlockedEpochs(users, items, ratings, n_users, n_items, k, rng, True, n_threads)
-        epochs(None, None, None, None, *arrays, *hyper)  # compile, outside timing
-        return lambda: epochs(None, None, None, None, *arrays, *hyper)
-    sgd_epoch = epoch_kernel(kernel, n_threads)
-    sgd_epoch(users, items, ratings, order[:1000], *arrays, *hyper)  # compile, outside timing
-    return lambda: sgd_epoch(users, items, ratings, order, *arrays, *hyper)
+        blocked = BlockedEpochs(users, items, ratings, n_users, n_items, k, rng, True, n_threads)
+        blocked(*arrays, *hyper)  # compile, outside timing
+        return lambda: blocked(*arrays, *hyper)
+    epochs = OrderedEpochs(kernel, users, items, ratings, rng, True, n_threads)
+    epochs.run(order[:1000], *arrays, *hyper)  # compile, outside timing
+    return lambda: epochs.run(order, *arrays, *hyper)
 
 
 def cuda_epoch(

@@ -30,9 +30,10 @@ from harness import (
     torch_epoch,
 )
 from mfrec.reference import MatrixFactorization, rmse
-from mfrec.reference.cuda import has_cuda
 
-GPU = has_cuda() and torch.cuda.is_available()
+from mfrec import devices
+
+GPU = devices.numba_cuda() and devices.torch_cuda()
 needs_gpu = pytest.mark.skipif(not GPU, reason="no CUDA device: GPU rows not measured")
 TORCH_EXACT_RATINGS = 2000  # torch exact mode is one Python-level step per rating
 CPU_THREADS = 2
@@ -71,7 +72,7 @@ def run(benchmark, fn, rounds: int):
 CPU_ML100K = [
     ("numba exact (reference)", dict(kernel="exact"), 7),
     ("numba fast", dict(kernel="fast"), 15),
-    (f"numba Hogwild {CPU_THREADS} threads", dict(n_threads=CPU_THREADS), 15),
+    (f"numba Hogwild {CPU_THREADS} threads", dict(kernel="hogwild", n_threads=CPU_THREADS), 15),
     ("numba blocked", dict(kernel="blocked"), 15),
     (f"numba blocked {CPU_THREADS} threads", dict(kernel="blocked", n_threads=CPU_THREADS), 15),
 ]
@@ -172,7 +173,12 @@ def test_ml100k_epoch_surprise(benchmark, ml100k, surprise_trainset):
 FITS = [
     ("mfrec exact (reference)", dict(kernel="exact"), False, 3),
     ("mfrec fast", dict(kernel="fast"), False, 7),
-    (f"mfrec Hogwild {CPU_THREADS} threads", dict(n_threads=CPU_THREADS), False, 7),
+    (
+        f"mfrec Hogwild {CPU_THREADS} threads",
+        dict(kernel="hogwild", n_threads=CPU_THREADS),
+        False,
+        7,
+    ),
     (
         "mfrec fast, surprise's order (by user, no shuffle)",
         dict(kernel="fast", shuffle=False),
@@ -287,7 +293,7 @@ def test_ml100k_fit_interleaved(benchmark, ml100k, surprise_trainset):
 ML10M_CPU = [
     ("numba exact (reference)", dict(kernel="exact"), 1),
     ("numba fast", dict(kernel="fast"), 3),
-    (f"numba Hogwild {CPU_THREADS} threads", dict(n_threads=CPU_THREADS), 3),
+    (f"numba Hogwild {CPU_THREADS} threads", dict(kernel="hogwild", n_threads=CPU_THREADS), 3),
     ("numba blocked", dict(kernel="blocked"), 3),
     (f"numba blocked {CPU_THREADS} threads", dict(kernel="blocked", n_threads=CPU_THREADS), 3),
 ]

@@ -32,7 +32,7 @@ from mfrec.modelio import ModelFileError, id_index, load_model, raw_id, save_mod
 from mfrec.progress import epoch_bar, progress_enabled
 from mfrec.reference import DivergenceError, MatrixFactorization, mae, mse, rmse
 from mfrec.reference.ensemble import Ensemble
-from mfrec.reference.mf import UNKNOWN
+from mfrec.reference.mf import KERNELS, UNKNOWN, SGDModel
 from mfrec.reference.recommend import top_k
 from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
 
@@ -161,12 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="add μ + bᵤ + bᵢ to the prediction",
     )
     m.add_argument("--dtype", choices=["float64", "float32"], help="of P and Q")
-    m.add_argument("--lr-decay", type=float, help="epoch e uses lr·decayᵉ (numba SGD)")
+    m.add_argument("--lr-decay", type=float, help="epoch e uses lr·decayᵉ (SGD MF)")
     m.add_argument(
         "--val-fraction",
         type=float,
-        help="carve this share of the training ratings out as a validation split "
-        "(numba SGD, neural)",
+        help="carve this share of the training ratings out as a validation split (SGD MF, neural)",
     )
     m.add_argument(
         "--patience",
@@ -184,9 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         "compare (saves the numba model)",
     )
     b.add_argument(
-        "--kernel", choices=["exact", "fast", "blocked"], help="numba SGD kernel (default exact)"
+        "--kernel",
+        choices=KERNELS,
+        help="numba SGD kernel (default exact): exact and fast run on one thread, hogwild "
+        "(lock-free, not reproducible) and blocked (race-free) on --threads",
     )
-    b.add_argument("--threads", type=int, help="numba SGD threads (Hogwild or blocked; default 1)")
+    b.add_argument("--threads", type=int, help="threads of --kernel hogwild/blocked (default 1)")
     b.add_argument("--mode", choices=["exact", "minibatch"], help="torch SGD (default minibatch)")
     b.add_argument("--batch-size", type=int, help="torch SGD and neural minibatch size")
     b.add_argument("--device", help="torch device: cpu (default) or cuda")
@@ -304,12 +306,12 @@ def run_command(args) -> int:
         args.result = None
         with contextlib.redirect_stdout(sys.stderr if json_out else stdout):
             if args.command == "train" and args.distributed:
-                from mfrec.torch_impl.distributed import run_cli
+                from mfrec.launch import run_distributed
 
                 args.mode = args.mode or "minibatch"  # the only mode it has
                 args.device = args.device or "cpu"
 
-                code = run_cli(args, cmd_train)
+                code = run_distributed(args, cmd_train)
             else:
                 code = command(args)
         if json_out and code == 0 and args.result is not None:
@@ -527,16 +529,16 @@ def make_model(args, backend: str | None = None, train: Ratings | None = None,
             hint = ""
             if dest in TORCH_ONLY_FLAGS and backend == "numba":
                 hint = " (a torch flag: add --backend torch where the model has a torch version)"
-            elif dest in ("kernel", "threads", "lr_decay") and backend == "torch":
+            elif dest in ("kernel", "threads") and backend == "torch":
                 hint = " (a numba SGD flag)"
             raise ValueError(
                 f"{flag(dest)} does not apply to {describe_choice(args, backend)}{hint}"
             )
         overrides[match[0]] = getattr(args, dest)
     for dest in SCHEDULE_FLAGS:
-        if given(args, dest) and dest not in takes and cls is not MatrixFactorization:
+        if given(args, dest) and dest not in takes and not issubclass(cls, SGDModel):
             raise ValueError(f"{flag(dest)} does not apply to {describe_choice(args, backend)}; "
-                             "it needs numba SGD MF or --model neural")  # fmt: skip
+                             "it needs SGD MF or --model neural")  # fmt: skip
         if given(args, dest) and dest in takes:
             overrides[dest] = getattr(args, dest)
     if check_only:

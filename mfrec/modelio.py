@@ -1,4 +1,12 @@
-"""Model files: one ``.npz`` with a format version, the hyper-parameters, arrays and id maps."""
+"""mfrec's one file format and its reader: model files and training checkpoints.
+
+Every file is one ``.npz``: a ``meta`` entry (JSON: ``format``, ``version``, then what the kind
+of file needs) and named arrays, written atomically by :func:`write_record` and read back,
+format and version checked, by :func:`read_record`. Two kinds share it: model files
+(``"mfrec-model"``: hyper-parameters, P, Q, biases, id maps, seen items, titles;
+:func:`save_model` / :func:`load_model`) and the distributed trainer's checkpoints
+(``"mfrec-checkpoint"``, :mod:`mfrec.torch_impl.distributed`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,8 @@ from mfrec._internal import atomic_write
 
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
+KINDS = {"mfrec-model": "model file", "mfrec-checkpoint": "checkpoint"}
+"""Each format's name in error messages."""
 ARRAYS = (
     "P", "Q", "bu", "bi", "user_ids", "item_ids", "seen_indptr", "seen_indices", "title_ids",
     "title_names",
@@ -19,7 +29,58 @@ ARRAYS = (
 
 
 class ModelFileError(ValueError):
-    """A model file is missing, corrupt, foreign or from a newer mfrec."""
+    """A model (or checkpoint) file is missing, corrupt, foreign or from a newer mfrec."""
+
+
+def write_record(
+    path: str | os.PathLike,
+    fmt: str,
+    version: int,
+    meta: dict,
+    arrays: dict[str, np.ndarray],
+    parents: bool = False,
+) -> Path:
+    """Write ``meta`` (JSON, headed by ``format`` and ``version``) and ``arrays`` to one .npz,
+    atomically and synced to disk (temp file beside ``path``, fsync, rename)."""
+    path = Path(path)
+    header = {"format": fmt, "version": version, **meta}
+    with atomic_write(path, parents=parents) as tmp, open(tmp, "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(header)), **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def read_record(path: str | os.PathLike, fmt: str, version: int) -> tuple[dict, dict]:
+    """(meta, arrays) of an existing file of format ``fmt``, at most ``version``.
+
+    Raises :class:`ModelFileError` naming the file when it is not an .npz, has no metadata,
+    is of another format, or was written by a newer mfrec.
+    """
+    path = Path(path)
+    what = KINDS[fmt]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # zip, pickle, CRC and format errors all mean "not ours or damaged"
+        why = "it holds pickled Python objects" if "allow_pickle" in str(e) else str(e)
+        raise ModelFileError(f"{path}: not an mfrec {what} ({why})") from None
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except (KeyError, ValueError):
+        raise ModelFileError(f"{path}: not an mfrec {what} (no metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        got = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelFileError(f"{path}: not an mfrec {what} (format {got!r})")
+    have = meta.get("version")
+    if not isinstance(have, int) or have < 1:
+        raise ModelFileError(f"{path}: corrupt {what} (format version {have!r})")
+    if have > version:
+        raise ModelFileError(
+            f"{path}: written by a newer mfrec (format version {have}, "
+            f"this one reads up to {version}); upgrade mfrec to read it"
+        )
+    return meta, arrays
 
 
 def raw_id(value):
@@ -51,14 +112,17 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
     path = Path(path)
     if not hasattr(model, "P"):
         raise ModelFileError(f"{path}: the model is not fitted; nothing to save")
+    if not getattr(model, "factor_form", True):
+        raise ModelFileError(
+            f"{path}: cannot save a {type(model).__name__}: its predictions are not "
+            "μ + bᵤ + bᵢ + Pᵤ·Qᵢ, and a model file holds only P, Q and the biases"
+        )
     params = {
         k: (v.__name__ if isinstance(v, type) else v)
         for k, v in vars(model).items()
         if isinstance(v, (int, float, str, bool, type, type(None))) and not k.startswith("_")
     }
     meta = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
         "class": type(model).__name__,
         "params": params,
         "mu": float(model.mu),
@@ -71,25 +135,22 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
         raise ModelFileError(f"{path}: is a directory; give a file name for the model")
     if not path.parent.is_dir():
         raise ModelFileError(f"{path}: cannot write the model (no folder {path.parent})")
+    arrays = {
+        "P": model.P,
+        "Q": model.Q,
+        "bu": model.bu,
+        "bi": model.bi,
+        "user_ids": np.asarray(user_ids),
+        "item_ids": np.asarray(item_ids),
+        "seen_indptr": model._seen_indptr,
+        "seen_indices": model._seen_indices,
+        "title_ids": t_ids,
+        "title_names": t_names,
+    }
     try:
-        with atomic_write(path) as tmp, open(tmp, "wb") as f:
-            np.savez(
-                f,
-                meta=np.array(json.dumps(meta)),
-                P=model.P,
-                Q=model.Q,
-                bu=model.bu,
-                bi=model.bi,
-                user_ids=np.asarray(user_ids),
-                item_ids=np.asarray(item_ids),
-                seen_indptr=model._seen_indptr,
-                seen_indices=model._seen_indices,
-                title_ids=t_ids,
-                title_names=t_names,
-            )
+        return write_record(path, FORMAT, FORMAT_VERSION, meta, arrays)
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write the model ({e.strerror or e})") from None
-    return path
 
 
 def load_model(path: str | os.PathLike):
@@ -99,13 +160,10 @@ def load_model(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # zip, pickle, CRC and format errors all mean "not ours or damaged"
-        why = "it holds pickled Python objects" if "allow_pickle" in str(e) else str(e)
-        raise ModelFileError(f"{path}: not an mfrec model file ({why})") from None
-    meta = _read_meta(path, arrays)
+    meta, arrays = read_record(path, FORMAT, FORMAT_VERSION)
+    for key in ("mu", "biased", "params"):
+        if key not in meta:
+            raise ModelFileError(f"{path}: corrupt model file (metadata lacks {key!r})")
     missing = sorted(set(ARRAYS) - set(arrays))
     if missing:
         raise ModelFileError(f"{path}: corrupt model file (missing {', '.join(missing)})")
@@ -121,29 +179,6 @@ def load_model(path: str | os.PathLike):
             setattr(model, key, float(model.params[key]))
     titles = dict(zip(arrays["title_ids"].tolist(), arrays["title_names"].tolist(), strict=True))
     return model, arrays["user_ids"], arrays["item_ids"], titles
-
-
-def _read_meta(path: Path, arrays: dict) -> dict:
-    """The metadata record, checked for format, version and the fields the loader needs."""
-    try:
-        meta = json.loads(str(arrays["meta"]))
-    except (KeyError, ValueError):
-        raise ModelFileError(f"{path}: not an mfrec model file (no metadata)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else None
-        raise ModelFileError(f"{path}: not an mfrec model file (format {got!r})")
-    version = meta.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ModelFileError(f"{path}: corrupt model file (format version {version!r})")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: written by a newer mfrec (format version {version}, "
-            f"this one reads up to {FORMAT_VERSION}); upgrade mfrec to read it"
-        )
-    for key in ("mu", "biased", "params"):
-        if key not in meta:
-            raise ModelFileError(f"{path}: corrupt model file (metadata lacks {key!r})")
-    return meta
 
 
 def _check_shapes(path: Path, a: dict) -> None:

@@ -13,8 +13,11 @@ drawn each epoch (random labels for the user- and item-blocks, and a random step
 fixed shuffled order inside each block. That is a different but legitimate SGD sampling scheme
 (LibMF's, Chin et al. 2015). Threads (LibMF-style scheduling): the grid is cut into G×G
 super-blocks and each step runs G super-blocks that share no user-block and no item-block, one
-per thread, so there are no races on P, Q or the biases at all, and any thread count gives the
-serial result bit for bit. ``tests/test_blocked.py`` checks that, given the same visiting
+per thread, so there are no races on P, Q or the biases at all: every run is reproducible, and
+the threaded epoch equals the serial epoch of the same grid bit for bit. G = max(2, n_threads),
+so one and two threads give the same result; more threads cut a different grid (G changes, and
+with it the block order), so a run with 4 threads is reproducible but not equal to one with 2.
+``tests/test_blocked.py`` checks that, given the same visiting
 order, it equals the reference kernel, and that the ML-100k test RMSE stays within 0.003 of the
 exact reference's.
 """
@@ -253,9 +256,8 @@ class BlockedEpochs:
             self.rng.permutation(self.G),
         )
 
-    def __call__(self, users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased) -> float:
-        """One epoch (``users``, ``items``, ``ratings``, ``order`` unused: the layout replaces
-        them); returns Σ e²."""
+    def __call__(self, P, Q, bu, bi, mu, lr, reg, biased) -> float:
+        """One epoch over the layout in this epoch's block order; returns Σ e²."""
         args = (self.U, self.I, self.R, self.ptr, *self.schedule())
         hyper = (P, Q, bu, bi, mu, lr, reg, biased, self.sse)
         if self.threads == 1:

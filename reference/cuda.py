@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 from mfrec.reference.mf import MatrixFactorization
+from mfrec.reference.sampling import epoch_order
 from numba import config, cuda
 
 from mfrec._internal import check_positive, cuda_device, cuda_jit
@@ -278,10 +279,16 @@ class CudaMatrixFactorization(MatrixFactorization):
             )
         self.lanes = lanes
 
-    def _epoch_kernel(self, u, i, r, P, Q, bu, bi):
-        epochs = CudaEpochs(u, i, r, P, Q, bu, bi, self.blocks, self.threads, self.lanes)
+    def _runs_on(self) -> str:
+        per = "a warp" if self.lanes == 32 else "a thread"
+        return f"numba.cuda Hogwild, {per} per rating"
 
-        def sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased):
-            return epochs(order, mu, lr, reg, biased)
+    def _epoch_runner(self, u, i, r, rng):
+        """Epochs on the GPU, each in a fresh order drawn from ``rng`` (as the CPU kernels)."""
+        host = (self.P, self.Q, self.bu, self.bi)
+        epochs = CudaEpochs(u, i, r, *host, self.blocks, self.threads, self.lanes)
 
-        return sgd_epoch
+        def run_epoch(P, Q, bu, bi, mu, lr, reg, biased):
+            return epochs(epoch_order(rng, r.shape[0], self.shuffle), mu, lr, reg, biased)
+
+        return run_epoch

@@ -9,15 +9,13 @@ tolerances.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numba
 import numpy as np
 from mfrec.reference.kernels import _sgd_epoch
+from mfrec.reference.sampling import epoch_order
 
 from mfrec._internal import njit_fast, njit_parallel, prefetch
 
-KERNELS = ("exact", "fast")
 # How many ratings ahead the kernel prefetches a rating's rows of P, Q (and, twice as far
 # ahead, its (u, i, r) entries): enough to cover a cache miss at one rating per ~50 ns.
 AHEAD = 16
@@ -101,20 +99,45 @@ def _sgd_epoch_hogwild(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, 
     return sse.sum()
 
 
-def epoch_kernel(kernel: str, n_threads: int) -> Callable[..., float]:
-    """The epoch function for ``kernel`` and ``n_threads``: ``f(users, …, reg, biased) → Σe²``.
+class OrderedEpochs:
+    """Epochs of the ``"exact"``, ``"fast"`` or ``"hogwild"`` kernel over a fresh order each.
 
-    ``"exact"`` with one thread is the reference; ``"fast"`` the vectorised kernel; more than
-    one thread always runs the Hogwild kernel (threads capped at Numba's pool size).
+    Each call draws the epoch's visiting order from ``rng`` (a seeded permutation; the input
+    order when ``shuffle`` is false) and runs the kernel over it: ``"exact"`` the reference
+    :func:`mfrec.reference.kernels._sgd_epoch`, ``"fast"`` :func:`_sgd_epoch_fast`,
+    ``"hogwild"`` :func:`_sgd_epoch_hogwild` on ``n_threads`` threads (capped at Numba's pool).
     """
-    if n_threads == 1:
-        return _sgd_epoch if kernel == "exact" else _sgd_epoch_fast
-    threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
 
-    def hogwild(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased):
-        numba.set_num_threads(threads)
-        return _sgd_epoch_hogwild(
-            users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, threads
-        )
+    def __init__(
+        self,
+        kernel: str,
+        users: np.ndarray,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        rng: np.random.Generator,
+        shuffle: bool = True,
+        n_threads: int = 1,
+    ) -> None:
+        if kernel not in ("exact", "fast", "hogwild"):
+            raise ValueError(f"kernel must be 'exact', 'fast' or 'hogwild', got {kernel!r}")
+        if kernel != "hogwild" and n_threads != 1:
+            raise ValueError(f"kernel={kernel!r} runs on one thread, got {n_threads=}")
+        self.kernel = kernel
+        self.users, self.items, self.ratings = users, items, ratings
+        self.rng, self.shuffle = rng, shuffle
+        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
 
-    return hogwild
+    def __call__(self, P, Q, bu, bi, mu, lr, reg, biased) -> float:
+        """One epoch in a freshly drawn order; returns Σ e² (pre-update errors)."""
+        order = epoch_order(self.rng, self.ratings.shape[0], self.shuffle)
+        return self.run(order, P, Q, bu, bi, mu, lr, reg, biased)
+
+    def run(self, order, P, Q, bu, bi, mu, lr, reg, biased) -> float:
+        """One epoch in the given ``order`` (benchmarks time this with a fixed order)."""
+        data = (self.users, self.items, self.ratings, order, P, Q, bu, bi, mu, lr, reg, biased)
+        if self.kernel == "exact":
+            return _sgd_epoch(*data)
+        if self.kernel == "fast":
+            return _sgd_epoch_fast(*data)
+        numba.set_num_threads(self.threads)
+        return _sgd_epoch_hogwild(*data, self.threads)

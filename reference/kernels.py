@@ -49,31 +49,6 @@ def _sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased):
 
 
 @njit
-def _sgd_epoch_literal(users, items, ratings, order, P, Q, lr, reg):
-    """The literal-sequential reading of the slides (not the gradient step).
-
-    ``Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ)`` first, then ``Qᵢ ← Qᵢ + lr·(e·Pᵤ' − reg·Qᵢ)`` with the
-    *already updated* Pᵤ'. Kept only so that tests can measure how far it drifts.
-    """
-    k = P.shape[1]
-    sse = 0.0
-    for n in range(order.shape[0]):
-        j = order[n]
-        u = users[j]
-        i = items[j]
-        dot = 0.0
-        for f in range(k):
-            dot += P[u, f] * Q[i, f]
-        err = ratings[j] - dot
-        sse += err * err
-        for f in range(k):
-            P[u, f] += lr * (err * Q[i, f] - reg * P[u, f])
-        for f in range(k):
-            Q[i, f] += lr * (err * P[u, f] - reg * Q[i, f])
-    return sse
-
-
-@njit
 def _predict(users, items, P, Q, bu, bi, mu, biased, out):
     """r̂ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ) for each pair, written into ``out``."""
     k = P.shape[1]

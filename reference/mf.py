@@ -7,10 +7,10 @@ from collections.abc import Callable
 import numpy as np
 from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.fast import KERNELS, epoch_kernel
+from mfrec.reference.fast import OrderedEpochs
 from mfrec.reference.kernels import _predict
 from mfrec.reference.recommend import seen_items, top_k
-from mfrec.reference.sampling import epoch_order, init_factors
+from mfrec.reference.sampling import init_factors
 
 from mfrec._internal import (
     check_dtype,
@@ -19,6 +19,11 @@ from mfrec._internal import (
     check_ratings,
     check_size,
 )
+
+KERNELS = ("exact", "fast", "hogwild", "blocked")
+"""The SGD kernels ``MatrixFactorization(kernel=...)`` and ``mfrec train --kernel`` accept."""
+SERIAL_KERNELS = ("exact", "fast")
+"""Kernels that run on one thread (``n_threads > 1`` is an error for them)."""
 
 UNKNOWN = -1
 """Index that marks a user or item the model was not trained on (predict falls back to biases)."""
@@ -45,10 +50,16 @@ class FactorModel:
     bi: np.ndarray
     mu: float
     biased: bool
+    factor_form: bool = True
+    """Whether predictions are μ + bᵤ + bᵢ + Pᵤ·Qᵢ of the arrays, so a model file holds them."""
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "P"):
             raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit() first")
+
+    def describe(self) -> str:
+        """What this model is, in words (its class; the SGD models say more)."""
+        return type(self).__name__
 
     @property
     def n_users(self) -> int:
@@ -126,14 +137,122 @@ class FactorModel:
         self._seen_indptr, self._seen_indices = seen_items(users, items, self.n_users)
 
 
-class MatrixFactorization(FactorModel):
+class SGDModel(FactorModel):
+    """The per-sample SGD models' shared hyper-parameters and their one training loop.
+
+    ``fit`` validates, draws P0, Q0 from ``seed`` (or copies ``init``), then runs the epoch
+    function the subclass's :meth:`_start` returns: each epoch draws its own order (or walks its
+    own layout), and the loop here checks the loss is finite, records ``history_``, calls
+    ``callback``, and stops early (``eval_set``/``patience``) or on ``tol``.
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 10,
+        n_epochs: int = 20,
+        lr: float = 0.01,
+        reg: float = 0.0,
+        init_std: float = 0.1,
+        shuffle: bool = True,
+        seed: int = 0,
+        dtype: str = "float64",
+        biased: bool = False,
+        tol: float | None = None,
+        lr_decay: float = 1.0,
+    ) -> None:
+        self.n_factors = check_positive("n_factors", n_factors, integer=True)
+        self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
+        self.lr = check_positive("lr", lr)
+        self.reg = check_positive("reg", reg, allow_zero=True)
+        self.init_std = check_positive("init_std", init_std, allow_zero=True)
+        self.shuffle = bool(shuffle)
+        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
+        self.dtype = check_dtype(dtype)
+        self.biased = bool(biased)
+        self.tol = None if tol is None else check_positive("tol", tol, allow_zero=True)
+        self.lr_decay = check_positive("lr_decay", lr_decay)
+
+    def fit(
+        self,
+        users,
+        items,
+        ratings,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        init: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: Callable[[int, SGDModel], None] | None = None,
+        eval_set: tuple | None = None,
+        patience: int | None = None,
+    ) -> SGDModel:
+        """Train on 0-based (users, items, ratings); ``init=(P0, Q0)`` starts from copies.
+
+        ``callback(epoch, self)`` runs after every epoch. ``history_`` holds each epoch's
+        training MSE (mean of the pre-update e² seen during the epoch); ``tol`` stops on it.
+        Epoch e uses lr·lr_decayᵉ. ``eval_set=(users, items, ratings)`` records validation RMSE
+        in ``val_history_``; with ``patience`` training stops after that many epochs without a
+        new best and the best epoch's parameters are restored (``best_epoch_``).
+        """
+        stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
+        u, i, r = check_ratings(users, items, ratings, self.dtype)
+        n_users = check_size("n_users", n_users, u)
+        n_items = check_size("n_items", n_items, i)
+        rng = np.random.default_rng(self.seed)
+        if init is None:
+            P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
+        else:
+            P, Q = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
+        mu = float(r.mean()) if self.biased else 0.0
+        self.history_: list[float] = []
+        run_epoch, first_epoch = self._start(u, i, r, P, Q, mu, rng)
+        self._remember_seen(u, i)
+        self._remember_scale(r)
+        for epoch in range(first_epoch, self.n_epochs):
+            train_mse = run_epoch(self.lr * self.lr_decay**epoch) / r.shape[0]
+            check_finite(train_mse, epoch, self.lr)
+            self.history_.append(train_mse)
+            self._epoch_done(epoch)
+            if callback is not None:
+                callback(epoch, self)
+            if stopper is not None and stopper.update(epoch, self):
+                break
+            if self.tol is not None and train_mse < self.tol:
+                break
+        if stopper is not None:
+            self.val_history_ = stopper.history
+            self.best_epoch_ = stopper.best_epoch
+            if patience is not None:
+                stopper.restore(self)
+        return self
+
+    def describe(self) -> str:
+        """What trains, in words: "biased" only when μ + bᵤ + bᵢ are learned, then what runs."""
+        kind = "biased SGD MF" if self.biased else "SGD MF (no biases)"
+        return f"{kind}: k={self.n_factors}, lr {self.lr}, reg {self.reg}; {self._runs_on()}"
+
+    def _runs_on(self) -> str:
+        raise NotImplementedError
+
+    def _start(
+        self, u, i, r, P: np.ndarray, Q: np.ndarray, mu: float, rng: np.random.Generator
+    ) -> tuple[Callable[[float], float], int]:
+        """Take the initial P, Q and μ as the model's parameters (so that ``n_users`` works)
+        and return (run_epoch, first_epoch): ``run_epoch(lr)`` runs one epoch at that learning
+        rate, drawing its order from ``rng`` or walking its own layout, and returns Σ e²."""
+        raise NotImplementedError
+
+    def _epoch_done(self, epoch: int) -> None:
+        """After an epoch's loss is recorded, before the callback (e.g. copy out the factors)."""
+
+
+class MatrixFactorization(SGDModel):
     """The slides' latent factor model trained by per-sample SGD (the Numba reference).
 
     ``biased=True`` adds μ + bᵤ + bᵢ (scikit-surprise's SVD rule); ``reg=0`` is the slides' model.
-    ``kernel="fast"`` runs the vectorised kernel (equal to the reference to rounding) and
-    ``n_threads > 1`` the Hogwild kernel over that many threads (see :mod:`mfrec.reference.fast`).
-    ``kernel="blocked"`` runs LibMF-style blocked SGD, race-free on any ``n_threads`` (see
-    :mod:`mfrec.reference.blocked`); its visiting order differs from the reference's.
+    ``kernel`` names what runs (see :data:`KERNELS`): ``"exact"`` the reference kernel,
+    ``"fast"`` the vectorised one (equal to the reference to rounding), both on one thread;
+    ``"hogwild"`` the lock-free kernel over ``n_threads`` threads (races: not reproducible; see
+    :mod:`mfrec.reference.fast`); ``"blocked"`` LibMF-style blocked SGD, race-free on any
+    ``n_threads`` (see :mod:`mfrec.reference.blocked`), visiting ratings in its own order.
     """
 
     def __init__(
@@ -152,91 +271,44 @@ class MatrixFactorization(FactorModel):
         kernel: str = "exact",
         lr_decay: float = 1.0,
     ) -> None:
-        self.n_factors = check_positive("n_factors", n_factors, integer=True)
-        self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
-        self.lr = check_positive("lr", lr)
-        self.reg = check_positive("reg", reg, allow_zero=True)
-        self.init_std = check_positive("init_std", init_std, allow_zero=True)
-        self.shuffle = bool(shuffle)
-        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
-        self.dtype = check_dtype(dtype)
-        self.biased = bool(biased)
-        self.tol = None if tol is None else check_positive("tol", tol, allow_zero=True)
+        super().__init__(
+            n_factors, n_epochs, lr, reg, init_std, shuffle, seed, dtype, biased, tol, lr_decay
+        )
         self.n_threads = check_positive("n_threads", n_threads, integer=True)
-        if kernel not in (*KERNELS, "blocked"):
-            raise ValueError(f"kernel must be one of {(*KERNELS, 'blocked')}, got {kernel!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        if kernel in SERIAL_KERNELS and n_threads > 1:
+            raise ValueError(
+                f"kernel={kernel!r} runs on one thread, got n_threads={n_threads}: use "
+                "kernel='blocked' (race-free, reproducible) or kernel='hogwild' (lock-free)"
+            )
         self.kernel = kernel
-        self.lr_decay = check_positive("lr_decay", lr_decay)
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        init: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[int, MatrixFactorization], None] | None = None,
-        eval_set: tuple | None = None,
-        patience: int | None = None,
-    ) -> MatrixFactorization:
-        """Train on 0-based (users, items, ratings); ``init=(P0, Q0)`` starts from copies.
+    def _runs_on(self) -> str:
+        threads = f" on {self.n_threads} threads" if self.n_threads > 1 else ""
+        return f"numba kernel {self.kernel}{threads}"
 
-        ``callback(epoch, self)`` runs after every epoch. ``history_`` holds each epoch's
-        training MSE (mean of the pre-update e² seen during the epoch); ``tol`` stops on it.
-        Epoch e uses lr·lr_decayᵉ. ``eval_set=(users, items, ratings)`` records validation RMSE
-        in ``val_history_``; with ``patience`` training stops after that many epochs without a
-        new best and the best epoch's parameters are restored (``best_epoch_``).
-        """
-        stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
-        u, i, r = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
-        rng = np.random.default_rng(self.seed)
-        P, Q = self._initial_factors(rng, n_users, n_items, init)
-        mu = float(r.mean()) if self.biased else 0.0
-        bu = np.zeros(n_users, dtype=self.dtype)
-        bi = np.zeros(n_items, dtype=self.dtype)
-        reg = self.dtype(self.reg)
-        mu_t = self.dtype(mu)
+    def _start(self, u, i, r, P, Q, mu, rng):
+        bu = np.zeros(P.shape[0], dtype=self.dtype)
+        bi = np.zeros(Q.shape[0], dtype=self.dtype)
         self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
-        self._remember_seen(u, i)
-        self._remember_scale(r)
-        self.history_: list[float] = []
-        sgd_epoch = self._epoch_kernel(u, i, r, P, Q, bu, bi)
-        blocked = isinstance(sgd_epoch, BlockedEpochs)  # its layout replaces the order
-        for epoch in range(self.n_epochs):
-            order = None if blocked else epoch_order(rng, r.shape[0], self.shuffle)
-            lr = self.dtype(self.lr * self.lr_decay**epoch)
-            sse = sgd_epoch(u, i, r, order, P, Q, bu, bi, mu_t, lr, reg, self.biased)
-            train_mse = float(sse) / r.shape[0]
-            check_finite(train_mse, epoch, self.lr)
-            self.history_.append(train_mse)
-            if callback is not None:
-                callback(epoch, self)
-            if stopper is not None and stopper.update(epoch, self):
-                break
-            if self.tol is not None and train_mse < self.tol:
-                break
-        if stopper is not None:
-            self.val_history_ = stopper.history
-            self.best_epoch_ = stopper.best_epoch
-            if patience is not None:
-                stopper.restore(self)
-        return self
+        epochs = self._epoch_runner(u, i, r, rng)
+        mu_t, reg = self.dtype(mu), self.dtype(self.reg)
 
-    def _epoch_kernel(self, u, i, r, P, Q, bu, bi):
-        """The function that runs one epoch over these arrays (see :func:`epoch_kernel`)."""
+        def run_epoch(lr: float) -> float:
+            return epochs(P, Q, bu, bi, mu_t, self.dtype(lr), reg, self.biased)
+
+        return run_epoch, 0
+
+    def _epoch_runner(self, u, i, r, rng) -> OrderedEpochs | BlockedEpochs:
+        """The kernel's epoch runner over these ratings; it owns the visiting order."""
         if self.kernel == "blocked":
-            rng = np.random.default_rng((self.seed, 1))  # layout and block order, own stream
-            args = (u, i, r, P.shape[0], Q.shape[0], P.shape[1], rng, self.shuffle)
-            return BlockedEpochs(*args, n_threads=self.n_threads)
-        return epoch_kernel(self.kernel, self.n_threads)
-
-    def _initial_factors(self, rng, n_users, n_items, init):
-        if init is None:
-            return init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
-        return initial_from(init, n_users, n_items, self.n_factors, self.dtype)
+            layout_rng = np.random.default_rng((self.seed, 1))  # layout and block order
+            n_users, n_items = self.P.shape[0], self.Q.shape[0]
+            return BlockedEpochs(
+                u, i, r, n_users, n_items, self.n_factors, layout_rng, self.shuffle, self.n_threads
+            )
+        return OrderedEpochs(self.kernel, u, i, r, rng, self.shuffle, self.n_threads)
 
 
 def initial_from(init, n_users: int, n_items: int, k: int, dtype) -> tuple[np.ndarray, np.ndarray]:

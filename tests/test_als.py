@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from mfrec.reference.als import ALS, als_objective, als_penalty_weights, csr_by_row
 from mfrec.torch_impl.als import TorchALS
+
+from mfrec import devices
 
 N_USERS, N_ITEMS = 15, 11
 
@@ -96,7 +97,7 @@ def test_als_rejects_zero_reg():
 
 @pytest.mark.gpu
 def test_torch_als_on_cuda_equals_reference():
-    if not torch.cuda.is_available():
+    if not devices.torch_cuda():
         pytest.skip("no CUDA device: the batched solve on the GPU cannot be checked here")
     users, items, ratings = synthetic(9)
     kw = dict(n_factors=4, n_iters=5, reg=0.2, weighted=True, biased=True, seed=4)

@@ -7,6 +7,7 @@ in which the all-reduce sums the ranks' gradient rows, a rounding effect of ~1e-
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -236,6 +237,26 @@ def test_checkpoint_write_is_atomic_and_read_rejects_garbage(tmp_path):
     ckpt.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not an mfrec checkpoint"):
         read_checkpoint(ckpt, {})
+
+
+def test_checkpoints_and_model_files_share_one_format_and_reader(tmp_path):
+    from mfrec.modelio import ModelFileError, load_model, read_record, save_model
+
+    model = TorchMatrixFactorization(n_factors=2, n_epochs=1, mode="minibatch")
+    model.fit(np.array([0, 1]), np.array([1, 0]), np.array([4.0, 2.0]))
+    saved = save_model(tmp_path / "model.npz", model, np.arange(2), np.arange(2))
+    ckpt = write_checkpoint(tmp_path / "ck.npz", {"config": {}, "epochs_done": 1}, {"P": model.P})
+    assert read_record(ckpt, "mfrec-checkpoint", 1)[0]["epochs_done"] == 1
+    assert read_record(saved, "mfrec-model", 1)[0]["class"] == "TorchMatrixFactorization"
+    with pytest.raises(ModelFileError, match="not an mfrec checkpoint \\(format 'mfrec-model'"):
+        read_checkpoint(saved, {})
+    with pytest.raises(ModelFileError, match="not an mfrec model file \\(format 'mfrec-check"):
+        load_model(ckpt)
+    newer = write_checkpoint(tmp_path / "new.npz", {"config": {}}, {})
+    meta, arrays = read_record(newer, "mfrec-checkpoint", 1)
+    np.savez(newer, meta=np.array(json.dumps({**meta, "version": 2})), **arrays)
+    with pytest.raises(ModelFileError, match="newer mfrec \\(format version 2"):
+        read_checkpoint(newer, {})
 
 
 def test_cli_distributed_outside_torchrun_is_a_clear_error(tmp_path, monkeypatch, capsys):

@@ -93,10 +93,27 @@ def test_lr_decay_scales_each_epoch():
     np.testing.assert_array_equal(model.Q, Q)
 
 
-def test_early_stopping_restores_best_validation_epoch():
+def test_torch_lr_decay_follows_the_reference():
+    from mfrec.torch_impl import TorchMatrixFactorization
+
+    users, items, ratings = synthetic(3)
+    hyper = dict(n_factors=3, n_epochs=3, lr=0.05, reg=0.01, lr_decay=0.5, seed=4, biased=True)
+    ref = MatrixFactorization(**hyper).fit(users, items, ratings, 20, 15)
+    torch_ = TorchMatrixFactorization(**hyper, mode="exact").fit(users, items, ratings, 20, 15)
+    np.testing.assert_allclose(torch_.history_, ref.history_, rtol=1e-12)
+    np.testing.assert_allclose(torch_.P, ref.P, rtol=0, atol=1e-12)
+    undecayed = MatrixFactorization(**{**hyper, "lr_decay": 1.0}).fit(users, items, ratings)
+    assert np.abs(undecayed.P - ref.P).max() > 1e-3  # the decay changed the trajectory
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_early_stopping_restores_best_validation_epoch(backend):
+    from mfrec.torch_impl import TorchMatrixFactorization
+
     users, items, ratings = synthetic(5, n=300)
     fit, val = slice(0, 240), slice(240, 300)
-    model = MatrixFactorization(n_factors=8, n_epochs=60, lr=0.05, reg=0.0, seed=2)
+    cls = MatrixFactorization if backend == "numba" else TorchMatrixFactorization
+    model = cls(n_factors=8, n_epochs=60, lr=0.05, reg=0.0, seed=2)
     model.fit(
         users[fit], items[fit], ratings[fit], 20, 15,
         eval_set=(users[val], items[val], ratings[val]), patience=3,
@@ -161,3 +178,17 @@ def test_cv_json_line_is_parseable(tmp_path, capsys):
     assert result["model"] == "plain" and len(result["folds"]) == 2
     assert main(["cv", "--ratings", str(path), "--folds", "1"]) == 2
     assert "mfrec: error: --folds must be >= 2" in capsys.readouterr().err
+
+
+def test_saved_torch_model_records_only_its_own_parameters(tmp_path):
+    from mfrec.torch_impl import TorchMatrixFactorization
+
+    from mfrec.modelio import load_model
+
+    users, items, ratings = synthetic(7)
+    model = TorchMatrixFactorization(n_factors=2, n_epochs=1, mode="minibatch", lr_decay=0.9)
+    model.fit(users, items, ratings, 20, 15)
+    path = save_model(tmp_path / "m.npz", model, np.arange(20), np.arange(15))
+    params = load_model(path)[0].params
+    assert "kernel" not in params and "n_threads" not in params  # numba-only parameters
+    assert params["mode"] == "minibatch" and params["lr_decay"] == 0.9

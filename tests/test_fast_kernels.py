@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 from mfrec.reference import MatrixFactorization, rmse
@@ -88,9 +89,12 @@ def test_pure_python_fast_kernels_equal_reference_bit_for_bit():
         "    A = [P0.copy(), Q0.copy(), np.zeros(9), np.zeros(7)]\n"
         "    runs.append((run(u, i, r, order, *A, 3.5, 0.01, 0.02, True), A))\n"
         "(ref_sse, ref_A), (fast_sse, fast_A), (hog_sse, hog_A) = runs\n"
-        "assert fast_sse == ref_sse and all(map(np.array_equal, fast_A, ref_A))\n"
-        "assert all(map(np.array_equal, hog_A, ref_A))\n"
-        "assert np.isclose(hog_sse, ref_sse, rtol=1e-14)  # Σe² summed as two partial sums\n"
+        "if not (fast_sse == ref_sse and all(map(np.array_equal, fast_A, ref_A))):\n"
+        "    raise SystemExit('fast kernel differs from the reference')\n"
+        "if not all(map(np.array_equal, hog_A, ref_A)):\n"
+        "    raise SystemExit('Hogwild kernel differs from the reference')\n"
+        "if not np.isclose(hog_sse, ref_sse, rtol=1e-14):  # Σe² summed as two partial sums\n"
+        "    raise SystemExit(f'Hogwild sse {hog_sse} != {ref_sse}')\n"
     )
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -104,14 +108,50 @@ def test_unknown_kernel_is_rejected():
         MatrixFactorization(n_threads=0)
 
 
+@pytest.mark.parametrize("kernel", ["exact", "fast"])
+def test_serial_kernel_with_threads_is_an_error_not_hogwild(kernel):
+    # Threads run only under a kernel that says so: "hogwild" (lock-free) or "blocked".
+    with pytest.raises(ValueError, match="runs on one thread.*hogwild"):
+        MatrixFactorization(kernel=kernel, n_threads=2)
+
+
+def test_hogwild_runs_the_hogwild_kernel(monkeypatch):
+    import mfrec.reference.fast as fast
+
+    calls = []
+    real = fast._sgd_epoch_hogwild
+
+    def spy(*args):
+        calls.append(args[-1])  # the thread count
+        return real(*args)
+
+    monkeypatch.setattr(fast, "_sgd_epoch_hogwild", spy)
+    rng = np.random.default_rng(0)
+    u, i, r = rng.integers(0, 9, 300), rng.integers(0, 7, 300), rng.integers(1, 6, 300) * 1.0
+    MatrixFactorization(n_epochs=2, kernel="hogwild", n_threads=2).fit(u, i, r)
+    assert calls == [min(2, numba.config.NUMBA_NUM_THREADS)] * 2
+
+
 def test_two_thread_hogwild_keeps_ml100k_test_rmse(ml100k_split):
     train, test = ml100k_split  # tests/conftest.py: the seed-0 80/20 split
     n_users, n_items = train.n_users, train.n_items
     hyper = dict(n_factors=20, n_epochs=20, lr=0.01, reg=0.05, biased=True, seed=0)
     rmses = {}
     for n_threads in (1, 2):
-        model = MatrixFactorization(**hyper, n_threads=n_threads)
+        kernel = "exact" if n_threads == 1 else "hogwild"
+        model = MatrixFactorization(**hyper, kernel=kernel, n_threads=n_threads)
         model.fit(train.users, train.items, train.ratings, n_users, n_items)
         rmses[n_threads] = rmse(test.ratings, model.predict(test.users, test.items))
     assert rmses[1] < 1.0  # the serial model learned something
     assert abs(rmses[2] - rmses[1]) <= 0.003, rmses
+
+
+def test_models_describe_what_trains():
+    from mfrec.torch_impl import TorchMatrixFactorization
+
+    plain = MatrixFactorization(biased=False).describe()
+    assert "biased" not in plain.replace("no biases", "") and "numba kernel exact" in plain
+    hog = MatrixFactorization(biased=True, kernel="hogwild", n_threads=2).describe()
+    assert hog.startswith("biased SGD MF") and hog.endswith("numba kernel hogwild on 2 threads")
+    torch_ = TorchMatrixFactorization(mode="minibatch", batch_size=64).describe()
+    assert torch_.startswith("SGD MF (no biases)") and "torch minibatch (batch 64) on cpu" in torch_

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mfrec.reference.gradients import sgd_step, slide_gradients, slide_loss
 from mfrec.reference.kernels import _sgd_epoch
 from mfrec.torch_impl import MFModule
+from naive import sgd_step, slide_gradients, slide_loss
 from scipy.differentiate import jacobian
 
 

@@ -16,6 +16,7 @@ from mfrec.reference.sampling import init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES
 
 from mfrec._internal import check_ratings, check_size
+from mfrec.devices import torch_cuda
 
 CHUNK = 8192
 """Ratings per scatter-add of outer products (bounds the (chunk, d, d) temporary)."""
@@ -62,7 +63,7 @@ class TorchALS(FactorModel):
         # The reference validates the hyper-parameters; copy its checked values.
         self.__dict__.update(ALS(*args, **kwargs).__dict__)
         self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
+        if self.device.type == "cuda" and not torch_cuda():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
 
     def fit(

@@ -29,12 +29,9 @@ Design (numbers in docs/scaling.md):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
 import os
-import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -42,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from mfrec.reference.mf import check_finite
 from mfrec.reference.sampling import epoch_order
 from mfrec.torch_impl.model import TorchMatrixFactorization
 
-from mfrec._internal import atomic_write, check_positive
+from mfrec._internal import check_positive
+from mfrec.modelio import read_record, write_record
 
 log = logging.getLogger("mfrec.distributed")
 
@@ -57,7 +54,9 @@ DEFAULT_TIMEOUT_S = 60.0
 # touches at most 2·B rows, and at or below that size the row search does not pay (measured).
 DENSE_ROWS_PER_RATING = 2
 # Hyper-parameters a checkpoint must share with the run that resumes it (n_epochs may grow).
-RESUME_KEYS = ("n_factors", "lr", "reg", "init_std", "shuffle", "seed", "dtype", "biased")
+RESUME_KEYS = (
+    "n_factors", "lr", "lr_decay", "reg", "init_std", "shuffle", "seed", "dtype", "biased",
+)  # fmt: skip
 
 
 class DistributedError(RuntimeError):
@@ -137,40 +136,52 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
         n_items: int | None = None,
         init: tuple[np.ndarray, np.ndarray] | None = None,
         callback: Callable[[int, TorchMatrixFactorization], None] | None = None,
+        eval_set: tuple | None = None,
+        patience: int | None = None,
     ) -> DistributedMatrixFactorization:
-        """Train on this rank's shard of every batch; ``callback`` runs on rank 0 only."""
+        """Train on this rank's shard of every batch; ``callback`` runs on rank 0 only.
+
+        Every rank holds the same model after each epoch, so each evaluates ``eval_set`` alike
+        and all stop at the same epoch.
+        """
         if not dist.is_initialized():
             raise ValueError("no process group: call init_distributed() (or run under torchrun)")
-        rank, world_size = dist.get_rank(), dist.get_world_size()
         if self.device.type == "cuda":
             self.device = torch.device("cuda", torch.cuda.current_device())
-        u_np, i_np, r_np, rng = self._prepare(users, items, ratings, n_users, n_items, init)
-        config = self._config(u_np, i_np, r_np)
-        self.history_: list[float] = []
-        start = 0
-        if self.resume:
-            start = self._resume(config, rng, rank)
+        on_rank0 = callback if dist.get_rank() == 0 else None
+        data = (users, items, ratings, n_users, n_items, init)
+        return super().fit(*data, on_rank0, eval_set, patience)
+
+    def _start(self, u_np, i_np, r_np, P0, Q0, mu, rng):
+        """Build the replica, resume from the checkpoint if asked, and start every rank from
+        rank 0's replica; each epoch trains this rank's shard of every global batch."""
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        self._build_module(P0, Q0, mu)
+        self._checkpoint_config = self._config(u_np, i_np, r_np)
+        self._rng = rng
+        first_epoch = self._resume(self._checkpoint_config, rng, rank) if self.resume else 0
         for param in self.module.parameters():  # every rank starts from rank 0's replica
             _collective(dist.broadcast, param.data, 0, what="broadcasting the initial model")
         self._sync_numpy()
-        u, i, r = (torch.from_numpy(a).to(self.device) for a in (u_np, i_np, r_np))
-        for epoch in range(start, self.n_epochs):
-            order = torch.from_numpy(epoch_order(rng, r_np.shape[0], self.shuffle))
-            sse = self._epoch_dp(u, i, r, order.to(self.device), rank, world_size, epoch)
-            train_mse = sse / r_np.shape[0]
-            check_finite(train_mse, epoch, self.lr)
-            self.history_.append(train_mse)
-            self._sync_numpy()
-            if rank == 0:
-                if self.checkpoint is not None:
-                    self._save_checkpoint(config, epoch + 1, rng)
-                if callback is not None:
-                    callback(epoch, self)
-            if self.tol is not None and train_mse < self.tol:
-                break
-        return self
+        u, i, r = self._to_device(u_np, i_np, r_np)
+        epoch = first_epoch
 
-    def _epoch_dp(self, u, i, r, order, rank: int, world_size: int, epoch: int) -> float:
+        def run_epoch(lr: float) -> float:
+            nonlocal epoch
+            order = torch.from_numpy(epoch_order(rng, r_np.shape[0], self.shuffle))
+            sse = self._epoch_dp(u, i, r, order.to(self.device), rank, world_size, epoch, lr)
+            epoch += 1
+            return sse
+
+        return run_epoch, first_epoch
+
+    def _epoch_done(self, epoch: int) -> None:
+        """Copy the factors out; rank 0 rewrites the checkpoint."""
+        super()._epoch_done(epoch)
+        if self.checkpoint is not None and dist.get_rank() == 0:
+            self._save_checkpoint(self._checkpoint_config, epoch + 1, self._rng)
+
+    def _epoch_dp(self, u, i, r, order, rank: int, world_size: int, epoch: int, lr: float) -> float:
         """One epoch: per global batch, backprop my slice, all-reduce the touched rows, step.
 
         With ``ĝ`` the summed rows and B = ``batch_size``: Pᵤ ← Pᵤ − lr·B·ĝᵤ for each touched
@@ -203,8 +214,8 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
             _collective(dist.all_reduce, flat, what=f"epoch {epoch + 1}, step {step + 1}")
             grad_u, grad_i = flat.split([grad_u.numel(), grad_i.numel()])
             with torch.no_grad():
-                _step(users_tables, rows_u, grad_u.view(-1, width), self.lr * B)
-                _step(items_tables, rows_i, grad_i.view(-1, width), self.lr * B)
+                _step(users_tables, rows_u, grad_u.view(-1, width), lr * B)
+                _step(items_tables, rows_i, grad_i.view(-1, width), lr * B)
         _collective(dist.all_reduce, sse, what=f"the end of epoch {epoch + 1}")
         return float(sse)
 
@@ -228,8 +239,6 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
 
     def _save_checkpoint(self, config: dict, epochs_done: int, rng: np.random.Generator) -> None:
         meta = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
             "config": config,
             "epochs_done": epochs_done,
             "rng_state": rng.bit_generator.state,
@@ -321,28 +330,22 @@ def _first_line(e: BaseException) -> str:
 
 
 def write_checkpoint(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``meta`` (JSON) and ``arrays`` to one .npz atomically (temp file, then os.replace)."""
-    path = Path(path)
-    with atomic_write(path, parents=True) as tmp, open(tmp, "wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    return path
+    """Write a checkpoint in mfrec's file format (:func:`mfrec.modelio.write_record`):
+    ``meta`` and ``arrays`` in one .npz, atomically, creating missing folders."""
+    meta = {k: v for k, v in meta.items() if k not in ("format", "version")}
+    return write_record(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, meta, arrays, parents=True)
 
 
 def read_checkpoint(path: str | os.PathLike, config: dict) -> tuple[dict, dict] | None:
-    """(meta, arrays) of a checkpoint made with ``config``; None when there is none yet."""
+    """(meta, arrays) of a checkpoint made with ``config``; None when there is none yet.
+
+    Read by :func:`mfrec.modelio.read_record`, so a damaged, foreign or newer file is a
+    :class:`mfrec.modelio.ModelFileError` (a ``ValueError``) naming it.
+    """
     path = Path(path)
     if not path.exists():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(str(arrays.pop("meta")))
-    except Exception as e:  # zip, npy and JSON errors all mean "not a checkpoint"
-        raise ValueError(f"{path}: not an mfrec checkpoint ({e})") from None
-    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: not an mfrec checkpoint (version {CHECKPOINT_VERSION})")
+    meta, arrays = read_record(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     for key, want in config.items():
         have = meta["config"].get(key)
         if have != want:
@@ -351,28 +354,3 @@ def read_checkpoint(path: str | os.PathLike, config: dict) -> tuple[dict, dict] 
                 f"has {key}={want!r}"
             )
     return meta, arrays
-
-
-def run_cli(args, cmd_train: Callable[[object], int]) -> int:
-    """``mfrec train --distributed``: join the group, train; only rank 0 prints and saves."""
-    if args.backend != "torch" or args.mode != "minibatch":
-        raise ValueError("--distributed trains the torch minibatch model: use --backend torch")
-    if args.resume and not args.checkpoint:
-        raise ValueError("--resume needs --checkpoint PATH")
-    rank = init_distributed(args.dist_timeout, args.device)
-    try:
-        if rank == 0:
-            if not args.quiet:
-                logging.basicConfig(format="mfrec: %(message)s", level=logging.INFO)
-            return cmd_train(args)
-        args.save = None
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            return cmd_train(args)
-    except DistributedError as e:
-        print(f"mfrec: error: {e}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        # The group is broken: tearing it down can block or abort in gloo's threads, so leave now.
-        os._exit(3)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()

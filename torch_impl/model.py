@@ -7,11 +7,12 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from mfrec.reference.mf import FactorModel, MatrixFactorization, check_finite, initial_from
-from mfrec.reference.sampling import epoch_order, init_factors
+from mfrec.reference.mf import SGDModel
+from mfrec.reference.sampling import epoch_order
 from torch import nn
 
-from mfrec._internal import check_positive, check_ratings, check_size
+from mfrec._internal import check_positive
+from mfrec.devices import torch_cuda
 
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
@@ -119,7 +120,7 @@ class MFModule(nn.Module):
         return rows_loss(self.lookup(u, i), r, self.mu, reg)
 
 
-class TorchMatrixFactorization(FactorModel):
+class TorchMatrixFactorization(SGDModel):
     """The same model and parameters as :class:`mfrec.reference.MatrixFactorization`, in PyTorch.
 
     ``mode="exact"``: one optimizer step per rating in the reference's order (equal to it to
@@ -127,6 +128,8 @@ class TorchMatrixFactorization(FactorModel):
     ``lr·batch_size`` so each rating moves the rows as far as one reference step would.
     ``compile=True`` (minibatch only) runs each full batch as :func:`sparse_sgd_step` under
     ``torch.compile`` (the same step, fused; compiling costs seconds on the first batch).
+    ``fit`` is the reference's (:class:`mfrec.reference.mf.SGDModel`): ``lr_decay``,
+    ``eval_set``, ``patience``, ``tol`` and ``callback`` work as there.
     """
 
     def __init__(
@@ -145,12 +148,11 @@ class TorchMatrixFactorization(FactorModel):
         batch_size: int = 1024,
         device: str = "cpu",
         compile: bool = False,
+        lr_decay: float = 1.0,
     ) -> None:
-        # The reference validates the shared hyper-parameters; copy its checked values.
-        ref = MatrixFactorization(
-            n_factors, n_epochs, lr, reg, init_std, shuffle, seed, dtype, biased, tol
+        super().__init__(
+            n_factors, n_epochs, lr, reg, init_std, shuffle, seed, dtype, biased, tol, lr_decay
         )
-        self.__dict__.update(ref.__dict__)
         if mode not in ("exact", "minibatch"):
             raise ValueError(f"mode must be 'exact' or 'minibatch', got {mode!r}")
         self.mode = mode
@@ -159,65 +161,45 @@ class TorchMatrixFactorization(FactorModel):
             raise ValueError("compile=True needs mode='minibatch' (exact mode steps one rating)")
         self.compile = bool(compile)
         self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
+        if self.device.type == "cuda" and not torch_cuda():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        init: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[int, TorchMatrixFactorization], None] | None = None,
-    ) -> TorchMatrixFactorization:
-        """Train with autograd and ``torch.optim.SGD``; same arguments as the reference."""
-        u_np, i_np, r_np, rng = self._prepare(users, items, ratings, n_users, n_items, init)
-        u = torch.from_numpy(u_np).to(self.device)
-        i = torch.from_numpy(i_np).to(self.device)
-        r = torch.from_numpy(r_np).to(self.device)
+    def _runs_on(self) -> str:
+        batch = f" (batch {self.batch_size}{', compiled' if self.compile else ''})"
+        return f"torch {self.mode}{batch if self.mode == 'minibatch' else ''} on {self.device}"
+
+    def _start(self, u_np, i_np, r_np, P0, Q0, mu, rng):
+        """Build the module from P0, Q0; each epoch steps ``torch.optim.SGD`` in a fresh order."""
+        self._build_module(P0, Q0, mu)
+        u, i, r = self._to_device(u_np, i_np, r_np)
         B = 1 if self.mode == "exact" else self.batch_size
         optimizer = torch.optim.SGD(self.module.parameters(), lr=self.lr * B)
-        self.history_: list[float] = []
-        for epoch in range(self.n_epochs):
+
+        def run_epoch(lr: float) -> float:
             order = torch.from_numpy(epoch_order(rng, r_np.shape[0], self.shuffle)).to(self.device)
-            sse = self._epoch(u, i, r, order, optimizer, B)
-            train_mse = sse / r_np.shape[0]
-            check_finite(train_mse, epoch, self.lr)
-            self.history_.append(train_mse)
-            self._sync_numpy()
-            if callback is not None:
-                callback(epoch, self)
-            if self.tol is not None and train_mse < self.tol:
-                break
-        return self
+            for group in optimizer.param_groups:
+                group["lr"] = lr * B
+            return self._epoch(u, i, r, order, optimizer, B)
 
-    def _prepare(self, users, items, ratings, n_users, n_items, init):
-        """Validate the data, build the module from the seeded (or given) P0, Q0.
+        return run_epoch, 0
 
-        Returns the validated numpy (users, items, ratings) and the rng, positioned after init.
-        """
-        u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u_np)
-        n_items = check_size("n_items", n_items, i_np)
-        rng = np.random.default_rng(self.seed)
-        if init is None:
-            P0, Q0 = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
-        else:
-            P0, Q0 = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
-        mu = float(r_np.mean()) if self.biased else 0.0
+    def _epoch_done(self, epoch: int) -> None:
+        self._sync_numpy()
+
+    def _build_module(self, P0: np.ndarray, Q0: np.ndarray, mu: float) -> None:
+        """The module (P0, Q0 copied, zero biases) on ``device``; P, Q, bu, bi as numpy."""
         self.module = MFModule(P0, Q0, self.biased, mu).to(self.device)
         self.mu = mu
         self._sync_numpy()
-        self._remember_seen(u_np, i_np)
-        self._remember_scale(r_np)
-        return u_np, i_np, r_np, rng
+
+    def _to_device(self, *arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(a).to(self.device) for a in arrays)
 
     def _epoch(self, u, i, r, order, optimizer, B: int) -> float:
-        """One pass over ``order`` in steps of B ratings; returns Σ e² seen before each step."""
+        """One pass over ``order`` in steps of B ratings at the optimizer's learning rate;
+        returns Σ e² seen before each step."""
         if self.compile:
-            return self._compiled_epoch(u, i, r, order, B)
+            return self._compiled_epoch(u, i, r, order, B, optimizer.param_groups[0]["lr"])
         sse = torch.zeros((), dtype=torch.float64, device=self.device)
         for start in range(0, order.shape[0], B):
             idx = order[start : start + B]  # (B,)
@@ -228,7 +210,7 @@ class TorchMatrixFactorization(FactorModel):
             sse += (err.detach().double() ** 2).sum()
         return float(sse)
 
-    def _compiled_epoch(self, u, i, r, order, B: int) -> float:
+    def _compiled_epoch(self, u, i, r, order, B: int, step_lr: float) -> float:
         """:meth:`_epoch` by :func:`sparse_sgd_step`: compiled for full batches, eager for the
         shorter last one (so one compiled shape serves every epoch)."""
         m = self.module
@@ -240,7 +222,7 @@ class TorchMatrixFactorization(FactorModel):
         for start in range(0, order.shape[0], B):
             idx = order[start : start + B]  # (B,)
             fn = step if idx.shape[0] == B else sparse_sgd_step
-            sse += fn(tables, u[idx], i[idx], r[idx], m.mu, self.lr * B, self.reg)
+            sse += fn(tables, u[idx], i[idx], r[idx], m.mu, step_lr, self.reg)
         return float(sse)
 
     def _sync_numpy(self) -> None:

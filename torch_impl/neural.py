@@ -18,6 +18,7 @@ from mfrec.torch_impl.model import TORCH_DTYPES
 from torch import nn
 
 from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec.devices import torch_cuda
 
 
 class NeuralModule(nn.Module):
@@ -63,7 +64,13 @@ class NeuralModule(nn.Module):
 
 
 class NeuralMF(FactorModel):
-    """The neural extension with the factor models' fit/predict/recommend API (see module doc)."""
+    """The neural extension with the factor models' fit/predict/recommend API (see module doc).
+
+    Not savable to a model file: its predictions pass through the MLP, which the file format
+    (P, Q, biases) does not hold.
+    """
+
+    factor_form = False
 
     def __init__(
         self,
@@ -98,7 +105,7 @@ class NeuralMF(FactorModel):
         self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
         self.dtype = check_dtype(dtype)
         self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
+        if self.device.type == "cuda" and not torch_cuda():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
         self.biased = True
 
