@@ -24,10 +24,11 @@ from mfrec.data import (
 from mfrec.data.parse import DUPLICATE_POLICIES
 from mfrec.data.splits import train_test_split
 from mfrec.evaluate import add_cv_parser, cmd_cv
+from mfrec.job import DefaultModel
 from mfrec.modelio import ModelFileError, load_model, save_model
-from mfrec.progress import epoch_bar, progress_enabled
+from mfrec.progress import epoch_bar, eta_bar, progress_enabled
 from mfrec.reference import DivergenceError, MatrixFactorization, mae, mse, rmse
-from mfrec.reference.ensemble import Ensemble
+from mfrec.reference.ensemble import Ensemble, member_label
 from mfrec.reference.mf import UNKNOWN
 from mfrec.reference.recommend import top_k
 from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
@@ -121,7 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=1, help="numba SGD threads (Hogwild or blocked)")
     b.add_argument("--mode", choices=["exact", "minibatch"], default="minibatch", help="torch")
     b.add_argument("--batch-size", type=int, default=1024, help="torch minibatch size")
-    b.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    b.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda or auto (cuda when present): the default model's SGD members, or torch",
+    )
     b.add_argument(
         "--compile",
         action="store_true",
@@ -272,6 +277,8 @@ def resolve_model(args) -> None:
 def make_model(args, backend: str | None = None):
     """The model the flags ask for (the constructors validate every hyper-parameter)."""
     resolve_model(args)
+    if args.model == "default":
+        return DefaultModel(seed=args.seed, device=args.device)
     if args.model != "biased":
         return build_model(args.model, args.seed)
     common = dict(
@@ -284,6 +291,10 @@ def make_model(args, backend: str | None = None):
         dtype=args.dtype,
         biased=args.biased,
     )
+    if args.device == "auto":
+        from mfrec import devices
+
+        args.device = "cuda" if devices.torch_cuda() else "cpu"
     if (backend or args.backend) == "numba":
         return MatrixFactorization(
             **common, n_threads=args.threads, kernel=args.kernel, lr_decay=args.lr_decay
@@ -326,6 +337,8 @@ def fit_one(
     sweep of a sampler (its running average), each as train and test RMSE.
     """
     model = make_model(args, backend)
+    if isinstance(model, DefaultModel):
+        return fit_default(model, train, say, bar_on, not args.quiet)
     ensemble = isinstance(model, Ensemble)
     curves: dict[str, list[float]] = {"train": [], "test": []}
     track = bool(args.plot) or not args.quiet
@@ -371,6 +384,43 @@ def fit_one(
     finally:
         bar.close()
     return model, time.perf_counter() - start, curves
+
+
+def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: bool):
+    """Fit the default model with one progress bar (and ETA) per member; no per-epoch RMSE.
+
+    Scoring the training and test sets after every epoch would cost more than the epoch at
+    ML-25M size; the members' own validation split already steers them.
+    """
+    bar, stage = None, None
+
+    def step(j: int, sweep: int, m) -> None:
+        nonlocal bar, stage
+        if model.stage_ != stage:
+            if bar is not None:
+                bar.close()
+            stage = model.stage_
+            name = f"{stage[0]} {j + 1}/{len(model.members)}: {member_label(m)}"
+            say(f"{name} ({fit_steps(m)} {'sweeps' if hasattr(m, 'burn_in') else 'epochs'} max,"
+                f" on {model.device_ if hasattr(m, 'n_epochs') else 'cpu'})")  # fmt: skip
+            bar = eta_bar(fit_steps(m), bar_on, name, lines)
+        bar.update(1)
+
+    start = time.perf_counter()
+    try:
+        model.fit(train.users, train.items, train.ratings, train.n_users, train.n_items,
+                  callback=step)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    p = model.plan_
+    say(f"validation ({p['val_fraction']:.0%} held out"
+        f"{', members refit on all' if p['refit'] else ''}): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in model.val_rmse_.items()))  # fmt: skip
+    say("blend weights: " + ", ".join(f"{member_label(m)} {w:.3f}" for m, w in
+                                      zip(model.members, model.weights, strict=True)))  # fmt: skip
+    return model, seconds, {"train": [], "test": []}
 
 
 def cmd_train(args) -> int:

@@ -65,7 +65,8 @@ class BayesianMF(FactorModel):
         n_items: int | None = None,
         callback: Callable[[int, BayesianMF], None] | None = None,
     ) -> BayesianMF:
-        """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` sees the running average.
+        """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` after each one sees the
+        running average (in burn-in, the current sample).
 
         ``history_`` holds the training MSE of each sweep's single sample; ``alpha_`` the
         last drawn noise precision.
@@ -97,7 +98,7 @@ class BayesianMF(FactorModel):
             np.zeros(n_users),
             np.zeros(n_items),
         ]
-        self._kept, self._average = 0, None
+        self._kept, self._average, self._current = 0, None, (P, Q, bu, bi)
         self.history_: list[float] = []
         for sweep in range(self.burn_in + self.n_samples):
             sd = 1.0 / np.sqrt(alpha)
@@ -119,17 +120,19 @@ class BayesianMF(FactorModel):
                 self._samples[3] += bi
                 self._kept += 1
                 self._average = None
-            if callback is not None and self._kept:
+            if callback is not None:
                 callback(sweep, self)
         self.alpha_ = float(alpha)
         self.P, self.Q, self.bu, self.bi = self._averaged()
-        del self._samples
+        del self._samples, self._current
         return self
 
     def __getattr__(self, name: str):
-        """During fit, P, Q, bu, bi are the running posterior mean, built when first read."""
-        if name in ("P", "Q", "bu", "bi") and "_samples" in self.__dict__ and self._kept:
-            return self._averaged()[("P", "Q", "bu", "bi").index(name)]
+        """During fit, P, Q, bu, bi are the running posterior mean, built when first read (in
+        burn-in, the current sample)."""
+        if name in ("P", "Q", "bu", "bi") and "_samples" in self.__dict__:
+            arrays = self._averaged() if self._kept else self._current
+            return arrays[("P", "Q", "bu", "bi").index(name)]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _averaged(self) -> tuple[np.ndarray, ...]:
