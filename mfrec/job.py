@@ -69,11 +69,13 @@ def plan(n_ratings: int) -> dict:
 
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when numba sees a CUDA device (mfrec.devices), else ``cpu``."""
+    from mfrec import devices
+
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not devices.numba_cuda():
+        raise ValueError("device 'cuda': numba sees no CUDA device (try --device auto or cpu)")
     if device == "auto":
-        from mfrec import devices
-
         return "cuda" if devices.numba_cuda() else "cpu"
     return device
 
