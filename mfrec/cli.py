@@ -26,7 +26,7 @@ from mfrec.data.splits import train_test_split
 from mfrec.evaluate import add_cv_parser, cmd_cv
 from mfrec.job import DefaultModel
 from mfrec.modelio import ModelFileError, load_model, save_model
-from mfrec.progress import epoch_bar, eta_bar, progress_enabled
+from mfrec.progress import epoch_bar, eta_bar, progress_enabled, stage
 from mfrec.reference import DivergenceError, MatrixFactorization, mae, mse, rmse
 from mfrec.reference.ensemble import Ensemble, member_label
 from mfrec.reference.mf import UNKNOWN
@@ -428,7 +428,8 @@ def cmd_train(args) -> int:
     check_args(args)
     say = (lambda *a: None) if args.quiet else print
     bars = progress_enabled(args.quiet, args.json)
-    train, test, dropped = load_split(args, progress=bars)
+    with stage("reading and splitting the ratings", say):
+        train, test, dropped = load_split(args, progress=bars)
     if len(test) == 0:
         raise ValueError(
             "the test set is empty (no test rating has a user and an item seen in training)"
@@ -460,7 +461,8 @@ def cmd_train(args) -> int:
     fits = {name: fit_one(args, name, train, test, say, bars, val) for name in backends}
     results = {}
     for name, (model, seconds, _) in fits.items():
-        pred = model.predict(test.users, test.items)
+        with stage(f"scoring {len(test):,} test ratings", say):
+            pred = model.predict(test.users, test.items)
         results[name] = {
             "rmse": rmse(test.ratings, pred),
             "mse": mse(test.ratings, pred),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from contextlib import contextmanager
 
 
 def progress_enabled(quiet: bool = False, json_out: bool = False) -> bool:
@@ -36,15 +38,11 @@ class _LineProgress:
     """The non-interactive stand-in for a tqdm bar: ``update`` prints at each tenth."""
 
     def __init__(self, total: int, desc: str) -> None:
-        import time
-
         self.total, self.desc, self.n = max(int(total), 1), desc, 0
         self.start = time.perf_counter()
         self.next_tenth = 1
 
     def update(self, n: int = 1) -> None:
-        import time
-
         self.n += n
         if self.n * 10 >= self.next_tenth * self.total:
             while self.n * 10 >= self.next_tenth * self.total:
@@ -61,3 +59,15 @@ class _LineProgress:
 
     def close(self) -> None:
         """Nothing to tear down (tqdm's interface)."""
+
+
+@contextmanager
+def stage(name: str, say=print):
+    """Time a stage that has no steps to count: ``say`` its name when it starts and, when it
+    took a second or more, its duration, so a long parse or scoring pass is never silent."""
+    start = time.perf_counter()
+    say(f"{name} ...")
+    yield
+    seconds = time.perf_counter() - start
+    if seconds >= 1.0:
+        say(f"{name}: {seconds:.1f} s")
