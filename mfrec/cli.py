@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or a usage error argparse already explained
         return int(e.code or 0)
     try:
+        if args.command == "train" and args.device == "auto":
+            args.device = auto_device(args.backend)
         if args.command == "train" and args.distributed:
             from mfrec.torch_impl.distributed import run_cli
 
@@ -206,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mfrec: interrupted; nothing was saved", file=sys.stderr)
         return 130
+
+
+def auto_device(backend: str) -> str:
+    """``--device auto``: cuda when the backend's CUDA target (numba or torch) sees a device."""
+    from mfrec import devices
+
+    present = devices.numba_cuda() if backend == "numba" else devices.torch_cuda()
+    return "cuda" if present else "cpu"
 
 
 def check_args(args) -> None:
@@ -291,10 +301,6 @@ def make_model(args, backend: str | None = None):
         dtype=args.dtype,
         biased=args.biased,
     )
-    if args.device == "auto":
-        from mfrec import devices
-
-        args.device = "cuda" if devices.torch_cuda() else "cpu"
     if (backend or args.backend) == "numba":
         return MatrixFactorization(
             **common, n_threads=args.threads, kernel=args.kernel, lr_decay=args.lr_decay
