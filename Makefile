@@ -25,11 +25,16 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
-# Timings (pytest-benchmark), then tables, results.json and bench.png under benchmarks/out/.
+# Timings (pytest-benchmark), then tables, results.json and bench.png under benchmarks/out/;
+# then the end-to-end run: `mfrec train` on 2.5M generated ml-25m-like ratings beside cmfrec
+# (E2E_RATINGS=25000000 for the full size; E2E_FLAGS adds rows, e.g. --mfrec='--model als').
+E2E_RATINGS ?= 2500000
+E2E_FLAGS ?=
 bench: install
 	$(MAKE) bench-speed
 	$(BIN)/python benchmarks/bench_distributed.py
 	$(BIN)/python benchmarks/bench_parse.py
+	$(BIN)/python -m benchmarks.end_to_end --ratings $(E2E_RATINGS) $(E2E_FLAGS)
 
 # The speed tables alone, with any Python that has the dependencies: `make bench-speed
 # PY=python3` (a lent GPU machine runs benchmarks/gpu_session.sh, the same rows GPU-first).
@@ -40,7 +45,7 @@ bench-speed:
 		--benchmark-json=benchmarks/out/bench.json
 	$(PY) benchmarks/report.py benchmarks/out/bench.json
 
-# 5-fold CV table of every model on ML-100k (+ scikit-surprise when installed: .[peers]).
+# 5-fold CV table of every model on ML-100k (+ scikit-surprise and cmfrec when installed: .[peers]).
 accuracy: install
 	$(BIN)/python -m benchmarks.accuracy
 

@@ -15,45 +15,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from mfrec._internal import njit
+from synthetic import format_rows  # run as a script: benchmarks/ is on sys.path
 
 OUT = Path(__file__).resolve().parent / "out"
-
-
-@njit
-def _write_digits(out, p, v):
-    """Decimal digits of non-negative ``v`` into ``out`` at ``p``; returns the new position."""
-    start = p
-    while True:
-        out[p] = 48 + v % 10
-        p += 1
-        v //= 10
-        if v == 0:
-            break
-    out[start:p] = out[start:p][::-1].copy()
-    return p
-
-
-@njit
-def _format_rows(users, items, halves, stamps, out):
-    """``user,item,rating,timestamp\\n`` rows into ``out``; ratings are halves/2 (0.5 .. 5)."""
-    p = 0
-    for j in range(users.shape[0]):
-        p = _write_digits(out, p, users[j])
-        out[p] = 44
-        p = _write_digits(out, p + 1, items[j])
-        out[p] = 44
-        p = _write_digits(out, p + 1, halves[j] // 2)
-        if halves[j] % 2:
-            out[p] = 46
-            out[p + 1] = 53
-            p += 2
-        out[p] = 44
-        p = _write_digits(out, p + 1, stamps[j])
-        out[p] = 10
-        p += 1
-    return p
 
 
 def make_file(path: Path, rows: int, seed: int = 0) -> None:
@@ -66,7 +30,6 @@ def make_file(path: Path, rows: int, seed: int = 0) -> None:
     with open(tmp, "wb") as f:
         f.write(b"userId,movieId,rating,timestamp\n")
         step = 1_000_000
-        out = np.empty(step * 40, dtype=np.uint8)
         for start in range(0, rows, step):
             n = min(step, rows - start)
             # Like a release: users in blocks, sorted, and no (user, item) pair twice.
@@ -78,8 +41,7 @@ def make_file(path: Path, rows: int, seed: int = 0) -> None:
             items = (users * 104_729 + 7 * (idx - run_start)) % 209_171 + 1
             halves = rng.integers(1, 11, n)
             stamps = rng.integers(789_652_009, 1_574_327_703, n)
-            end = _format_rows(users, items, halves, stamps, out)
-            f.write(out[:end].tobytes())
+            f.write(format_rows(users, items, halves, stamps, ",", style=2))
     os.replace(tmp, path)
     marker.write_text(f"v2 {rows}")
 

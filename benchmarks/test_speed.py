@@ -2,7 +2,8 @@
 
 Tables (``extra_info["table"]``, read by ``benchmarks/report.py``):
 ``ml100k``: one epoch on the 80k ML-100k split at scikit-surprise SVD's defaults;
-``fit``: the whole 20-epoch fit at those defaults, against scikit-surprise's;
+``fit``: the whole 20-epoch fit at those defaults, against scikit-surprise's (and cmfrec's
+ALS at its own defaults);
 ``ml10m``: one epoch, k=64 float32, on 10M random ratings of the ML-10M shape;
 ``scale_n`` / ``scale_k``: the fast serial kernel over N (100k…10M) and k (16…256);
 ``memory``: peak traced memory of a one-epoch fit on the 10M case (fast and blocked kernels).
@@ -14,6 +15,7 @@ import os
 import tempfile
 import time
 import tracemalloc
+from importlib.metadata import version
 
 import numpy as np
 import pytest
@@ -217,6 +219,30 @@ def test_ml100k_fit_surprise(benchmark, ml100k, surprise_trainset):
         20 * len(ml100k[0]),
         test_rmse=rmse(test.ratings, pred),
         surprise_version=__import__("surprise").__version__,
+    )
+
+
+def test_ml100k_fit_cmfrec(benchmark, ml100k):
+    """cmfrec's explicit ALS (conjugate gradient) at its defaults, beside the SGD fits."""
+    pytest.importorskip("cmfrec", reason="cmfrec (extra 'peers') not installed")
+    from accuracy import CmfrecALS
+
+    train, test, n_users, n_items = ml100k
+
+    def fit():
+        model = CmfrecALS(seed=0, nthreads=CPU_THREADS)
+        return model.fit(train.users, train.items, train.ratings, n_users, n_items)
+
+    fit()  # load its BLAS and threads outside timing
+    model = run(benchmark, fit, 7)
+    record(
+        benchmark,
+        "fit",
+        f"cmfrec ALS-CG, its defaults (k=40, λ=10, 10 iterations, {CPU_THREADS} threads)",
+        "cpu",
+        len(train),
+        test_rmse=rmse(test.ratings, model.predict(test.users, test.items)),
+        cmfrec_version=version("cmfrec"),
     )
 
 

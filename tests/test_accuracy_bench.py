@@ -1,11 +1,11 @@
-"""The accuracy table's scikit-surprise adapter predicts what surprise itself predicts."""
+"""The accuracy table's peer adapters predict what scikit-surprise and cmfrec themselves predict."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.accuracy import SurpriseSVD, table
+from benchmarks.accuracy import CmfrecALS, SurpriseSVD, table
 
 
 def test_surprise_adapter_matches_surprise_predict():
@@ -25,6 +25,26 @@ def test_surprise_adapter_matches_surprise_predict():
     expected = [algo.predict(int(u), int(i)).est for u, i in zip(q_u, q_i, strict=True)]
     # Same arrays, same formula, same fallback and clipping; float64 sums in another order.
     np.testing.assert_allclose(model.predict(q_u, q_i), expected, rtol=0, atol=1e-12)
+
+
+def test_cmfrec_adapter_matches_cmfrec_predict():
+    cmfrec = pytest.importorskip("cmfrec", reason="cmfrec (extra 'peers') not installed")
+    from scipy.sparse import coo_matrix
+
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 12, 80), rng.integers(0, 9, 80)
+    keep = np.unique(users * 9 + items, return_index=True)[1]  # cmfrec sums repeated pairs
+    users, items = users[keep], items[keep]
+    ratings = rng.integers(1, 6, users.shape[0]).astype(np.float64)
+    model = CmfrecALS(seed=4, nthreads=1).fit(users, items, ratings, 12, 9)
+    algo = cmfrec.CMF(method="als", random_state=4, nthreads=1)
+    algo.fit(coo_matrix((ratings, (users, items)), (12, 9)))
+    q_u, q_i = np.meshgrid(np.arange(12), np.arange(9))
+    q_u, q_i = q_u.ravel(), q_i.ravel()
+    expected = np.clip(algo.predict(q_u, q_i), 1.0, 5.0)  # mfrec clips to the training scale
+    # cmfrec computes in float32; the adapter sums the same float32 arrays in float64.
+    np.testing.assert_allclose(model.predict(q_u, q_i), expected, rtol=0, atol=1e-5)
+    assert np.ptp(expected) > 0.5  # a fitted model, not a constant
 
 
 def test_table_has_one_row_per_model():

@@ -1,0 +1,95 @@
+"""The synthetic MovieLens generator and the end-to-end benchmark built on it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from mfrec.data import read_ratings
+
+from benchmarks.end_to_end import main as end_to_end
+from benchmarks.end_to_end import parse_json_output
+from benchmarks.synthetic import (
+    _conditional_moments,
+    _pick_items,
+    format_rows,
+    generate,
+    read_truth,
+    user_degrees,
+)
+
+
+def test_format_rows_writes_each_release_rating_style():
+    args = ([1, 22], [333, 4], [8, 7], [0, 1234567890])
+    assert format_rows(*args, ",", 1) == b"1,333,4.0,0\n22,4,3.5,1234567890\n"
+    assert format_rows(*args, "::", 2) == b"1::333::4::0\n22::4::3.5::1234567890\n"
+    assert format_rows([5], [6], [10], [7], "\t", 0) == b"5\t6\t5\t7\n"
+    with pytest.raises(ValueError, match=">= 0"):
+        format_rows([-1], [6], [10], [7])
+
+
+def test_user_degrees_sum_floor_cap_and_tail():
+    d = user_degrees(np.random.default_rng(0), 200_000, 1_000, 900)
+    assert d.sum() == 200_000 and d.min() >= 20 and d.max() <= 900
+    assert d.max() > 4 * np.median(d)  # a heavy tail, as MovieLens users have
+    with pytest.raises(ValueError, match="do not fit"):
+        user_degrees(np.random.default_rng(0), 1_000, 10, 50)
+
+
+def test_pick_items_draws_distinct_items_even_for_heavy_users():
+    n_items = 400
+    degrees = np.array([1, 200, 37, 199, 5])  # 200 of 400: half the catalogue
+    pop = (np.arange(n_items) + 1.0) ** -1.5
+    cdfs = [np.cumsum(pop), np.cumsum(np.sqrt(pop)), np.arange(1.0, n_items + 1)]
+    u, i = _pick_items(np.random.default_rng(3), degrees, cdfs, n_items)
+    np.testing.assert_array_equal(np.bincount(u, minlength=5), degrees)
+    keys = u * n_items + i
+    assert np.all(np.diff(keys) > 0)  # sorted and no pair twice
+    assert np.mean(i[u == 2] < 40) > 0.3  # popular items come first (10% of ids)
+
+
+def test_floor_is_the_simulated_conditional_variance():
+    rng = np.random.default_rng(1)
+    x = np.array([0.2, 1.7, 3.1, 3.5, 4.9, 5.6])
+    mean, var = _conditional_moments(x, 0.8, 0.5, 5.0, 0.5)
+    r = np.clip(np.round((x[:, None] + rng.normal(0, 0.8, (6, 200_000))) / 0.5) * 0.5, 0.5, 5.0)
+    np.testing.assert_allclose(mean, r.mean(axis=1), atol=0.01)
+    np.testing.assert_allclose(var, r.var(axis=1), atol=0.01)
+
+
+def test_generate_is_seeded_and_cached(tmp_path):
+    a = generate("ml-25m", 20_000, tmp_path / "a", seed=5)
+    b = generate("ml-25m", 20_000, tmp_path / "b", seed=5)
+    c = generate("ml-25m", 20_000, tmp_path / "c", seed=6)
+    data = (a / "ratings.csv").read_bytes()
+    assert data == (b / "ratings.csv").read_bytes() != (c / "ratings.csv").read_bytes()
+    assert (a / "movies.csv").read_bytes() == (b / "movies.csv").read_bytes()
+    mtime = (a / "ratings.csv").stat().st_mtime_ns
+    assert generate("ml-25m", 20_000, tmp_path / "a", seed=5) == a  # same parameters: kept
+    assert (a / "ratings.csv").stat().st_mtime_ns == mtime
+    truth = read_truth(a)
+    table = read_ratings(a / "ratings.csv")
+    assert len(table) == 20_000 and table.n_users == truth["params"]["n_users"]
+    assert abs(table.ratings.mean() - truth["rating_mean"]) < 1e-9
+    assert 0.5 < truth["floor_rmse"] < truth["noise"] < truth["rating_std"]
+
+
+def test_parse_json_output_takes_one_document_or_the_last_json_line():
+    assert parse_json_output('{\n  "rmse": 0.8\n}\n') == {"rmse": 0.8}
+    assert parse_json_output('epoch 1\n{"rmse": 0.9}\ntop 10\n{"rmse": 0.7}\n') == {"rmse": 0.7}
+    with pytest.raises(ValueError, match="no JSON"):
+        parse_json_output("epoch 1\n")
+
+
+def test_end_to_end_writes_its_report(tmp_path):
+    out = tmp_path / "out"
+    argv = ["--ratings", "20000", "--data", str(tmp_path), "--out", str(out), "--no-peers"]
+    assert end_to_end([*argv, "--mfrec=--model plain --epochs 3"]) == 0
+    doc = json.loads((out / "end_to_end-20000.json").read_text())
+    (row,) = doc["rows"]
+    assert row["exit_code"] == 0 and row["peak_rss_mib"] > 10
+    assert row["result"]["n_train"] + row["result"]["n_test"] <= 20_000
+    assert row["result"]["rmse"] > doc["meta"]["floor_rmse"]
+    text = (out / "end_to_end-20000.md").read_text()
+    assert "mfrec --model plain --epochs 3" in text and f"{doc['meta']['floor_rmse']:.4f}" in text
