@@ -114,7 +114,7 @@ class DefaultModel(BlendedEnsemble):
         bayes = [
             BayesianMF(
                 n_factors=k, n_samples=p["n_samples"], burn_in=p["burn_in"], thin=p["thin"],
-                ard=True, seed=self.seed,
+                ard=True, seed=self.seed, dtype="float32",
             )
             for k in p["bayes_factors"]
         ]  # fmt: skip

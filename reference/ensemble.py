@@ -59,8 +59,8 @@ class Ensemble(FactorModel):
     def _combine(self, u: np.ndarray, i: np.ndarray, r: np.ndarray, dtype=np.float64):
         """Stack the fitted members' √w-scaled factors and sum their weighted biases."""
         pairs = list(zip(self.weights, self.members, strict=True))
-        self.P = np.hstack([np.sqrt(w) * m.P.astype(np.float64) for w, m in pairs]).astype(dtype)
-        self.Q = np.hstack([np.sqrt(w) * m.Q.astype(np.float64) for w, m in pairs]).astype(dtype)
+        self.P = np.hstack([(np.sqrt(w) * m.P.astype(np.float64)).astype(dtype) for w, m in pairs])
+        self.Q = np.hstack([(np.sqrt(w) * m.Q.astype(np.float64)).astype(dtype) for w, m in pairs])
         self.bu = sum(w * m.bu.astype(np.float64) for w, m in pairs).astype(dtype)
         self.bi = sum(w * m.bi.astype(np.float64) for w, m in pairs).astype(dtype)
         self.mu = float(sum(w * m.mu for w, m in pairs))
