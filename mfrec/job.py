@@ -67,6 +67,13 @@ def plan(n_ratings: int) -> dict:
     }
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when numba sees a CUDA device (mfrec.devices), else ``cpu``."""
     from mfrec import devices
@@ -98,7 +105,7 @@ class DefaultModel(BlendedEnsemble):
     """
 
     def __init__(self, seed: int = 0, n_threads: int | None = None, device: str = "cpu") -> None:
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or usable_cores()
         self.device = resolve_device(device)
         self.device_ = self.device
         super().__init__([None], seed=seed)
