@@ -150,3 +150,19 @@ def test_cuda_without_a_device_is_a_clear_error():
     with pytest.raises(ValueError, match="numba sees no CUDA device"):
         resolve_device("cuda")
     assert resolve_device("auto") == "cpu"
+
+
+def test_progress_lines_carry_elapsed_time_and_eta(capsys, monkeypatch):
+    from mfrec import progress
+
+    monkeypatch.setattr(progress, "QUIET_SECONDS", 0.0)
+    bar = progress.eta_bar(20, enabled=False, desc="validate 1/2: X")
+    for _ in range(20):
+        bar.update(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10, lines  # one line per tenth of the way
+    assert lines[0].startswith("  validate 1/2: X: 2/20, ") and "ETA" in lines[0]
+    assert lines[-1].endswith("ETA 0 s")
+    silent = progress.eta_bar(20, enabled=False, desc="quiet", lines=False)
+    silent.update(20)
+    assert capsys.readouterr().err == ""
