@@ -28,10 +28,11 @@ from mfrec.data import (
 from mfrec.data.parse import DUPLICATE_POLICIES
 from mfrec.data.splits import train_test_split
 from mfrec.evaluate import cross_validate
+from mfrec.job import DefaultModel
 from mfrec.modelio import ModelFileError, id_index, load_model, raw_id, save_model
-from mfrec.progress import epoch_bar, progress_enabled
+from mfrec.progress import epoch_bar, eta_bar, progress_enabled, stage
 from mfrec.reference import DivergenceError, MatrixFactorization, mae, mse, rmse
-from mfrec.reference.ensemble import Ensemble
+from mfrec.reference.ensemble import Ensemble, member_label
 from mfrec.reference.mf import KERNELS, UNKNOWN, SGDModel
 from mfrec.reference.recommend import top_k
 from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
@@ -71,6 +72,7 @@ BACKENDS = {
     "als": ("numba", "torch"),
     "bayes": ("numba",),
     "neural": ("torch",),
+    "equal": ("numba",),
     "default": ("numba",),
 }
 
@@ -191,7 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, help="threads of --kernel hogwild/blocked (default 1)")
     b.add_argument("--mode", choices=["exact", "minibatch"], help="torch SGD (default minibatch)")
     b.add_argument("--batch-size", type=int, help="torch SGD and neural minibatch size")
-    b.add_argument("--device", help="torch device: cpu (default) or cuda")
+    b.add_argument(
+        "--device",
+        help="cpu, cuda or auto (cuda when the backend sees one): the default model's SGD "
+        "members (default auto), or the torch run (default cpu)",
+    )
     b.add_argument(
         "--compile",
         action="store_true",
@@ -484,6 +490,11 @@ def resolve_plan(args) -> None:
             f"--model {args.model} has no {missing[0]} version (it runs on {' and '.join(have)}); "
             "torch versions exist for plain, biased, als and neural"
         )
+    if args.model == "default" and getattr(args, "plot", None):
+        raise ValueError(
+            "--plot draws per-epoch learning curves; the default model does not score every "
+            "epoch (at scale that costs more than the epoch): name a model, e.g. --model biased"
+        )
     if args.model == "neural" and getattr(args, "save", None):
         raise ValueError(
             "--save: a model file holds a factor model (μ + bᵤ + bᵢ + Pᵤ·Qᵢ); the neural "
@@ -494,11 +505,20 @@ def resolve_plan(args) -> None:
 
 
 def default_model(args, train: Ratings | None = None):
-    """The model ``mfrec train`` fits with no model flags: the 'default' configuration.
+    """The model ``mfrec train`` fits with no model flags: :class:`mfrec.job.DefaultModel`.
 
-    ``train`` is the training data when known (the default may adapt to its size).
+    It sizes its members by the training data at fit; its SGD members run on ``--device``
+    (default auto: CUDA when Numba sees a device).
     """
-    return build_model("default", args.seed)
+    return DefaultModel(seed=args.seed, device=args.device or "auto")
+
+
+def auto_device(backend: str) -> str:
+    """``--device auto``: cuda when the backend's CUDA target (numba or torch) sees a device."""
+    from mfrec import devices
+
+    present = devices.numba_cuda() if backend == "numba" else devices.torch_cuda()
+    return "cuda" if present else "cpu"
 
 
 def make_model(args, backend: str | None = None, train: Ratings | None = None,
@@ -535,6 +555,8 @@ def make_model(args, backend: str | None = None, train: Ratings | None = None,
                 f"{flag(dest)} does not apply to {describe_choice(args, backend)}{hint}"
             )
         overrides[match[0]] = getattr(args, dest)
+    if overrides.get("device") == "auto":
+        overrides["device"] = auto_device(backend)
     for dest in SCHEDULE_FLAGS:
         if given(args, dest) and dest not in takes and not issubclass(cls, SGDModel):
             raise ValueError(f"{flag(dest)} does not apply to {describe_choice(args, backend)}; "
@@ -593,6 +615,12 @@ def describe_choice(args, backend: str) -> str:
 def label(model, backend: str) -> dict:
     """What ran: configuration-independent facts read off the fitted or fresh model object."""
     info = {"class": type(model).__name__, "backend": backend}
+    if isinstance(model, DefaultModel):  # members are chosen at fit, by the data's size
+        info.update(device=model.device_, n_threads=model.n_threads)
+        info["members"] = [label(m, backend) for m in model.members]
+        if hasattr(model, "weights") and model.members:
+            info["weights"] = [float(w) for w in model.weights]
+        return info
     if isinstance(model, Ensemble):
         info["members"] = [label(m, backend) for m in model.members]
         return info
@@ -612,6 +640,11 @@ def label(model, backend: str) -> dict:
 
 def label_text(info: dict) -> str:
     """One line naming the class, backend, kernel or device, and the main hyper-parameters."""
+    if info["class"] == "DefaultModel":
+        return (
+            f"DefaultModel (members and budgets by the data's size, blended on validation) "
+            f"on {info['backend']} (device {info['device']}, {info['n_threads']} threads)"
+        )
     if "members" in info:
         members = ", ".join(label_text(m).split(" on ")[0] for m in info["members"])
         return f"Ensemble of {members} on {info['backend']}"
@@ -660,6 +693,8 @@ def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool
     the kept samples, from the end of burn-in), every other model's every step.
     """
     model = make_model(args, backend, train)
+    if isinstance(model, DefaultModel):
+        return fit_default(model, train, say, bar_on, not args.quiet)
     ensemble = isinstance(model, Ensemble)
     curves: dict[str, dict[str, list[float]]] = {}
     track = bool(args.plot) or not args.quiet
@@ -720,6 +755,44 @@ def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool
     return model, time.perf_counter() - start, curves
 
 
+def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: bool):
+    """Fit the default model with one progress bar (and ETA) per member; no per-epoch RMSE.
+
+    Scoring the training and test sets after every epoch would cost more than the epoch at
+    ML-25M size; the members' own validation split already steers them.
+    """
+    bar, current = None, None
+
+    def step(j: int, sweep: int, m) -> None:
+        nonlocal bar, current
+        if model.stage_ != current:
+            if bar is not None:
+                bar.close()
+            current = model.stage_
+            name = f"{current[0]} {j + 1}/{len(model.members)}: {member_label(m)}"
+            unit = "sweeps" if hasattr(m, "burn_in") else "epochs"
+            where = model.device_ if hasattr(m, "n_epochs") else "cpu"
+            say(f"{name} ({fit_steps(m)} {unit} max, on {where})")
+            bar = eta_bar(fit_steps(m), bar_on, name, lines)
+        bar.update(1)
+
+    start = time.perf_counter()
+    try:
+        model.fit(train.users, train.items, train.ratings, train.n_users, train.n_items,
+                  callback=step)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    p = model.plan_
+    say(f"validation ({p['val_fraction']:.0%} held out"
+        f"{', members refit on all' if p['refit'] else ''}): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in model.val_rmse_.items()))  # fmt: skip
+    say("blend weights: " + ", ".join(f"{member_label(m)} {w:.3f}" for m, w in
+                                      zip(model.members, model.weights, strict=True)))  # fmt: skip
+    return model, seconds, {}
+
+
 def fit_and_score(args, backend: str, train, test, val, say, bars, prefix: str) -> tuple:
     """Fit on ``backend`` and score every test rating; returns (model, curves, result dict)."""
     model, seconds, curves = fit_one(args, backend, train, test, say, bars, val, prefix)
@@ -729,7 +802,8 @@ def fit_and_score(args, backend: str, train, test, val, say, bars, prefix: str) 
     if history is not None:
         result["epochs_run"] = len(history)
     if len(test):
-        pred = model.predict(test.users, test.items)
+        with stage(f"scoring {len(test):,} test ratings", say):
+            pred = model.predict(test.users, test.items)
         result.update(rmse=rmse(test.ratings, pred), mse=mse(test.ratings, pred),
                       mae=mae(test.ratings, pred), n_unknown=int(model.n_unknown_))  # fmt: skip
     else:
@@ -743,7 +817,8 @@ def cmd_train(args) -> int:
     resolve_plan(args)
     say = (lambda *a: None) if args.quiet else print
     bars = progress_enabled(args.quiet, args.json)
-    train, test, n_unknown = load_split(args, progress=bars)
+    with stage("reading and splitting the ratings", say):
+        train, test, n_unknown = load_split(args, progress=bars)
     u = 0 if args.user is None else id_index(train.user_ids, args.user)
     if u is None:
         raise ValueError(f"--user {args.user} is not in the training data")

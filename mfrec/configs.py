@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mfrec.job import DefaultModel, describe
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.als import ALS
 from mfrec.reference.bayes import BayesianMF
@@ -59,8 +60,8 @@ CONFIGS: dict[str, tuple[str, Callable[[int], object]]] = {
         "MLP on [Pᵤ, Qᵢ, Pᵤ·Qᵢ] + biases: k=32, Adam 2e-3, reg 0.2, early-stopped on a 10% split",
         neural,
     ),
-    "default": (
-        "equal-weight average of 'biased', 'bayes' and 'bayes' with k=20 (the most accurate)",
+    "equal": (
+        "equal-weight average of 'biased', 'bayes' and 'bayes' with k=20 (the previous default)",
         lambda seed: Ensemble(
             [
                 biased_sgd(seed),
@@ -69,6 +70,7 @@ CONFIGS: dict[str, tuple[str, Callable[[int], object]]] = {
             ]
         ),
     ),
+    "default": (describe(), lambda seed: DefaultModel(seed=seed)),
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from mfrec.reference.als_kernels import _als_half_step
+from mfrec.reference.als_kernels import _als_half_step, _csr_sse
 from mfrec.reference.mf import FactorModel, initial_from
 from mfrec.reference.sampling import init_factors
 
@@ -118,8 +118,8 @@ class ALS(FactorModel):
         for it in range(self.n_iters):
             self.solve_users(by_user)
             self.solve_items(by_item)
-            err = r - self.raw_predict(u, i)
-            train_mse = float(err @ err) / r.shape[0]
+            train_mse = csr_sse(by_item, self.Q, self.bi, self.P, self.bu, self.mu,
+                                self.biased) / r.shape[0]  # fmt: skip
             self.history_.append(train_mse)
             if callback is not None:
                 callback(it, self)
@@ -134,6 +134,12 @@ class ALS(FactorModel):
         """Half-step: every item row (Qᵢ, bᵢ) solved exactly with P, bᵤ fixed."""
         solve_rows(by_item, self.Q, self.bi, self.P, self.bu, self.mu, self.reg, self.weighted,
                    self.biased)  # fmt: skip
+
+
+def csr_sse(csr, X, bx, Y, by, mu: float, biased: bool) -> float:
+    """Σ (r − r̂)² over the ratings in ``csr`` (rows of X), computed in parallel without copies."""
+    indptr, cols, vals = csr
+    return float(_csr_sse(indptr, cols, vals, X, bx, Y, by, mu, biased))
 
 
 def solve_rows(csr, X, bx, Y, by, mu, reg, weighted, biased, noise=None) -> None:

@@ -110,3 +110,22 @@ def _als_half_step(indptr, cols, vals, X, bx, Y, by, mu, reg, weighted, biased, 
             bx[a] = rhs[0]
         for f in range(k):
             X[a, f] = rhs[off + f]
+
+
+@njit_parallel
+def _csr_sse(indptr, cols, vals, X, bx, Y, by, mu, biased):
+    """Σ (r_ab − r̂_ab)² over the CSR ratings, r̂_ab = X_a·Y_b (+ μ + bx_a + by_b), rows in
+    parallel; no (n, k) temporaries (the NumPy form gathers X[rows], Y[cols] first)."""
+    total = 0.0
+    for a in prange(X.shape[0]):
+        s = 0.0
+        for t in range(indptr[a], indptr[a + 1]):
+            b = cols[t]
+            e = vals[t]
+            if biased:
+                e -= mu + bx[a] + by[b]
+            for f in range(X.shape[1]):
+                e -= X[a, f] * Y[b, f]
+            s += e * e
+        total += s
+    return total

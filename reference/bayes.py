@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from mfrec.reference.als import csr_by_row, solve_rows
+from mfrec.reference.als import csr_by_row, csr_sse, solve_rows
 from mfrec.reference.mf import FactorModel
+from mfrec.reference.recommend import seen_items
 from mfrec.reference.sampling import init_factors
 
 from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
@@ -64,7 +65,8 @@ class BayesianMF(FactorModel):
         n_items: int | None = None,
         callback: Callable[[int, BayesianMF], None] | None = None,
     ) -> BayesianMF:
-        """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` sees the running average.
+        """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` after each one sees the
+        running average (in burn-in, the current sample).
 
         ``history_`` holds the training MSE of each sweep's single sample; ``alpha_`` the
         last drawn noise precision.
@@ -76,21 +78,27 @@ class BayesianMF(FactorModel):
         P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, np.float64)
         bu, bi = np.zeros(n_users), np.zeros(n_items)
         mu = float(r.mean())
-        self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
-        self._remember_seen(u, i)
+        for name in ("P", "Q", "bu", "bi"):  # a refit must not read the last fit's average
+            self.__dict__.pop(name, None)
+        self.mu = mu
+        self._seen_indptr, self._seen_indices = seen_items(u, i, n_users)
         self._remember_scale(r)
         by_user = csr_by_row(u, i, r, n_users)
         by_item = csr_by_row(i, u, r, n_items)
         d = self.n_factors + 1
+        k = self.n_factors
         alpha = 1.0 if self.alpha is None else self.alpha
         lam_P, lam_Q = np.ones(d), np.ones(d)
-        sums = [
-            np.zeros((n_users, 0)),
-            np.zeros((n_items, 0)),
+        n_keep = -(-self.n_samples // self.thin)
+        # Kept samples go side by side into preallocated (n, k·S) arrays: appending by hstack
+        # would copy every earlier sample again (O(S²) traffic, gigabytes at ML-25M size).
+        self._samples = [
+            np.empty((n_users, k * n_keep), dtype=self.dtype),
+            np.empty((n_items, k * n_keep), dtype=self.dtype),
             np.zeros(n_users),
             np.zeros(n_items),
         ]
-        kept = 0
+        self._kept, self._average, self._current = 0, None, (P, Q, bu, bi)
         self.history_: list[float] = []
         for sweep in range(self.burn_in + self.n_samples):
             sd = 1.0 / np.sqrt(alpha)
@@ -98,26 +106,48 @@ class BayesianMF(FactorModel):
             solve_rows(by_user, P, bu, Q, bi, mu, lam_P / alpha, False, True, noise)
             noise = rng.standard_normal((n_items, d)) * sd
             solve_rows(by_item, Q, bi, P, bu, mu, lam_Q / alpha, False, True, noise)
-            err = r - (mu + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i]))
-            sse = float(err @ err)
+            sse = csr_sse(by_item, Q, bi, P, bu, mu, True)
             self.history_.append(sse / r.shape[0])
             if self.alpha is None:
                 alpha = rng.gamma(self.a0 + r.shape[0] / 2, 1.0 / (self.b0 + sse / 2))
             lam_P = self._draw_precision(rng, np.column_stack([bu, P]))
             lam_Q = self._draw_precision(rng, np.column_stack([bi, Q]))
             if sweep >= self.burn_in and (sweep - self.burn_in) % self.thin == 0:
-                kept += 1
-                sums = [
-                    np.hstack([sums[0], P]),
-                    np.hstack([sums[1], Q]),
-                    sums[2] + bu,
-                    sums[3] + bi,
-                ]
-                self._set_average(sums, kept, mu)
-            if callback is not None and kept:
+                cols = slice(k * self._kept, k * (self._kept + 1))
+                self._samples[0][:, cols] = P
+                self._samples[1][:, cols] = Q
+                self._samples[2] += bu
+                self._samples[3] += bi
+                self._kept += 1
+                self._average = None
+            if callback is not None:
                 callback(sweep, self)
         self.alpha_ = float(alpha)
+        self.P, self.Q, self.bu, self.bi = self._averaged()
+        del self._samples, self._current
         return self
+
+    def __getattr__(self, name: str):
+        """During fit, P, Q, bu, bi are the running posterior mean, built when first read (in
+        burn-in, the current sample)."""
+        if name in ("P", "Q", "bu", "bi") and "_samples" in self.__dict__:
+            arrays = self._averaged() if self._kept else self._current
+            return arrays[("P", "Q", "bu", "bi").index(name)]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _averaged(self) -> tuple[np.ndarray, ...]:
+        """(P, Q, bu, bi) of the kept samples' average: factors side by side, scaled by 1/√S."""
+        if self._average is None:
+            n, scale = self._kept, 1.0 / np.sqrt(self._kept)
+            width = self.n_factors * n
+            P_all, Q_all, bu_sum, bi_sum = self._samples
+            self._average = (
+                np.ascontiguousarray(P_all[:, :width] * self.dtype(scale)),
+                np.ascontiguousarray(Q_all[:, :width] * self.dtype(scale)),
+                (bu_sum / n).astype(self.dtype),
+                (bi_sum / n).astype(self.dtype),
+            )
+        return self._average
 
     def _draw_precision(self, rng: np.random.Generator, X: np.ndarray) -> np.ndarray:
         """Prior precisions of X's columns from their Gamma conditional (shared, or per column)."""
@@ -125,11 +155,3 @@ class BayesianMF(FactorModel):
             return rng.gamma(self.a0 + X.shape[0] / 2, 1.0 / (self.b0 + (X**2).sum(0) / 2))
         lam = rng.gamma(self.a0 + X.size / 2, 1.0 / (self.b0 + float((X**2).sum()) / 2))
         return np.full(X.shape[1], lam)
-
-    def _set_average(self, sums, kept: int, mu: float) -> None:
-        scale = 1.0 / np.sqrt(kept)
-        self.P = np.ascontiguousarray(sums[0] * scale, dtype=self.dtype)
-        self.Q = np.ascontiguousarray(sums[1] * scale, dtype=self.dtype)
-        self.bu = (sums[2] / kept).astype(self.dtype)
-        self.bi = (sums[3] / kept).astype(self.dtype)
-        self.mu = mu

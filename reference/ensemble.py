@@ -3,17 +3,23 @@
 Σₘ wₘ·(μₘ + bᵤᵐ + bᵢᵐ + Pᵤᵐ·Qᵢᵐ) = Σ wₘμₘ + Σ wₘbᵤᵐ + Σ wₘbᵢᵐ + [√w₁Pᵤ¹ …]·[√w₁Qᵢ¹ …], so the
 ensemble stores concatenated, √w-scaled factors and summed biases; predict, recommend, clipping
 and the unknown fallback then work unchanged.
+
+:class:`BlendedEnsemble` chooses the weights as the Netflix Prize blends did: least squares on
+predictions for a validation split carved from the training ratings (never the test split),
+here constrained to w ≥ 0, Σw = 1 so that the blend stays one factor model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from itertools import combinations
 
 import numpy as np
-from mfrec.reference.mf import FactorModel
+from mfrec.reference.metrics import rmse
+from mfrec.reference.mf import UNKNOWN, FactorModel, MatrixFactorization
 
-from mfrec._internal import check_ratings, check_size
+from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
 
 
 class Ensemble(FactorModel):
@@ -48,16 +54,150 @@ class Ensemble(FactorModel):
         for j, m in enumerate(self.members):
             relay = None if callback is None else partial(callback, j)
             m.fit(u, i, r, n_users, n_items, callback=relay)
+        return self._combine(u, i, r)
+
+    def _combine(self, u: np.ndarray, i: np.ndarray, r: np.ndarray, dtype=np.float64):
+        """Stack the fitted members' √w-scaled factors and sum their weighted biases."""
         pairs = list(zip(self.weights, self.members, strict=True))
-        self.P = np.hstack([np.sqrt(w) * m.P.astype(np.float64) for w, m in pairs])
-        self.Q = np.hstack([np.sqrt(w) * m.Q.astype(np.float64) for w, m in pairs])
-        self.bu = sum(w * m.bu.astype(np.float64) for w, m in pairs)
-        self.bi = sum(w * m.bi.astype(np.float64) for w, m in pairs)
+        self.P = np.hstack([(np.sqrt(w) * m.P.astype(np.float64)).astype(dtype) for w, m in pairs])
+        self.Q = np.hstack([(np.sqrt(w) * m.Q.astype(np.float64)).astype(dtype) for w, m in pairs])
+        self.bu = sum(w * m.bu.astype(np.float64) for w, m in pairs).astype(dtype)
+        self.bi = sum(w * m.bi.astype(np.float64) for w, m in pairs).astype(dtype)
         self.mu = float(sum(w * m.mu for w, m in pairs))
         self._remember_seen(u, i)
         self._remember_scale(r)
         probe = slice(0, min(100, r.shape[0]))
         mixed = sum(w * m.raw_predict(u[probe], i[probe]) for w, m in pairs)
-        if not np.allclose(self.raw_predict(u[probe], i[probe]), mixed, rtol=1e-5, atol=1e-5):
+        tol = 1e-5 if dtype == np.float64 else 1e-3
+        if not np.allclose(self.raw_predict(u[probe], i[probe]), mixed, rtol=tol, atol=tol):
             raise ValueError("every ensemble member must be a factor model (μ + bᵤ + bᵢ + Pᵤ·Qᵢ)")
         return self
+
+
+MIN_WEIGHT = 0.01
+"""A member whose validation weight is below this is dropped (it would cost storage, not RMSE)."""
+
+
+def simplex_weights(preds: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+    """The w ≥ 0 with Σw = 1 that minimises ‖ratings − preds·w‖² (preds: (n, M) columns).
+
+    Exact for the few members an ensemble has: for every non-empty support S the
+    equality-constrained least squares [2XᵀX 1; 1ᵀ 0]·[w; ν] = [2Xᵀr; 1] (X = preds[:, S]) is
+    solved, and the best feasible (all w ≥ 0) solution wins. A single column always is feasible.
+    """
+    X = np.asarray(preds, dtype=np.float64)
+    r = np.asarray(ratings, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] != r.shape[0] or X.shape[0] == 0:
+        raise ValueError(f"preds must be (n, M) with n = len(ratings) > 0, got {X.shape}")
+    G, b = X.T @ X, X.T @ r
+    n_members = X.shape[1]
+    best_w, best_sse = None, np.inf
+    for size in range(1, n_members + 1):
+        for support in combinations(range(n_members), size):
+            S = list(support)
+            kkt = np.zeros((size + 1, size + 1))
+            kkt[:size, :size] = 2 * G[np.ix_(S, S)]
+            kkt[:size, size] = kkt[size, :size] = 1.0
+            rhs = np.append(2 * b[S], 1.0)
+            w_S = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
+            if np.any(w_S < -1e-12):
+                continue
+            w = np.zeros(n_members)
+            w[S] = np.clip(w_S, 0.0, None) / np.clip(w_S, 0.0, None).sum()
+            err = r - X @ w
+            sse = float(err @ err)
+            if best_w is None or sse < best_sse * (1 - 1e-12):
+                best_w, best_sse = w, sse
+    return best_w
+
+
+class BlendedEnsemble(Ensemble):
+    """An :class:`Ensemble` whose weights, and whose SGD members' epochs, come from validation.
+
+    ``fit`` holds out a seeded ``val_fraction`` of the training ratings, fits every member on
+    the rest (an SGD member early-stops on the held-out part with ``patience`` and keeps its
+    best epoch), and sets the weights by :func:`simplex_weights` on the members' held-out
+    predictions. Members weighing under :data:`MIN_WEIGHT` are dropped. With ``refit`` the
+    kept members are then fitted again on all training ratings (SGD for its best epoch count);
+    without it they stay as fitted on the rest (cheaper; costs little once the held-out part
+    is a small share).
+    The combined factors are stored in ``dtype``. ``val_rmse_`` maps each member's label to
+    its held-out RMSE, with ``"blend"`` for the weighted average.
+    """
+
+    def __init__(
+        self,
+        members: list,
+        val_fraction: float = 0.1,
+        refit: bool = True,
+        patience: int = 5,
+        seed: int = 0,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(members)
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+        self.val_fraction = float(val_fraction)
+        self.refit = bool(refit)
+        self.patience = check_positive("patience", patience, integer=True)
+        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
+        self.dtype = check_dtype(dtype)
+        self.stage_ = ("validate", 0)
+
+    def fit(
+        self,
+        users,
+        items,
+        ratings,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        callback: Callable[[int, int, FactorModel], None] | None = None,
+    ) -> BlendedEnsemble:
+        """Validate, weigh, drop, optionally refit, combine; see the class doc.
+
+        ``callback(j, step, member)`` relays member j's per-epoch (per-sweep) callback;
+        ``stage_`` is ``("validate" | "refit", j)`` meanwhile.
+        """
+        u, i, r = check_ratings(users, items, ratings, np.float64)
+        n_users = check_size("n_users", n_users, u)
+        n_items = check_size("n_items", n_items, i)
+        perm = np.random.default_rng((self.seed, 7)).permutation(r.shape[0])
+        n_val = max(1, int(round(r.shape[0] * self.val_fraction)))
+        fit_rows, val_rows = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+        fu, fi, fr = u[fit_rows], i[fit_rows], r[fit_rows]
+        seen_u = np.bincount(fu, minlength=n_users) > 0
+        seen_i = np.bincount(fi, minlength=n_items) > 0
+        vu = np.where(seen_u[u[val_rows]], u[val_rows], UNKNOWN)
+        vi = np.where(seen_i[i[val_rows]], i[val_rows], UNKNOWN)
+        vr = r[val_rows]
+        preds = np.empty((n_val, len(self.members)))
+        for j, m in enumerate(self.members):
+            self.stage_ = ("validate", j)
+            relay = None if callback is None else partial(callback, j)
+            if isinstance(m, MatrixFactorization):
+                m.fit(fu, fi, fr, n_users, n_items, callback=relay,
+                      eval_set=(vu, vi, vr), patience=self.patience)  # fmt: skip
+                m.n_epochs = m.best_epoch_ + 1  # what a refit runs
+            else:
+                m.fit(fu, fi, fr, n_users, n_items, callback=relay)
+            preds[:, j] = m.predict(vu, vi)
+        w = simplex_weights(preds, vr)
+        self.val_rmse_ = {member_label(m): rmse(vr, preds[:, j]) for j, m in
+                          enumerate(self.members)}  # fmt: skip
+        self.val_rmse_["blend"] = rmse(vr, np.clip(preds @ w, vr.min(), vr.max()))
+        keep = w >= MIN_WEIGHT
+        self.all_weights_ = w
+        self.members = [m for m, k in zip(self.members, keep, strict=True) if k]
+        self.weights = w[keep] / w[keep].sum()
+        if self.refit:
+            for j, m in enumerate(self.members):
+                self.stage_ = ("refit", j)
+                m.fit(u, i, r, n_users, n_items,
+                      callback=None if callback is None else partial(callback, j))  # fmt: skip
+        return self._combine(u, i, r, self.dtype)
+
+
+def member_label(m: FactorModel) -> str:
+    """A short unique-enough label: class, k, and the L2 penalty when it has one."""
+    reg = getattr(m, "reg", None)
+    return f"{type(m).__name__} k={m.n_factors}" + ("" if reg is None else f" reg={reg}")

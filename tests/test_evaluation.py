@@ -16,6 +16,7 @@ from mfrec.reference.sampling import epoch_order, init_factors
 
 from mfrec.cli import build_parser, main, make_model
 from mfrec.evaluate import cross_validate
+from mfrec.job import DefaultModel
 from mfrec.modelio import save_model
 
 
@@ -152,7 +153,8 @@ def test_cross_validate_runs_every_fold():
 
 def test_train_without_model_flags_uses_the_default_configuration():
     parser = build_parser()
-    assert isinstance(make_model(parser.parse_args(["train"])), Ensemble)
+    model = make_model(parser.parse_args(["train"]))
+    assert isinstance(model, DefaultModel) and isinstance(model, Ensemble)
     assert type(make_model(parser.parse_args(["train", "--factors", "5"]))) is MatrixFactorization
     assert type(make_model(parser.parse_args(["train", "--model", "plain"]))) is MatrixFactorization
 

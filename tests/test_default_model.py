@@ -1,0 +1,168 @@
+"""The default model: least-squares blend weights on validation, the size rule, devices."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mfrec.reference import MatrixFactorization, rmse
+from mfrec.reference.bayes import BayesianMF
+from mfrec.reference.ensemble import BlendedEnsemble, simplex_weights
+
+from mfrec.job import MAX_KEPT, SMALL, DefaultModel, plan, resolve_device
+
+
+def test_simplex_weights_match_a_fine_grid_search():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(3.5, 1.0, 4000)
+    preds = np.column_stack([truth + rng.normal(0, s, 4000) for s in (0.5, 0.7, 1.5)])
+    w = simplex_weights(preds, truth)
+    assert np.all(w >= 0) and np.isclose(w.sum(), 1.0)
+    sse = lambda v: float(np.sum((truth - preds @ v) ** 2))  # noqa: E731
+    steps = np.linspace(0, 1, 101)
+    grid = [
+        np.array([a, b, 1 - a - b]) for a, b in itertools.product(steps, repeat=2) if a + b <= 1
+    ]
+    best = min(grid, key=sse)
+    assert sse(w) <= sse(best) + 1e-9, "the exact solution can be no worse than any grid point"
+    # Independent errors with variances 0.25, 0.49, 2.25: the optimum ∝ 1/σ², about (.6, .3, .07).
+    np.testing.assert_allclose(w, [1 / 0.25, 1 / 0.49, 1 / 2.25] / np.sum([4, 1 / 0.49, 1 / 2.25]),
+                               atol=0.05)  # fmt: skip
+
+
+def test_simplex_weights_put_everything_on_an_exact_member_and_drop_a_useless_one():
+    rng = np.random.default_rng(1)
+    truth = rng.normal(3.5, 1.0, 500)
+    preds = np.column_stack([truth + rng.normal(0, 1, 500), truth, rng.normal(3.5, 1.0, 500)])
+    np.testing.assert_allclose(simplex_weights(preds, truth), [0, 1, 0], atol=1e-9)
+    with pytest.raises(ValueError, match="preds must be"):
+        simplex_weights(preds[:10], truth)
+
+
+def low_rank(seed: int, n_users=120, n_items=90, n=5000, noise=0.3):
+    rng = np.random.default_rng(seed)
+    P, Q = rng.normal(0, 0.7, (n_users, 3)), rng.normal(0, 0.7, (n_items, 3))
+    u, i = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    r = 3.5 + (P @ Q.T)[u, i] + rng.normal(0, noise, n)
+    return u, i, r, n_users, n_items
+
+
+def test_blend_drops_a_useless_member_and_is_the_weighted_average():
+    u, i, r, nu, ni = low_rank(2)
+    good = BayesianMF(n_factors=3, n_samples=40, burn_in=10, seed=0)
+    # Random factors (std 1), barely trained: predictions are mostly noise around the mean.
+    useless = MatrixFactorization(n_factors=3, n_epochs=1, lr=1e-6, init_std=1.0, seed=0)
+    sgd = MatrixFactorization(n_factors=3, n_epochs=60, lr=0.01, reg=0.05, biased=True, seed=0)
+    model = BlendedEnsemble([useless, good, sgd], val_fraction=0.2, refit=False, seed=0)
+    model.fit(u, i, r, nu, ni)
+    assert useless not in model.members, model.all_weights_
+    assert model.all_weights_[0] < 0.01
+    # The blend on validation is never worse than its best member there.
+    members = {k: v for k, v in model.val_rmse_.items() if k != "blend"}
+    assert model.val_rmse_["blend"] <= min(members.values()) + 1e-12
+    # Early stopping set the SGD member's epoch count to its best epoch.
+    assert sgd.n_epochs == sgd.best_epoch_ + 1 <= 60
+    # One factor model: predictions equal the weighted members' (float32 storage: 1e-4).
+    mixed = sum(w * m.raw_predict(u, i) for w, m in zip(model.weights, model.members, strict=True))
+    np.testing.assert_allclose(model.raw_predict(u, i), mixed, atol=1e-4)
+    assert model.P.dtype == np.float32
+
+
+def test_refit_sees_every_training_rating():
+    u, i, r, nu, ni = low_rank(3)
+    member = BayesianMF(n_factors=3, n_samples=10, burn_in=5, seed=0)
+    BlendedEnsemble([member], val_fraction=0.2, refit=True, seed=0).fit(u, i, r, nu, ni)
+    assert member._seen_indptr[-1] == len(r)
+    member = BayesianMF(n_factors=3, n_samples=10, burn_in=5, seed=0)
+    BlendedEnsemble([member], val_fraction=0.2, refit=False, seed=0).fit(u, i, r, nu, ni)
+    assert member._seen_indptr[-1] == len(r) - round(0.2 * len(r))
+
+
+@pytest.mark.parametrize("n", [80_000, 999_999, 1_000_000, 2_000_000, 20_000_000, 100_000_000])
+def test_plan_keeps_the_work_and_the_model_size_bounded(n):
+    p = plan(n)
+    assert p["refit"] == (n < SMALL)
+    assert p["val_fraction"] == (0.1 if n < SMALL else 0.02)
+    sweeps = p["burn_in"] + p["n_samples"]
+    assert 30 <= sweeps <= 220 and 10 <= p["sgd_epochs"] <= 100
+    if n >= 20_000_000:  # past the caps, work per chain is at most the budget (1e9 sweeps·ratings)
+        assert sweeps * n <= 1.0e9 * 1.0001 or sweeps == 30
+        assert p["sgd_epochs"] * n * 2 <= 1.6e9 * 1.0001 or p["sgd_epochs"] == 10
+    kept = -(-p["n_samples"] // p["thin"])
+    assert kept <= MAX_KEPT
+    columns = 2 * 100 + sum(k * kept for k in p["bayes_factors"])
+    if n >= SMALL:  # an ML-25M-sized model: 221,588 rows of float32 factors, well under 2 GiB
+        assert columns * (162_541 + 59_047) * 4 < 2**31 / 2
+
+
+def test_default_model_is_seeded_and_beats_its_members_on_validation():
+    u, i, r, nu, ni = low_rank(4, n=4000)
+    a = DefaultModel(seed=1, n_threads=2).fit(u, i, r, nu, ni)
+    b = DefaultModel(seed=1, n_threads=1).fit(u, i, r, nu, ni)
+    np.testing.assert_array_equal(a.P, b.P)  # blocked SGD and Gibbs: any thread count, same bits
+    assert a.plan_["refit"] and a.device_ == "cpu"
+    members = [v for k, v in a.val_rmse_.items() if k != "blend"]
+    assert a.val_rmse_["blend"] <= min(members)
+    assert rmse(r, a.predict(u, i)) < 0.4  # fits through the noise (0.3) on its own data
+
+
+def test_device_choice():
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="device must be one of"):
+        resolve_device("tpu")
+
+
+SIM_SCRIPT = r"""
+import sys
+from mfrec.cli import main
+code = main(["train", "--ratings", sys.argv[1], "--device", "cuda", "-k", "3"])
+if code != 0:
+    raise SystemExit(f"mfrec train exited {code}")
+"""
+
+
+def test_cli_runs_the_sgd_members_on_cuda_under_the_simulator(tmp_path):
+    # NUMBA_ENABLE_CUDASIM must be set before numba is imported: hence a subprocess. Tiny data:
+    # the simulator runs every GPU thread as a Python thread.
+    rng = np.random.default_rng(5)
+    u, i = rng.integers(1, 25, 300), rng.integers(1, 20, 300)
+    pairs = np.unique(np.column_stack([u, i]), axis=0)
+    r = rng.integers(1, 6, len(pairs))
+    path = tmp_path / "tiny.tsv"
+    path.write_text("".join(f"{a}\t{b}\t{c}\n" for (a, b), c in zip(pairs, r, strict=True)))
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    proc = subprocess.run([sys.executable, "-c", SIM_SCRIPT, str(path)], env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "CudaMatrixFactorization k=100 reg=0.05 (100 epochs max, on cuda)" in proc.stdout
+    assert "test RMSE" in proc.stdout
+
+
+def test_cuda_without_a_device_is_a_clear_error():
+    from mfrec import devices
+
+    if devices.numba_cuda():
+        pytest.skip("a CUDA device is present: the error cannot happen here")
+    with pytest.raises(ValueError, match="numba sees no CUDA device"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"
+
+
+def test_progress_lines_carry_elapsed_time_and_eta(capsys, monkeypatch):
+    from mfrec import progress
+
+    monkeypatch.setattr(progress, "QUIET_SECONDS", 0.0)
+    bar = progress.eta_bar(20, enabled=False, desc="validate 1/2: X")
+    for _ in range(20):
+        bar.update(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10, lines  # one line per tenth of the way
+    assert lines[0].startswith("  validate 1/2: X: 2/20, ") and "ETA" in lines[0]
+    assert lines[-1].endswith("ETA 0 s")
+    silent = progress.eta_bar(20, enabled=False, desc="quiet", lines=False)
+    silent.update(20)
+    assert capsys.readouterr().err == ""
