@@ -471,7 +471,9 @@ def resolve_plan(args) -> None:
     ``--backend torch``/``both`` is given (the default ensemble has no torch version).
     """
     if args.model == "auto":
-        sgd = [d for d in (*MODEL_FLAGS, *SCHEDULE_FLAGS) if given(args, d)]
+        default_takes = constructor_args(DefaultModel, DefaultModel)  # --threads, --device
+        sgd = [d for d in (*MODEL_FLAGS, *SCHEDULE_FLAGS)
+               if given(args, d) and MODEL_FLAGS.get(d) not in default_takes]  # fmt: skip
         args.auto_reason = None
         if sgd or args.backend in ("torch", "both") or getattr(args, "distributed", False):
             args.auto_reason = (
