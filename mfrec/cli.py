@@ -398,15 +398,15 @@ def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: b
     Scoring the training and test sets after every epoch would cost more than the epoch at
     ML-25M size; the members' own validation split already steers them.
     """
-    bar, stage = None, None
+    bar, current = None, None
 
     def step(j: int, sweep: int, m) -> None:
-        nonlocal bar, stage
-        if model.stage_ != stage:
+        nonlocal bar, current
+        if model.stage_ != current:
             if bar is not None:
                 bar.close()
-            stage = model.stage_
-            name = f"{stage[0]} {j + 1}/{len(model.members)}: {member_label(m)}"
+            current = model.stage_
+            name = f"{current[0]} {j + 1}/{len(model.members)}: {member_label(m)}"
             say(f"{name} ({fit_steps(m)} {'sweeps' if hasattr(m, 'burn_in') else 'epochs'} max,"
                 f" on {model.device_ if hasattr(m, 'n_epochs') else 'cpu'})")  # fmt: skip
             bar = eta_bar(fit_steps(m), bar_on, name, lines)
