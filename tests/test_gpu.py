@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 from mfrec.reference import MatrixFactorization, rmse
-from mfrec.reference.cuda import has_cuda
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import MFModule
+
+from mfrec import devices
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,31 +22,65 @@ ROOT = Path(__file__).resolve().parents[1]
 # subprocess. Tiny data: the simulator runs every GPU thread as a Python thread.
 SIM_SCRIPT = """
 import numpy as np
+from mfrec import devices
 from mfrec.reference import MatrixFactorization
-from mfrec.reference.cuda import CudaMatrixFactorization, has_cuda
-assert has_cuda()
+from mfrec.reference.cuda import CudaMatrixFactorization, coprime_step
+from mfrec.reference.fast import epoch_kernel
+from mfrec.reference.sampling import epoch_order, init_factors
+
+def same(a, b, atol=0.0):
+    for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
+        np.testing.assert_allclose(y, x, rtol=0, atol=atol)
+
+if not devices.numba_cuda():
+    raise SystemExit("the simulator is not seen as a device")
 rng = np.random.default_rng(0)
 u, i = rng.integers(0, 8, 60), rng.integers(0, 7, 60)
 r = rng.integers(1, 6, 60).astype(float)
 hyper = dict(n_factors=3, n_epochs=3, lr=0.01, reg=0.02, biased=True)
 ref = MatrixFactorization(**hyper).fit(u, i, r)
-one = CudaMatrixFactorization(**hyper, blocks=1, threads=1).fit(u, i, r)
-# One GPU thread walks the order serially: the reference rule, bit for bit.
-assert all(np.array_equal(a, b) for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi),
-                                                  (one.P, one.Q, one.bu, one.bi)))
-assert one.history_ == ref.history_
+# One GPU thread walks the order serially: the reference rule, bit for bit, both on the
+# device loop (all epochs, one copy back) and epoch by epoch (a callback forces that path).
+one = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1).fit(u, i, r)
+same(ref, one)
+if one.history_ != ref.history_:
+    raise SystemExit(f"history {one.history_} != {ref.history_}")
+seen = []
+step = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1)
+step.fit(u, i, r, callback=lambda e, m: seen.append(m.P.copy()))
+same(ref, step)
+if len(seen) != 3 or not np.array_equal(seen[-1], ref.P):
+    raise SystemExit("the per-epoch path did not refresh P after each epoch")
+# order="device": epoch e walks pi[(a*t + b) mod n]; one thread is the reference rule on it.
+dev = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1, order="device").fit(u, i, r)
+g = np.random.default_rng(0)
+P, Q = init_factors(g, 8, 7, 3, 0.1, np.float64)
+bu, bi, mu = np.zeros(8), np.zeros(7), r.mean()
+pi = epoch_order(g, 60, True)
+t = np.arange(60)
+for _ in range(3):
+    a = coprime_step(g, 60)
+    walk = pi[(a * t + int(g.integers(60))) % 60]
+    if np.array_equal(np.sort(walk), t) is False:
+        raise SystemExit("the walk is not a permutation")
+    epoch_kernel("exact", 1)(u, i, r, walk, P, Q, bu, bi, mu, 0.01, 0.02, True)
+np.testing.assert_array_equal(dev.P, P)
+np.testing.assert_array_equal(dev.bi, bi)
 # Every rating on its own user and item row: updates commute, so 2 x 4 threads must give the
-# serial result (to rounding: Σe² is summed per thread) and visit every rating exactly once.
+# serial result (to rounding: Σe² is summed per thread) and visit every rating exactly once,
+# for either order, on either path.
 u, i = np.arange(24), np.arange(24)[::-1].copy()
 r = rng.integers(1, 6, 24).astype(float)
 ref = MatrixFactorization(**hyper).fit(u, i, r)
-many = CudaMatrixFactorization(**hyper, blocks=2, threads=4).fit(u, i, r)
-for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (many.P, many.Q, many.bu, many.bi)):
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-15)
+many = CudaMatrixFactorization(**hyper, blocks=2, threads=4, lanes=1).fit(u, i, r)
+same(ref, many, atol=1e-15)
 np.testing.assert_allclose(many.history_, ref.history_, rtol=1e-13)
 warps = CudaMatrixFactorization(**hyper, blocks=2, threads=64, lanes=32).fit(u, i, r)
-for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (warps.P, warps.Q, warps.bu, warps.bi)):
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-15)
+same(ref, warps, atol=1e-15)
+for lanes, threads in ((1, 4), (32, 64)):
+    dev = CudaMatrixFactorization(**hyper, blocks=2, threads=threads, lanes=lanes, order="device")
+    ref_dev = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1, order="device")
+    same(ref_dev.fit(u, i, r), dev.fit(u, i, r), atol=1e-15)
 # One warp walks the order serially; k=40 > 32, so lanes 0-7 each own two features. The lanes'
 # partial dot products are added in another order than the reference's loop: equal to 1e-13.
 u, i = rng.integers(0, 5, 40), rng.integers(0, 4, 40)
@@ -53,9 +88,14 @@ r = rng.integers(1, 6, 40).astype(float)
 hyper = dict(hyper, n_factors=40)
 ref = MatrixFactorization(**hyper).fit(u, i, r)
 warp = CudaMatrixFactorization(**hyper, blocks=1, threads=32, lanes=32).fit(u, i, r)
-for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (warp.P, warp.Q, warp.bu, warp.bi)):
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-13)
+same(ref, warp, atol=1e-13)
 np.testing.assert_allclose(warp.history_, ref.history_, rtol=1e-13)
+# float32: the kernels sum in the factors' dtype, as the reference does.
+ref = MatrixFactorization(**hyper, dtype="float32").fit(u, i, r)
+warp = CudaMatrixFactorization(**hyper, dtype="float32", blocks=1, threads=32).fit(u, i, r)
+if warp.P.dtype != np.float32:
+    raise SystemExit(f"float32 fit returned {warp.P.dtype}")
+same(ref, warp, atol=1e-5)
 print("ok")
 """
 
@@ -83,9 +123,9 @@ def test_torch_minibatch_gradients_are_sparse_rows():
         assert set(grad.coalesce().indices()[0].tolist()) == set(rows.tolist())
 
 
-needs_gpu = pytest.mark.skipif(not has_cuda(), reason="no CUDA device visible to numba")
+needs_gpu = pytest.mark.skipif(not devices.numba_cuda(), reason="no CUDA device visible to numba")
 needs_torch_gpu = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device visible to torch"
+    not devices.torch_cuda(), reason="no CUDA device visible to torch"
 )
 
 
