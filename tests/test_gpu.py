@@ -147,73 +147,111 @@ def hogwild_tolerance(serial_rmse: float) -> float:
     return 0.01 + 0.05 * serial_rmse
 
 
-def hogwild_waves(u, i, r, n_users, n_items, W, n_epochs=GPU_HYPER["n_epochs"], stores=False):
-    """A NumPy model of the CUDA kernels at their most concurrent: W workers take W ratings of
-    the epoch's order at a time, all read Pᵤ, Qᵢ, bᵤ, bᵢ before any writes, then every step is
-    added (the kernels' atomic adds), or with ``stores`` each worker stores its updated row and
-    the last store wins (plain stores: steps lost). Returns the training RMSE."""
+# The GPU test's grids, (lanes, blocks, threads) -> at most GPU_WORKERS workers on the device at
+# once: threads 64 per block (default grid: 2 blocks) or 16 blocks of 8; warps 256 per block
+# (default grid: 19 blocks, 152 warps) or 32 blocks of 4 warps.
+GPU_GRIDS = [(1, None, 64), (1, 16, 8), (32, None, 256), (32, 32, 128)]
+GPU_WORKERS = 152
+MULTIPROCESSORS = 16  # the model's multiprocessors (each with its own L1) for the stale reads
+
+
+def hogwild_waves(u, i, r, n_users, n_items, W, n_epochs=GPU_HYPER["n_epochs"], stale=False):
+    """A NumPy model of the CUDA kernels at their most concurrent; returns the training RMSE.
+
+    W workers take W ratings of the epoch's order at a time; all read Pᵤ, Qᵢ, bᵤ, bᵢ before any
+    writes, then each stores its updated rows and, where workers share a row, the last store
+    wins (the kernels' loads and stores through L2: steps of concurrent workers lost). With
+    ``stale`` each read comes instead from the worker's multiprocessor's L1 (worker w on
+    multiprocessor w mod MULTIPROCESSORS), which keeps every row it has read or stored since
+    the launch began (plain loads: other multiprocessors' steps unseen, then undone).
+    """
     lr, reg = GPU_HYPER["lr"], GPU_HYPER["reg"]
     rng = np.random.default_rng(0)  # the fit's stream (seed 0): P, Q, then an order per epoch
     P, Q = init_factors(rng, n_users, n_items, GPU_HYPER["n_factors"], 0.1, np.float64)
     bu, bi, mu = np.zeros(n_users), np.zeros(n_items), r.mean()
+    tables = (bu, bi, P, Q)
+    S = min(W, MULTIPROCESSORS)
     for _ in range(n_epochs):
         order = epoch_order(rng, r.shape[0], True)
+        l1 = [np.zeros((S, *t.shape)) for t in tables]  # each launch starts with empty L1s
+        held = [np.zeros((S, t.shape[0]), dtype=bool) for t in tables]
         for start in range(0, r.shape[0], W):
             j = order[start : start + W]
             uu, ii = u[j], i[j]
-            Pu, Qi, b_u, b_i = P[uu], Q[ii], bu[uu], bi[ii]  # (W, k), (W, k), (W,), (W,)
+            sm = np.arange(j.shape[0]) % S  # (W,)
+            rows = (uu, ii, uu, ii)
+            before = []
+            for t, ix, cache, has in zip(tables, rows, l1, held, strict=True):
+                if stale:
+                    miss = ~has[sm, ix]  # (W,): not in this multiprocessor's L1 yet
+                    cache[sm[miss], ix[miss]] = t[ix[miss]]
+                    has[sm[miss], ix[miss]] = True
+                    before.append(cache[sm, ix])
+                else:
+                    before.append(t[ix])
+            b_u, b_i, Pu, Qi = before  # (W,), (W,), (W, k), (W, k)
             err = r[j] - (mu + b_u + b_i + np.einsum("wk,wk->w", Pu, Qi))  # (W,)
             steps = (
-                (bu, uu, b_u, lr * (err - reg * b_u)),
-                (bi, ii, b_i, lr * (err - reg * b_i)),
-                (P, uu, Pu, lr * (err[:, None] * Qi - reg * Pu)),
-                (Q, ii, Qi, lr * (err[:, None] * Pu - reg * Qi)),
+                lr * (err - reg * b_u),
+                lr * (err - reg * b_i),
+                lr * (err[:, None] * Qi - reg * Pu),
+                lr * (err[:, None] * Pu - reg * Qi),
             )
-            for table, rows, before, step in steps:
-                if stores:
-                    table[rows] = before + step  # a repeated row keeps one store only
-                else:
-                    np.add.at(table, rows, step)
+            for t, ix, cache, old, step in zip(tables, rows, l1, before, steps, strict=True):
+                t[ix] = old + step  # a repeated row keeps one store only
+                cache[sm, ix] = old + step  # a store also lands in the storer's L1
     return rmse(r, mu + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i]))
 
 
+def test_gpu_workers_match_the_grids():
+    from mfrec.reference.cuda import WARP, default_blocks
+
+    u = gpu_problem()[0]
+    for lanes, blocks, threads in GPU_GRIDS:
+        grid = default_blocks(u.shape[0], threads, lanes) if blocks is None else blocks
+        assert grid * threads // lanes <= GPU_WORKERS
+    assert default_blocks(u.shape[0], 256, WARP) * 256 // WARP == GPU_WORKERS
+
+
 def test_gpu_tolerance_admits_hogwild_staleness():
-    # The GPU test below runs up to 64 blocks x 128 threads = 8192 workers on 40k ratings.
-    # Modelled as lock-step waves of 8192 (every read as stale as that concurrency allows),
-    # the fit must still end within the test's tolerance, and plain stores, which lose steps
-    # (the kernels' first version), must not: the GPU test can tell the two apart.
+    # The GPU test below runs up to GPU_WORKERS workers on 40k ratings. Modelled as lock-step
+    # waves of that many (every read as stale as that concurrency allows, every collision a
+    # lost step), the fit must still end within the test's tolerance; reads from stale L1
+    # lines (plain loads, the warp kernel's first version) must not: on an H200 that kernel
+    # ended at RMSE 1.96-1.98, as this model does. So the GPU test tells the two apart.
     u, i, r, n_users, n_items = gpu_problem()
     few = slice(0, 2000)  # one worker is the serial rule (checked on a slice: a call per rating)
     serial = MatrixFactorization(**{**GPU_HYPER, "n_epochs": 2})
     serial.fit(u[few], i[few], r[few], n_users, n_items)
-    one = hogwild_waves(u[few], i[few], r[few], n_users, n_items, W=1, n_epochs=2)
-    assert one == pytest.approx(rmse(r[few], serial.predict(u[few], i[few])), rel=1e-9)
+    serial_few = rmse(r[few], serial.predict(u[few], i[few]))
+    for stale in (False, True):
+        one = hogwild_waves(u[few], i[few], r[few], n_users, n_items, 1, n_epochs=2, stale=stale)
+        assert one == pytest.approx(serial_few, rel=1e-9)
     serial = MatrixFactorization(**GPU_HYPER).fit(u, i, r, n_users, n_items)
     serial_rmse = rmse(r, serial.predict(u, i))
-    waves_rmse = hogwild_waves(u, i, r, n_users, n_items, W=64 * 128)
-    assert waves_rmse > serial_rmse  # staleness costs something ...
+    waves_rmse = hogwild_waves(u, i, r, n_users, n_items, W=GPU_WORKERS)
+    assert waves_rmse > serial_rmse  # lost steps cost something ...
     assert abs(waves_rmse - serial_rmse) <= hogwild_tolerance(serial_rmse)  # ... within bounds
-    stores_rmse = hogwild_waves(u, i, r, n_users, n_items, W=64 * 128, stores=True)
-    assert abs(stores_rmse - serial_rmse) > hogwild_tolerance(serial_rmse)
+    stale_rmse = hogwild_waves(u, i, r, n_users, n_items, W=GPU_WORKERS, stale=True)
+    assert abs(stale_rmse - serial_rmse) > hogwild_tolerance(serial_rmse)
 
 
 @pytest.mark.gpu
 @needs_gpu
-@pytest.mark.parametrize("blocks", [None, 64], ids=["default-grid", "64-blocks"])
-@pytest.mark.parametrize("lanes", [1, 32])
-def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks):
+@pytest.mark.parametrize(("lanes", "blocks", "threads"), GPU_GRIDS)
+@pytest.mark.parametrize("order", ["host", "device"])
+def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks, threads, order):
     from mfrec.reference.cuda import CudaMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     serial = MatrixFactorization(**GPU_HYPER).fit(u, i, r, n_users, n_items)
-    # 64 blocks run on many multiprocessors, whose L1 caches are not coherent within a launch.
-    # On an H200 the warp kernel with plain loads and stores reached RMSE 1.96-1.98 here (39
-    # blocks) against the serial 0.04, though one warp alone matched the reference to 6e-17;
-    # the thread kernel's default grid for this problem is one block, which would hide that.
-    # test_gpu_tolerance_admits_hogwild_staleness backs the tolerance on the CPU.
-    gpu = CudaMatrixFactorization(**GPU_HYPER, lanes=lanes, blocks=blocks).fit(
-        u, i, r, n_users, n_items
-    )
+    # Several blocks run on several multiprocessors, whose L1 caches are not coherent within a
+    # launch: on an H200 the warp kernel with plain loads and stores reached RMSE 1.96-1.98
+    # here (39 blocks) against the serial 0.04, though one warp alone matched the reference to
+    # 6e-17. test_gpu_tolerance_admits_hogwild_staleness backs the tolerance on the CPU.
+    gpu = CudaMatrixFactorization(
+        **GPU_HYPER, lanes=lanes, blocks=blocks, threads=threads, order=order
+    ).fit(u, i, r, n_users, n_items)
     serial_rmse = rmse(r, serial.predict(u, i))
     assert abs(rmse(r, gpu.predict(u, i)) - serial_rmse) <= hogwild_tolerance(serial_rmse)
 
