@@ -31,11 +31,9 @@ device and synchronises once. The logic runs on the CPU under ``NUMBA_ENABLE_CUD
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from mfrec.reference.mf import MatrixFactorization, check_finite
-from mfrec.reference.sampling import epoch_order
+from mfrec.reference.sampling import epoch_order, walk_step
 from numba import config, cuda
 
 from mfrec import devices
@@ -245,16 +243,6 @@ def default_blocks(n_ratings: int, threads: int, lanes: int = 1) -> int:
     return max(1, min(most, n_ratings // (workers * RATINGS_PER_WORKER)))
 
 
-def coprime_step(rng: np.random.Generator, n: int) -> int:
-    """A random a in [1, n) with gcd(a, n) = 1 (1 when n <= 2): t ↦ (a·t + b) mod n permutes."""
-    if n <= 2:
-        return 1
-    while True:
-        a = int(rng.integers(1, n))
-        if math.gcd(a, n) == 1:
-            return a
-
-
 class CudaEpochs:
     """Ratings and factors resident on the GPU; runs epochs of one kernel over them.
 
@@ -408,7 +396,7 @@ class CudaMatrixFactorization(MatrixFactorization):
         d_order = cuda.to_device(epoch_order(rng, n, self.shuffle))
         if not self.shuffle:
             return [(d_order, 1, 0)] * self.n_epochs
-        return [(d_order, coprime_step(rng, n), int(rng.integers(n))) for _ in range(self.n_epochs)]
+        return [(d_order, *walk_step(rng, n)) for _ in range(self.n_epochs)]
 
     def _epoch_kernel(self, u, i, r, P, Q, bu, bi):
         epochs = CudaEpochs(u, i, r, P, Q, bu, bi, self.blocks, self.threads, self.lanes)
@@ -423,7 +411,7 @@ class CudaMatrixFactorization(MatrixFactorization):
         d_order = cuda.to_device(epoch_order(rng, n, self.shuffle))
 
         def sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased):
-            a, b = (coprime_step(rng, n), int(rng.integers(n))) if self.shuffle else (1, 0)
+            a, b = walk_step(rng, n) if self.shuffle else (1, 0)
             sse = epochs.run(d_order, mu, lr, reg, biased, a, b)
             epochs.copy_back()
             return sse

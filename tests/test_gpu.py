@@ -24,9 +24,9 @@ SIM_SCRIPT = """
 import numpy as np
 from mfrec import devices
 from mfrec.reference import MatrixFactorization
-from mfrec.reference.cuda import CudaMatrixFactorization, coprime_step
+from mfrec.reference.cuda import CudaMatrixFactorization
 from mfrec.reference.fast import epoch_kernel
-from mfrec.reference.sampling import epoch_order, init_factors
+from mfrec.reference.sampling import epoch_order, init_factors, walk_step
 
 def same(a, b, atol=0.0):
     for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
@@ -59,8 +59,8 @@ bu, bi, mu = np.zeros(8), np.zeros(7), r.mean()
 pi = epoch_order(g, 60, True)
 t = np.arange(60)
 for _ in range(3):
-    a = coprime_step(g, 60)
-    walk = pi[(a * t + int(g.integers(60))) % 60]
+    a, b = walk_step(g, 60)
+    walk = pi[(a * t + b) % 60]
     if np.array_equal(np.sort(walk), t) is False:
         raise SystemExit("the walk is not a permutation")
     epoch_kernel("exact", 1)(u, i, r, walk, P, Q, bu, bi, mu, 0.01, 0.02, True)
