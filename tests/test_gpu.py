@@ -258,16 +258,19 @@ def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks, threads, order):
 
 @pytest.mark.gpu
 @needs_torch_gpu
-@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
-def test_torch_minibatch_on_cuda_matches_cpu(compile):
+@pytest.mark.parametrize(
+    ("compile", "graph"),
+    [(False, False), (True, False), (False, True), (True, True)],
+    ids=["eager", "compiled", "graph", "graph-compiled"],
+)
+def test_torch_minibatch_on_cuda_matches_cpu(compile, graph):
     from mfrec.torch_impl.model import TorchMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     hyper = dict(n_factors=8, n_epochs=3, lr=0.01, reg=0.01, biased=True, mode="minibatch")
     cpu_model = TorchMatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
-    cuda_model = TorchMatrixFactorization(**hyper, device="cuda", compile=compile).fit(
-        u, i, r, n_users, n_items
-    )
+    cuda_model = TorchMatrixFactorization(**hyper, device="cuda", compile=compile, graph=graph)
+    cuda_model.fit(u, i, r, n_users, n_items)
     # Same order and float64 math; only the order in which the device adds up repeated rows
     # and reductions differs (rounding).
     np.testing.assert_allclose(cuda_model.P, cpu_model.P, rtol=0, atol=1e-9)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from mfrec.reference.mf import FactorModel, MatrixFactorization, check_finite, initial_from
 from mfrec.reference.sampling import epoch_order, init_factors
+from mfrec.torch_impl.graphed import GraphedEpoch
 from torch import nn
 
 from mfrec._internal import check_positive, check_ratings, check_size
@@ -127,6 +128,9 @@ class TorchMatrixFactorization(FactorModel):
     ``lr·batch_size`` so each rating moves the rows as far as one reference step would.
     ``compile=True`` (minibatch only) runs each full batch as :func:`sparse_sgd_step` under
     ``torch.compile`` (the same step, fused; compiling costs seconds on the first batch).
+    ``graph=True`` (minibatch only) records an epoch's full batches as one CUDA graph and
+    replays it each epoch (:class:`mfrec.torch_impl.graphed.GraphedEpoch`; with ``compile``,
+    of the compiled step); on the CPU the same steps run as a loop.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class TorchMatrixFactorization(FactorModel):
         batch_size: int = 1024,
         device: str = "cpu",
         compile: bool = False,
+        graph: bool = False,
     ) -> None:
         # The reference validates the shared hyper-parameters; copy its checked values.
         ref = MatrixFactorization(
@@ -158,6 +163,10 @@ class TorchMatrixFactorization(FactorModel):
         if compile and mode != "minibatch":
             raise ValueError("compile=True needs mode='minibatch' (exact mode steps one rating)")
         self.compile = bool(compile)
+        if graph and mode != "minibatch":
+            raise ValueError("graph=True needs mode='minibatch' (exact mode steps one rating)")
+        self.graph = bool(graph)
+        self._graphed: tuple[MFModule, GraphedEpoch] | None = None
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
@@ -216,6 +225,8 @@ class TorchMatrixFactorization(FactorModel):
 
     def _epoch(self, u, i, r, order, optimizer, B: int) -> float:
         """One pass over ``order`` in steps of B ratings; returns Σ e² seen before each step."""
+        if self.graph:
+            return self._graphed_epoch(u, i, r, order, B)
         if self.compile:
             return self._compiled_epoch(u, i, r, order, B)
         sse = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -232,15 +243,39 @@ class TorchMatrixFactorization(FactorModel):
         """:meth:`_epoch` by :func:`sparse_sgd_step`: compiled for full batches, eager for the
         shorter last one (so one compiled shape serves every epoch)."""
         m = self.module
-        tables = [m.P.weight.detach(), m.Q.weight.detach()]  # (n, k), (m, k): shared storage
-        if self.biased:
-            tables += [m.bu.weight.detach()[:, 0], m.bi.weight.detach()[:, 0]]  # (n,), (m,)
+        tables = self._tables()
         step = compiled_sgd_step()
         sse = torch.zeros((), dtype=torch.float64, device=self.device)
         for start in range(0, order.shape[0], B):
             idx = order[start : start + B]  # (B,)
             fn = step if idx.shape[0] == B else sparse_sgd_step
             sse += fn(tables, u[idx], i[idx], r[idx], m.mu, self.lr * B, self.reg)
+        return float(sse)
+
+    def _tables(self) -> list[torch.Tensor]:
+        """[P (n, k), Q (m, k)(, bu (n,), bi (m,))]: the module's weights, shared storage."""
+        m = self.module
+        tables = [m.P.weight.detach(), m.Q.weight.detach()]
+        if self.biased:
+            tables += [m.bu.weight.detach()[:, 0], m.bi.weight.detach()[:, 0]]
+        return tables
+
+    def _graphed_epoch(self, u, i, r, order, B: int) -> float:
+        """:meth:`_epoch` by a :class:`GraphedEpoch` of this fit's module (built on the fit's
+        first epoch), then the short last batch by the eager step."""
+        m = self.module
+        lr = self.lr * B
+        if self._graphed is None or self._graphed[0] is not m:
+            step = compiled_sgd_step() if self.compile else sparse_sgd_step
+            epoch = GraphedEpoch(
+                step, self._tables(), (u, i, r), order.shape[0], B, m.mu, lr, self.reg
+            )
+            self._graphed = (m, epoch)
+        epoch = self._graphed[1]
+        sse = epoch(order)
+        tail = order[epoch.n_batches * B :]  # (< B,)
+        if tail.shape[0]:
+            sse = sse + sparse_sgd_step(epoch.tables, u[tail], i[tail], r[tail], m.mu, lr, self.reg)
         return float(sse)
 
     def _sync_numpy(self) -> None:
