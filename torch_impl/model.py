@@ -166,7 +166,7 @@ class TorchMatrixFactorization(FactorModel):
         if graph and mode != "minibatch":
             raise ValueError("graph=True needs mode='minibatch' (exact mode steps one rating)")
         self.graph = bool(graph)
-        self._graphed: tuple[MFModule, GraphedEpoch] | None = None
+        self._graphed: tuple[MFModule, int, GraphedEpoch] | None = None
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
@@ -261,17 +261,17 @@ class TorchMatrixFactorization(FactorModel):
         return tables
 
     def _graphed_epoch(self, u, i, r, order, B: int) -> float:
-        """:meth:`_epoch` by a :class:`GraphedEpoch` of this fit's module (built on the fit's
-        first epoch), then the short last batch by the eager step."""
+        """:meth:`_epoch` by a :class:`GraphedEpoch` of this fit's module and this order's
+        length (built on first use), then the short last batch by the eager step."""
         m = self.module
         lr = self.lr * B
-        if self._graphed is None or self._graphed[0] is not m:
+        if self._graphed is None or self._graphed[:2] != (m, order.shape[0]):
             step = compiled_sgd_step() if self.compile else sparse_sgd_step
             epoch = GraphedEpoch(
                 step, self._tables(), (u, i, r), order.shape[0], B, m.mu, lr, self.reg
             )
-            self._graphed = (m, epoch)
-        epoch = self._graphed[1]
+            self._graphed = (m, order.shape[0], epoch)
+        epoch = self._graphed[2]
         sse = epoch(order)
         tail = order[epoch.n_batches * B :]  # (< B,)
         if tail.shape[0]:
