@@ -25,7 +25,9 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
-# Timings (pytest-benchmark), then tables, results.json and bench.png under benchmarks/out/.
+# Time to accuracy (ML-100k and a 1M-rating synthetic problem: the 25M one runs in
+# benchmarks/gpu_session.sh), timings (pytest-benchmark), then tables, results.json and
+# bench.png under benchmarks/out/.
 bench: install
 	$(MAKE) bench-speed
 	$(BIN)/python benchmarks/bench_distributed.py
@@ -36,6 +38,8 @@ bench: install
 PY ?= $(BIN)/python
 bench-speed:
 	mkdir -p benchmarks/out
+	$(PY) benchmarks/time_to_accuracy.py --problem ml100k
+	$(PY) benchmarks/time_to_accuracy.py --problem synthetic --n 1000000
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -p no:randomly \
 		--benchmark-json=benchmarks/out/bench.json
 	$(PY) benchmarks/report.py benchmarks/out/bench.json

@@ -28,9 +28,10 @@ from harness import (
     torch_epoch,
 )
 from mfrec.reference import MatrixFactorization, rmse
-from mfrec.reference.cuda import has_cuda
 
-GPU = has_cuda() and torch.cuda.is_available()
+from mfrec import devices
+
+GPU = devices.numba_cuda() and devices.torch_cuda()
 needs_gpu = pytest.mark.skipif(not GPU, reason="no CUDA device: GPU rows not measured")
 TORCH_EXACT_RATINGS = 2000  # torch exact mode is one Python-level step per rating
 CPU_THREADS = 2
