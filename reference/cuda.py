@@ -110,6 +110,20 @@ else:
         cuda.syncwarp(FULL_MASK)
 
 
+@cuda_device
+def _walk_start(s, stride, a, b, n):
+    """(position of walk step s, the position's advance per ``stride`` steps): (a·s + b) mod n
+    and (a·stride) mod n. Two 64-bit remainders per worker, not one per rating."""
+    return (a * (s % n) + b) % n, (a * (stride % n)) % n
+
+
+@cuda_device
+def _walk_next(pos, step, n):
+    """The walk's position ``stride`` steps on: (pos + step) mod n, both already below n."""
+    pos += step
+    return pos - n if pos >= n else pos
+
+
 @cuda_jit
 def _sgd_epoch_cuda(users, items, ratings, order, a, b, P, Q, bu, bi, mu, lr, reg, biased, sse):
     """Hogwild epoch: thread t applies the reference rule to the ratings at walk positions t,
@@ -129,8 +143,11 @@ def _sgd_epoch_cuda(users, items, ratings, order, a, b, P, Q, bu, bi, mu, lr, re
     n = order.shape[0]
     zero = mu - mu  # 0 in the factors' dtype: float32 data sums in float32
     acc = 0.0
-    for s in range(cuda.grid(1), n, cuda.gridsize(1)):
-        j = order[(a * s + b) % n]
+    stride = cuda.gridsize(1)
+    pos, step = _walk_start(cuda.grid(1), stride, a, b, n)
+    for _ in range(cuda.grid(1), n, stride):
+        j = order[pos]
+        pos = _walk_next(pos, step, n)
         u = users[j]
         i = items[j]
         dot = zero
@@ -181,19 +198,21 @@ def _sgd_epoch_cuda_warp(
     n = order.shape[0]
     zero = mu - mu  # 0 in the factors' dtype
     acc = 0.0
-    for base in range(w - w % warps, n, cuda.gridsize(1) // WARP):
-        s = base + w % warps
-        active = s < n
+    stride = cuda.gridsize(1) // WARP
+    pos, step = _walk_start(w, stride, a, b, n)
+    for base in range(w - w % warps, n, stride):
+        active = base + w % warps < n
         u = 0
         i = 0
         j = 0
         dot = zero
         if active:
-            j = order[(a * s + b) % n]
+            j = order[pos]
             u = users[j]
             i = items[j]
             for f in range(lane, k, WARP):
                 dot += _load(P, (u, f)) * _load(Q, (i, f))
+        pos = _walk_next(pos, step, n)
         r_hat = _warp_sum(dot)
         err = zero
         b_u = zero
