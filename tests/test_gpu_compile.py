@@ -73,7 +73,7 @@ def test_triton_kernel_compiles_for_sm90_with_l2_loads(dtype):
 
     ptr = f"*{dtype}"
     sig = dict(users="*i64", items="*i64", ratings=ptr, order="*i64", P=ptr, Q=ptr, bu=ptr)
-    sig.update(bi=ptr, sse="*fp64", hyper=ptr, n="i64", a="i64", b="i64")
+    sig.update(bi=ptr, sse="*fp64", hyper=ptr, n="i64", a="i64", b="i64", step="i64")
     sig.update(K="constexpr", BK="constexpr", BR="constexpr", BIASED="constexpr")
     src = ASTSource(
         fn=_sgd_tiles, signature=sig, constexprs={"K": 64, "BK": 64, "BR": 4, "BIASED": True}

@@ -62,13 +62,15 @@ if triton is not None:
         n,
         a,
         b,
+        step,
         K: tl.constexpr,
         BK: tl.constexpr,
         BR: tl.constexpr,
         BIASED: tl.constexpr,
     ):
         """Program p of G takes tiles p, p + G, …; tile t holds walk positions
-        s = t·BR … t·BR + BR − 1, rating ``order[(a·s + b) mod n]``. The reference rule on each
+        s = t·BR … t·BR + BR − 1, rating ``order[(a·s + b) mod n]`` (``step`` = a·G·BR mod n:
+        a tile's positions advance by it to the program's next tile). The reference rule on each
         (Pᵤ from before); the program's Σ e² (float64) into ``sse[p]``. ``hyper`` = [μ, lr, reg]
         in the factors' dtype (a float scalar argument would be float32)."""
         mu = tl.load(hyper)
@@ -76,10 +78,13 @@ if triton is not None:
         reg = tl.load(hyper + 2)
         f = tl.arange(0, BK)  # (BK,)
         acc = tl.zeros([BR], dtype=tl.float64)
-        for t in range(tl.program_id(0), tl.cdiv(n, BR), tl.num_programs(0)):
-            s = tl.arange(0, BR).to(tl.int64) + t * BR  # (BR,): int64, as a·s may pass 2³¹
+        first = tl.program_id(0)
+        stride = tl.num_programs(0) * BR  # walk steps from one of this program's tiles to the next
+        s = tl.arange(0, BR).to(tl.int64) + first * BR  # (BR,): int64, as a·s may pass 2³¹
+        pos = (a * (s % n) + b) % n  # (BR,): 64-bit remainders once per program, not per rating
+        for _ in range(first, tl.cdiv(n, BR), tl.num_programs(0)):
             live = s < n
-            j = tl.load(order + (a * s + b) % n, mask=live, other=0)  # (BR,)
+            j = tl.load(order + pos, mask=live, other=0)  # (BR,)
             u = tl.load(users + j, mask=live, other=0)
             i = tl.load(items + j, mask=live, other=0)
             r = tl.load(ratings + j, mask=live, other=0.0)
@@ -102,6 +107,9 @@ if triton is not None:
             tl.store(q_at, Qi + lr * (e * Pu - reg * Qi), mask=cell, cache_modifier=".cg")
             e64 = err.to(tl.float64)
             acc += e64 * e64
+            s += stride
+            pos += step
+            pos = tl.where(pos >= n, pos - n, pos)
         tl.store(sse + tl.program_id(0), tl.sum(acc, axis=0))
 
 
@@ -153,6 +161,7 @@ class TritonEpochs:
             order.shape[0],
             a,
             b,
+            a * (self.programs * self.tile % order.shape[0]) % order.shape[0],
             K=k,
             BK=triton.next_power_of_2(k),
             BR=self.tile,
