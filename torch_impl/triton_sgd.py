@@ -113,6 +113,12 @@ if triton is not None:
         tl.store(sse + tl.program_id(0), tl.sum(acc, axis=0))
 
 
+def warps_for(tile: int, BK: int) -> int:
+    """Warps per program: one per 256 values of the (tile, BK) block, 1 to 4 (small programs let
+    more tiles be in flight per multiprocessor; not yet tuned on a GPU)."""
+    return max(1, min(4, tile * BK // 256))
+
+
 def default_programs(n_ratings: int, tile: int) -> int:
     """Programs for an epoch: enough that each walks >= RATINGS_PER_WORKER ratings (few enough
     concurrent tiles that Hogwild's collisions stay rare on small data), at least one."""
@@ -147,6 +153,7 @@ class TritonEpochs:
     def launch(self, order: torch.Tensor, mu, lr, reg, biased: bool, a: int = 1, b: int = 0):
         """Queue one epoch over walk t ↦ order[(a·t + b) mod n]; Σ e² per program in ``sse``."""
         k = self.P.shape[1]
+        BK = triton.next_power_of_2(k)
         _sgd_tiles[(self.programs,)](
             self.users,
             self.items,
@@ -163,9 +170,10 @@ class TritonEpochs:
             b,
             a * (self.programs * self.tile % order.shape[0]) % order.shape[0],
             K=k,
-            BK=triton.next_power_of_2(k),
+            BK=BK,
             BR=self.tile,
             BIASED=bool(biased),
+            num_warps=warps_for(self.tile, BK),
         )
 
     def _hyper(self, mu, lr, reg) -> torch.Tensor:
