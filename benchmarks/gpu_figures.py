@@ -194,31 +194,35 @@ TORCH_CASES += [(1 << 20, False, True)]
 
 
 def measure(rows: Rows, quick: bool) -> None:
+    """The kernels' rows on both grids first, then torch's (compiles are slow), then scaling:
+    a time limit takes the least needed rows."""
     grids = {"ML-10M": GRIDS["ML-10M"]} if quick else GRIDS
+    problems = {}
     for grid, (n_users, n_items, n) in grids.items():
-        data = random_ratings(n_users, n_items, n)
-        shape = (n_users, n_items)
-        variants = [(64, np.float32, False), (128, np.float32, False)]
-        variants += [(64, np.float32, True), (64, np.float64, False)]
+        problems[grid] = (random_ratings(n_users, n_items, n), (n_users, n_items))
+    variants = [(64, np.float32, False), (128, np.float32, False)]
+    variants += [(64, np.float32, True), (64, np.float64, False)]
+    for grid, (data, shape) in problems.items():
         for k, dtype, biased in variants:
             kernel_rows(rows, "epoch", grid, data, shape, k, dtype, biased)
-        if grid == "ML-10M":
-            attempt(
-                rows,
-                "epoch",
-                "numba.cuda thread/rating",
-                grid,
-                64,
-                np.float32,
-                False,
-                numba_cuda_epoch,
-                data,
-                shape,
-                64,
-                np.float32,
-                False,
-                1,
-            )
+    data, shape = problems["ML-10M"]
+    attempt(
+        rows,
+        "epoch",
+        "numba.cuda thread/rating",
+        "ML-10M",
+        64,
+        np.float32,
+        False,
+        numba_cuda_epoch,
+        data,
+        shape,
+        64,
+        np.float32,
+        False,
+        1,
+    )
+    for grid, (data, shape) in problems.items():
         tensors = tuple(torch.from_numpy(a).cuda() for a in data)
         # On the larger grid one compile (of its table shapes) is enough: graph + compiled.
         cases = [c for c in TORCH_CASES if grid == "ML-10M" or not (c[1] and not c[2])]
@@ -243,12 +247,14 @@ def measure(rows: Rows, quick: bool) -> None:
                 rounds=3,
             )
         del tensors
-        if grid == "ML-25M" or quick:
-            for n_sub in (1_000_000, 3_000_000, 10_000_000, n):
-                sub = tuple(a[:n_sub] for a in data)
-                kernel_rows(rows, "scale_n", grid, sub, shape, 64, np.float32, False)
-            for k in (16, 32, 64, 128, 256):
-                kernel_rows(rows, "scale_k", grid, data, shape, k, np.float32, False)
+    grid = list(problems)[-1]
+    data, shape = problems[grid]
+    for n_sub in (1_000_000, 3_000_000, 10_000_000, 25_000_000):
+        if n_sub <= len(data[2]):
+            sub = tuple(a[:n_sub] for a in data)
+            kernel_rows(rows, "scale_n", grid, sub, shape, 64, np.float32, False)
+    for k in (16, 32, 64, 128, 256):
+        kernel_rows(rows, "scale_k", grid, data, shape, k, np.float32, False)
 
 
 def ml100k_fit(rows: Rows) -> None:
@@ -260,14 +266,16 @@ def ml100k_fit(rows: Rows) -> None:
     tr, te = train_test_split(len(data), test_size=0.2, seed=0)
     train, test = data.subset(tr), data.subset(te)
     args = (train.users, train.items, train.ratings, data.n_users, data.n_items)
-    for order in ("device", "host"):
-        fit = CudaMatrixFactorization(**SURPRISE, order=order).fit
+    # Default grid: >= 256 ratings per warp (39 blocks of 8 warps here); larger grids finish an
+    # epoch sooner but put more ratings of one user or item in flight at once (Hogwild).
+    for order, blocks in (("device", None), ("device", 156), ("device", 625), ("host", None)):
+        fit = CudaMatrixFactorization(**SURPRISE, order=order, blocks=blocks).fit
         model = fit(*args)  # compile, outside timing
         seconds = median_s(lambda fit=fit: fit(*args), 7)
         test_rmse = rmse(test.ratings, model.predict(test.users, test.items))
         rows.add(
             "ml100k_fit",
-            f"numba.cuda warp/rating, order={order}",
+            f"numba.cuda warp/rating, order={order}, blocks={blocks or 'default'}",
             "ML-100k",
             20 * len(train),
             100,

@@ -383,7 +383,15 @@ class CudaMatrixFactorization(MatrixFactorization):
         host between epochs (no ``callback``, ``eval_set``, ``patience`` or ``tol``)."""
         if callback is not None or eval_set is not None or patience is not None or self.tol:
             return super().fit(
-                users, items, ratings, n_users, n_items, init, callback, eval_set, patience
+                users,
+                items,
+                ratings,
+                n_users,
+                n_items,
+                init=init,
+                callback=callback,
+                eval_set=eval_set,
+                patience=patience,
             )
         u, i, r = check_ratings(users, items, ratings, self.dtype)
         n_users = check_size("n_users", n_users, u)
