@@ -25,9 +25,11 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
-# Timings (pytest-benchmark), then tables, results.json and bench.png under benchmarks/out/;
-# then the end-to-end run: `mfrec train` on 2.5M generated ml-25m-like ratings beside cmfrec
-# (E2E_RATINGS=25000000 for the full size; E2E_FLAGS adds rows, e.g. --mfrec='--model als').
+# Time to accuracy (ML-100k and a 1M-rating synthetic problem: the 25M one runs in
+# benchmarks/gpu_session.sh), timings (pytest-benchmark), then tables, results.json and
+# bench.png under benchmarks/out/; then the end-to-end run: `mfrec train` on 2.5M generated
+# ml-25m-like ratings beside cmfrec (E2E_RATINGS=25000000 for the full size; E2E_FLAGS adds
+# rows, e.g. --mfrec='--model als').
 E2E_RATINGS ?= 2500000
 E2E_FLAGS ?=
 bench: install
@@ -41,6 +43,8 @@ bench: install
 PY ?= $(BIN)/python
 bench-speed:
 	mkdir -p benchmarks/out
+	$(PY) benchmarks/time_to_accuracy.py --problem ml100k
+	$(PY) benchmarks/time_to_accuracy.py --problem synthetic --n 1000000
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -p no:randomly \
 		--benchmark-json=benchmarks/out/bench.json
 	$(PY) benchmarks/report.py benchmarks/out/bench.json

@@ -79,7 +79,7 @@ def cuda_epoch(
     dtype = ratings.dtype.type
     rng = np.random.default_rng(seed)
     arrays = factors(rng, n_users, n_items, k, dtype)
-    epochs = CudaEpochs(users, items, ratings, *arrays, None, 128, lanes)
+    epochs = CudaEpochs(users, items, ratings, *arrays, None, 256 if lanes > 1 else 128, lanes)
     d_order = cuda.to_device(rng.permutation(ratings.shape[0]))
     hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
     epochs.run(d_order[:1000], *hyper)  # compile and CUDA init, outside timing

@@ -321,6 +321,9 @@ def main(argv: list[str]) -> int:
     rows = [r for r in rows if not any(text in r["impl"] for text in drop)]
     out = sources[0].parent
     report = render(machine, rows)
+    for tta in sorted(out.glob("tta-*.md")):  # benchmarks/time_to_accuracy.py's tables
+        report += f"\n{tta.read_text()}\n![{tta.stem}]({tta.stem}.png)\n"
+
     results = json.dumps({"machine": machine, "rows": rows}, indent=1)
     write_atomic(out / "report.md", lambda tmp: Path(tmp).write_text(report))
     write_atomic(out / "results.json", lambda tmp: Path(tmp).write_text(results))

@@ -1,48 +1,65 @@
 """The per-sample SGD rule as ``numba.cuda`` kernels, Hogwild across GPU threads.
 
-In the manner of cuMF_SGD, many GPU workers update P and Q at once without locks; each worker
-walks a strided slice of the epoch's ``order``. Two layouts: ``lanes=1``, one thread per
+In the manner of cuMF_SGD, many GPU workers update P and Q at once without locks or atomics;
+each worker walks a strided slice of the epoch's order. Two layouts: ``lanes=1``, one thread per
 rating (:func:`_sgd_epoch_cuda`); ``lanes=32``, one warp per rating (:func:`_sgd_epoch_cuda_warp`,
-cuMF_SGD's: the 32 lanes read a row together, so loads coalesce). Their logic runs on the CPU
-under ``NUMBA_ENABLE_CUDASIM=1`` (see ``tests/test_gpu.py``).
+cuMF_SGD's: the 32 lanes read a row together, so loads coalesce).
+
+Memory: every read of P, Q, bᵤ, bᵢ is ``ld.global.cg`` (:func:`_load`, ``cuda.ldcg``) and every
+write ``st.global.cg`` (:func:`_store`, ``cuda.stcg``): both go to L2, which all multiprocessors
+share, never to a multiprocessor's L1, which is not kept coherent within a launch (PTX ISA,
+"Cache Operators": a default ``ld.ca`` "may get stale L1 cache data"). A plain load could return
+a row another multiprocessor changed long ago, and the store after it would undo all those steps
+(on an H200 that drove a fit to RMSE 1.97 where the serial rule reaches 0.04).
+
+Races that remain (Hogwild, as :func:`mfrec.reference.fast._sgd_epoch_hogwild` on the CPU): two
+workers on the same row at the same moment both read it before either writes, and the later
+store wins, losing the other's step for that row. A rating's read-to-write window is a few
+hundred nanoseconds, so this needs two of the few thousand ratings in flight to share a user or
+an item; on MovieLens-like data that is rare, and SGD tolerates the lost step as it tolerates
+noise (``tests/test_gpu.py`` bounds the cost with a CPU model at the GPU test's concurrency).
+Inside a warp there is no race: each lane owns its features, and a warp barrier separates every
+lane's read of bᵤ, bᵢ from lane 0's write.
+
+Orders: ``order="host"`` visits each epoch's permutation drawn from the fit's generator (the
+reference's stream: one worker is the reference, bit for bit); ``order="device"`` draws one
+permutation π once and walks epoch e as t ↦ π[(aₑ·t + bₑ) mod n] with aₑ coprime to n, so an
+epoch needs no host work or copy. :meth:`CudaEpochs.fit` runs all epochs back to back on the
+device and synchronises once. The logic runs on the CPU under ``NUMBA_ENABLE_CUDASIM=1`` (see
+``tests/test_gpu.py``), where :func:`_load`/:func:`_store` index plainly.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
-from mfrec.reference.mf import MatrixFactorization
-from mfrec.reference.sampling import epoch_order
+from mfrec.reference.mf import MatrixFactorization, check_finite
+from mfrec.reference.sampling import epoch_order, walk_step
 from numba import config, cuda
 
+from mfrec import devices
 from mfrec._internal import check_positive, cuda_device, cuda_jit
 
-RATINGS_PER_THREAD = 256  # the least ratings each worker (thread or warp) walks per epoch
-MAX_BLOCKS = 2048  # about 16 blocks on each of an H100's or H200's 132 multiprocessors
+RATINGS_PER_WORKER = 256  # the least ratings each worker (thread or warp) walks per epoch
+BLOCKS_PER_SM = 8  # resident blocks per multiprocessor that the default grid aims at
+FALLBACK_SMS = 132  # an H100's or H200's multiprocessors, when the device cannot be asked
 WARP = 32
 MAX_THREADS = 1024  # CUDA's most threads per block (and the simulator's warp-sum scratch)
-
-
-@lru_cache(maxsize=1)
-def has_cuda() -> bool:
-    """Whether Numba sees a CUDA device (or the simulator): the project's one ``HAS_CUDA``."""
-    try:
-        return bool(cuda.is_available())
-    except Exception:  # a broken driver install reads as "no device"
-        return False
-
+ORDERS = ("host", "device")
 
 FULL_MASK = 0xFFFFFFFF  # every lane of a warp takes part in the shuffles
 
 if config.ENABLE_CUDASIM:
-    # The simulator has no warp shuffles: the same sum through shared memory and block
-    # barriers (the kernel's loop is uniform across the block, so every thread meets them).
-    # Its memory is coherent: plain reads.
+    # The simulator has no warp shuffles and no cache-hinted loads: the same sum through shared
+    # memory and block barriers (the kernel's loop is uniform across the block, so every thread
+    # meets them), and plain indexing (its memory is coherent).
 
-    def _read(a, index):
+    def _load(a, index):
         """``a[index]``, as the latest value any thread wrote."""
         return a[index]
+
+    def _store(a, index, value) -> None:
+        """``a[index] = value``, seen by every later read of any thread."""
+        a[index] = value
 
     def _warp_sum(x: float) -> float:
         """Σ of ``x`` over the 32 lanes of the calling warp, returned to every lane."""
@@ -68,10 +85,14 @@ if config.ENABLE_CUDASIM:
 else:
 
     @cuda_device
-    def _read(a, index):
-        """``a[index]`` as held in L2, past this multiprocessor's L1: an atomic add of 0 (every
-        numba has it; a cache-hinted ``ld.global.cg`` would be cheaper where numba offers one)."""
-        return cuda.atomic.add(a, index, 0)
+    def _load(a, index):
+        """``a[index]`` from L2 (``ld.global.cg``), past this multiprocessor's possibly stale L1."""
+        return cuda.ldcg(a, index)
+
+    @cuda_device
+    def _store(a, index, value):
+        """``a[index] = value`` into L2 (``st.global.cg``), where every multiprocessor reads."""
+        cuda.stcg(a, index, value)
 
     @cuda_device
     def _warp_sum(x):
@@ -89,9 +110,24 @@ else:
         cuda.syncwarp(FULL_MASK)
 
 
+@cuda_device
+def _walk_start(s, stride, a, b, n):
+    """(position of walk step s, the position's advance per ``stride`` steps): (a·s + b) mod n
+    and (a·stride) mod n. Two 64-bit remainders per worker, not one per rating."""
+    return (a * (s % n) + b) % n, (a * (stride % n)) % n
+
+
+@cuda_device
+def _walk_next(pos, step, n):
+    """The walk's position ``stride`` steps on: (pos + step) mod n, both already below n."""
+    pos += step
+    return pos - n if pos >= n else pos
+
+
 @cuda_jit
-def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, sse):
-    """Hogwild epoch: thread t applies the reference rule to order[t], order[t + T], …
+def _sgd_epoch_cuda(users, items, ratings, order, a, b, P, Q, bu, bi, mu, lr, reg, biased, sse):
+    """Hogwild epoch: thread t applies the reference rule to the ratings at walk positions t,
+    t + T, …, position s meaning ``order[(a·s + b) mod n]`` (a = 1, b = 0: the order as given).
 
     Per rating (u, i, r)::
 
@@ -99,44 +135,47 @@ def _sgd_epoch_cuda(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, bia
         bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
         Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ);  Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)  (Pᵤ from before)
 
-    Factors and biases are read from L2 (:func:`_read`) and changed by atomic adds of the step:
-    in one launch the multiprocessors' L1 caches are not kept coherent (PTX ISA, "Cache
-    Operators": a default ``ld.ca`` "may get stale L1 cache data"), so a plain load can return
-    a row another multiprocessor changed long ago and a plain store then undoes that change.
-    Races left (Hogwild, as in :func:`mfrec.reference.fast._sgd_epoch_hogwild`): threads on the same
-    row at once each compute their step from the value before the other's; no step is lost.
-    Alone (one thread) it is the reference, bit for bit. ``sse[0]`` gathers Σ e² by one atomic
-    add per thread.
+    Reads through L2 and stores into it (:func:`_load`, :func:`_store`); the races left are the
+    module docstring's. Alone (one thread) it is the reference, bit for bit. ``sse[0]`` gathers
+    Σ e² by one atomic add per thread.
     """
     k = P.shape[1]
+    n = order.shape[0]
+    zero = mu - mu  # 0 in the factors' dtype: float32 data sums in float32
     acc = 0.0
-    for n in range(cuda.grid(1), order.shape[0], cuda.gridsize(1)):
-        j = order[n]
+    stride = cuda.gridsize(1)
+    pos, step = _walk_start(cuda.grid(1), stride, a, b, n)
+    for _ in range(cuda.grid(1), n, stride):
+        j = order[pos]
+        pos = _walk_next(pos, step, n)
         u = users[j]
         i = items[j]
-        dot = 0.0
+        dot = zero
         for f in range(k):
-            dot += _read(P, (u, f)) * _read(Q, (i, f))
+            dot += _load(P, (u, f)) * _load(Q, (i, f))
         if biased:
-            b_u = _read(bu, u)
-            b_i = _read(bi, i)
+            b_u = _load(bu, u)
+            b_i = _load(bi, i)
             err = ratings[j] - (mu + b_u + b_i + dot)
-            cuda.atomic.add(bu, u, lr * (err - reg * b_u))
-            cuda.atomic.add(bi, i, lr * (err - reg * b_i))
+            _store(bu, u, b_u + lr * (err - reg * b_u))
+            _store(bi, i, b_i + lr * (err - reg * b_i))
         else:
             err = ratings[j] - dot
         acc += err * err
         for f in range(k):
-            p = _read(P, (u, f))
-            q = _read(Q, (i, f))
-            cuda.atomic.add(P, (u, f), lr * (err * q - reg * p))
-            cuda.atomic.add(Q, (i, f), lr * (err * p - reg * q))
+            p = _load(P, (u, f))
+            q = _load(Q, (i, f))
+            _store(P, (u, f), p + lr * (err * q - reg * p))
+            _store(Q, (i, f), q + lr * (err * p - reg * q))
     cuda.atomic.add(sse, 0, acc)
 
 
 @cuda_jit
-def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased, sse):
-    """Hogwild epoch, one warp per rating: warp w of the grid takes order[w], order[w + W], …
+def _sgd_epoch_cuda_warp(
+    users, items, ratings, order, a, b, P, Q, bu, bi, mu, lr, reg, biased, sse
+):
+    """Hogwild epoch, one warp per rating: warp w of the grid takes walk positions w, w + W, …
+    (position s meaning ``order[(a·s + b) mod n]``).
 
     Lane l of the warp owns features f = l, l + 32, …: the lanes read Pᵤ and Qᵢ together, sum
     their partial dot products by warp shuffles, and each applies the reference rule to its
@@ -146,11 +185,10 @@ def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg
         bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only; lane 0)
         Pᵤf ← Pᵤf + lr·(e·Qᵢf − reg·Pᵤf);  Qᵢf ← Qᵢf + lr·(e·Pᵤf − reg·Qᵢf)  (Pᵤf from before)
 
-    No race inside a warp: each lane changes only its own features, and a warp barrier
-    separates every lane's reads of bᵤ, bᵢ from lane 0's update. Between warps, Hogwild races;
-    reads from L2 and atomic adds of each step, as in :func:`_sgd_epoch_cuda`. A block's warps
-    step through their ratings together (the simulator's stand-in for the shuffles needs
-    that); ``sse[0]`` gathers Σ e².
+    Each lane reads its features through L2 for the dot product and again for the update (L2
+    hits) and stores them into L2; no atomics. A block's warps step through their
+    ratings together (the simulator's stand-in for the shuffles needs that); ``sse[0]``
+    gathers Σ e².
     """
     g = cuda.grid(1)
     lane = g % WARP
@@ -158,38 +196,43 @@ def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg
     w = g // WARP  # this warp in the grid
     k = P.shape[1]
     n = order.shape[0]
+    zero = mu - mu  # 0 in the factors' dtype
     acc = 0.0
-    for base in range(w - w % warps, n, cuda.gridsize(1) // WARP):
-        j = base + w % warps
-        active = j < n
+    stride = cuda.gridsize(1) // WARP
+    pos, step = _walk_start(w, stride, a, b, n)
+    for base in range(w - w % warps, n, stride):
+        active = base + w % warps < n
         u = 0
         i = 0
-        dot = 0.0
+        j = 0
+        dot = zero
         if active:
-            u = users[order[j]]
-            i = items[order[j]]
+            j = order[pos]
+            u = users[j]
+            i = items[j]
             for f in range(lane, k, WARP):
-                dot += _read(P, (u, f)) * _read(Q, (i, f))
+                dot += _load(P, (u, f)) * _load(Q, (i, f))
+        pos = _walk_next(pos, step, n)
         r_hat = _warp_sum(dot)
-        err = 0.0
-        b_u = 0.0
-        b_i = 0.0
+        err = zero
+        b_u = zero
+        b_i = zero
         if active:
             if biased:
-                b_u = _read(bu, u)
-                b_i = _read(bi, i)
+                b_u = _load(bu, u)
+                b_i = _load(bi, i)
                 r_hat += mu + b_u + b_i
-            err = ratings[order[j]] - r_hat
+            err = ratings[j] - r_hat
         _warp_sync()  # every lane has read bᵤ, bᵢ before lane 0 writes them
         if active:
             if biased and lane == 0:
-                cuda.atomic.add(bu, u, lr * (err - reg * b_u))
-                cuda.atomic.add(bi, i, lr * (err - reg * b_i))
+                _store(bu, u, b_u + lr * (err - reg * b_u))
+                _store(bi, i, b_i + lr * (err - reg * b_i))
             for f in range(lane, k, WARP):
-                p = _read(P, (u, f))
-                q = _read(Q, (i, f))
-                cuda.atomic.add(P, (u, f), lr * (err * q - reg * p))
-                cuda.atomic.add(Q, (i, f), lr * (err * p - reg * q))
+                p = _load(P, (u, f))
+                q = _load(Q, (i, f))
+                _store(P, (u, f), p + lr * (err * q - reg * p))
+                _store(Q, (i, f), q + lr * (err * p - reg * q))
             if lane == 0:
                 acc += err * err
     if lane == 0:
@@ -199,22 +242,32 @@ def _sgd_epoch_cuda_warp(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg
 KERNELS = {1: _sgd_epoch_cuda, WARP: _sgd_epoch_cuda_warp}
 
 
+def multiprocessors() -> int:
+    """The current CUDA device's multiprocessor count (FALLBACK_SMS where it cannot be asked)."""
+    try:
+        return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
+    except Exception:  # the simulator's device has no attributes
+        return FALLBACK_SMS
+
+
 def default_blocks(n_ratings: int, threads: int, lanes: int = 1) -> int:
-    """Enough blocks that each worker (``lanes`` threads) walks >= RATINGS_PER_THREAD ratings,
-    at most MAX_BLOCKS.
+    """Enough blocks that each worker (``lanes`` threads) walks >= RATINGS_PER_WORKER ratings,
+    at most BLOCKS_PER_SM blocks per multiprocessor.
 
     Fewer concurrent workers than ratings keeps Hogwild's collisions (workers on the same row
     at once) rare on small data; large data fills the GPU.
     """
     workers = threads // lanes
-    return max(1, min(MAX_BLOCKS, n_ratings // (workers * RATINGS_PER_THREAD)))
+    most = BLOCKS_PER_SM * multiprocessors()
+    return max(1, min(most, n_ratings // (workers * RATINGS_PER_WORKER)))
 
 
 class CudaEpochs:
-    """Ratings and factors resident on the GPU; each call runs one epoch for a host ``order``.
+    """Ratings and factors resident on the GPU; runs epochs of one kernel over them.
 
-    The host arrays P, Q, bu, bi are refreshed in place after every epoch, so callbacks and the
-    fitted model see the same values as on the CPU path.
+    ``__call__`` is one epoch for a host ``order`` that refreshes the host P, Q, bu, bi in place
+    (the fit loop's per-epoch path, so callbacks see current values); :meth:`fit` runs many
+    epochs on the device with one synchronisation and one copy back.
     """
 
     def __init__(
@@ -242,32 +295,64 @@ class CudaEpochs:
     def __call__(self, order: np.ndarray, mu, lr, reg, biased: bool) -> float:
         """One device epoch over a host ``order``; copies the factors back; returns Σ e²."""
         sse = self.run(cuda.to_device(order), mu, lr, reg, biased)
-        for d, h in zip(self.factors, self.host, strict=True):
-            d.copy_to_host(h)
+        self.copy_back()
         return sse
 
-    def run(self, d_order, mu, lr, reg, biased: bool) -> float:
-        """One epoch over an ``order`` already on the device; synchronises; returns Σ e²."""
-        sse = cuda.to_device(np.zeros(1, dtype=np.float64))
+    def launch(self, d_order, a: int, b: int, mu, lr, reg, biased: bool, d_sse) -> None:
+        """Queue one epoch over walk t ↦ d_order[(a·t + b) mod n], adding Σ e² into d_sse[0]."""
         blocks, threads = self.grid
-        self.kernel[blocks, threads](*self.data, d_order, *self.factors, mu, lr, reg, biased, sse)
+        self.kernel[blocks, threads](
+            *self.data, d_order, a, b, *self.factors, mu, lr, reg, biased, d_sse
+        )
+
+    def run(self, d_order, mu, lr, reg, biased: bool, a: int = 1, b: int = 0) -> float:
+        """One epoch over an ``order`` already on the device; synchronises; returns Σ e²."""
+        d_sse = cuda.to_device(np.zeros(1, dtype=np.float64))
+        self.launch(d_order, a, b, mu, lr, reg, biased, d_sse)
         cuda.synchronize()
-        return float(sse.copy_to_host()[0])
+        return float(d_sse.copy_to_host()[0])
+
+    def fit(self, walks, lrs, mu, reg, biased: bool) -> np.ndarray:
+        """Every epoch back to back on the device, then one copy back; returns Σ e² per epoch.
+
+        ``walks[e] = (d_order, a, b)``: epoch e's order on the device and its walk (see
+        :meth:`launch`); ``lrs[e]``: its learning rate.
+        """
+        d_sse = cuda.to_device(np.zeros(len(lrs), dtype=np.float64))
+        for e, ((d_order, a, b), lr) in enumerate(zip(walks, lrs, strict=True)):
+            self.launch(d_order, a, b, mu, lr, reg, biased, d_sse[e : e + 1])
+        self.copy_back()  # synchronises
+        return d_sse.copy_to_host()
+
+    def copy_back(self) -> None:
+        """Refresh the host P, Q, bu, bi from the device."""
+        for d, h in zip(self.factors, self.host, strict=True):
+            d.copy_to_host(h)
 
 
 class CudaMatrixFactorization(MatrixFactorization):
-    """:class:`MatrixFactorization` trained by the ``numba.cuda`` Hogwild kernel.
+    """:class:`MatrixFactorization` trained by a ``numba.cuda`` Hogwild kernel.
 
     ``blocks × threads`` GPU threads share each epoch (``blocks=None``: see
     :func:`default_blocks`), ``lanes`` threads per rating (1: a thread, 32: a warp); the result
-    varies with thread timing, like ``n_threads > 1``.
+    varies with thread timing, like ``n_threads > 1``. ``order``: ``"host"`` (the fit's
+    permutations, the reference's stream) or ``"device"`` (a walk of one permutation per epoch,
+    drawn with no host work; see the module docstring). Without ``callback``, ``eval_set`` or
+    ``tol`` the whole fit runs on the device with one copy back (:meth:`CudaEpochs.fit`);
+    otherwise epoch by epoch, refreshing the host arrays after each.
     """
 
     def __init__(
-        self, *args, blocks: int | None = None, threads: int = 128, lanes: int = 1, **kw
+        self,
+        *args,
+        blocks: int | None = None,
+        threads: int = 256,
+        lanes: int = WARP,
+        order: str = "host",
+        **kw,
     ) -> None:
         super().__init__(*args, **kw)
-        if not has_cuda():
+        if not devices.numba_cuda():
             raise ValueError("CudaMatrixFactorization needs a CUDA device; numba sees none")
         self.blocks = None if blocks is None else check_positive("blocks", blocks, integer=True)
         self.threads = check_positive("threads", threads, integer=True)
@@ -278,17 +363,92 @@ class CudaMatrixFactorization(MatrixFactorization):
                 f"threads={threads} must be a multiple of lanes={lanes} and <= {MAX_THREADS}"
             )
         self.lanes = lanes
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        self.order = order
+
+    def fit(
+        self,
+        users,
+        items,
+        ratings,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        init: tuple[np.ndarray, np.ndarray] | None = None,
+        callback=None,
+        eval_set: tuple | None = None,
+        patience: int | None = None,
+    ) -> CudaMatrixFactorization:
+        """As :meth:`MatrixFactorization.fit`; on the device in one go when nothing needs the
+        host between epochs (no ``callback``, ``eval_set``, ``patience`` or ``tol``)."""
+        if (
+            callback is not None
+            or eval_set is not None
+            or patience is not None
+            or self.tol is not None
+        ):
+            return super().fit(
+                users,
+                items,
+                ratings,
+                n_users,
+                n_items,
+                init=init,
+                callback=callback,
+                eval_set=eval_set,
+                patience=patience,
+            )
+        u, i, r, P, Q, mu, rng = self._setup(users, items, ratings, n_users, n_items, init)
+        bu = np.zeros(P.shape[0], dtype=self.dtype)
+        bi = np.zeros(Q.shape[0], dtype=self.dtype)
+        self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
+        self._remember_seen(u, i)
+        self._remember_scale(r)
+        epochs = CudaEpochs(u, i, r, P, Q, bu, bi, self.blocks, self.threads, self.lanes)
+        lrs = [self.dtype(self.lr * self.lr_decay**e) for e in range(self.n_epochs)]
+        walks = self._walks(rng, r.shape[0])
+        sse = epochs.fit(walks, lrs, self.dtype(mu), self.dtype(self.reg), self.biased)
+        self.history_ = [float(x) / r.shape[0] for x in sse]
+        for epoch, train_mse in enumerate(self.history_):
+            check_finite(train_mse, epoch, self.lr)
+        return self
+
+    def _walks(self, rng: np.random.Generator, n: int) -> list[tuple]:
+        """(d_order, a, b) for every epoch: the fit's permutations, uploaded in one copy, or
+        one permutation walked by a fresh (a, b) per epoch."""
+        if self.order == "host":
+            orders = np.stack([epoch_order(rng, n, self.shuffle) for _ in range(self.n_epochs)])
+            d_orders = cuda.to_device(orders)
+            return [(d_orders[e], 1, 0) for e in range(self.n_epochs)]
+        d_order = cuda.to_device(epoch_order(rng, n, self.shuffle))
+        if not self.shuffle:
+            return [(d_order, 1, 0)] * self.n_epochs
+        return [(d_order, *walk_step(rng, n)) for _ in range(self.n_epochs)]
 
     def _runs_on(self) -> str:
         per = "a warp" if self.lanes == 32 else "a thread"
-        return f"numba.cuda Hogwild, {per} per rating"
+        return f"numba.cuda Hogwild, {per} per rating, order drawn on the {self.order}"
 
     def _epoch_runner(self, u, i, r, rng):
-        """Epochs on the GPU, each in a fresh order drawn from ``rng`` (as the CPU kernels)."""
+        """Epochs on the GPU, one launch each (the fit loop's per-epoch path): ``order="host"``
+        draws each epoch's order from ``rng`` as the CPU kernels do; ``order="device"`` walks
+        one uploaded permutation by a fresh (a, b) per epoch."""
         host = (self.P, self.Q, self.bu, self.bi)
         epochs = CudaEpochs(u, i, r, *host, self.blocks, self.threads, self.lanes)
+        n = r.shape[0]
+        if self.order == "host":
+
+            def run_epoch(P, Q, bu, bi, mu, lr, reg, biased):
+                return epochs(epoch_order(rng, n, self.shuffle), mu, lr, reg, biased)
+
+            return run_epoch
+        walk_rng = np.random.default_rng((self.seed, 2))  # the device walks' own stream
+        d_order = cuda.to_device(epoch_order(walk_rng, n, self.shuffle))
 
         def run_epoch(P, Q, bu, bi, mu, lr, reg, biased):
-            return epochs(epoch_order(rng, r.shape[0], self.shuffle), mu, lr, reg, biased)
+            a, b = walk_step(walk_rng, n) if self.shuffle else (1, 0)
+            sse = epochs.run(d_order, mu, lr, reg, biased, a, b)
+            epochs.copy_back()
+            return sse
 
         return run_epoch

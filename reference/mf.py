@@ -193,15 +193,7 @@ class SGDModel(FactorModel):
         new best and the best epoch's parameters are restored (``best_epoch_``).
         """
         stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
-        u, i, r = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
-        rng = np.random.default_rng(self.seed)
-        if init is None:
-            P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
-        else:
-            P, Q = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
-        mu = float(r.mean()) if self.biased else 0.0
+        u, i, r, P, Q, mu, rng = self._setup(users, items, ratings, n_users, n_items, init)
         self.history_: list[float] = []
         run_epoch, first_epoch = self._start(u, i, r, P, Q, mu, rng)
         self._remember_seen(u, i)
@@ -223,6 +215,20 @@ class SGDModel(FactorModel):
             if patience is not None:
                 stopper.restore(self)
         return self
+
+    def _setup(self, users, items, ratings, n_users, n_items, init) -> tuple:
+        """Validated (u, i, r), the initial P and Q (drawn from ``seed`` or copied from
+        ``init``), μ, and the generator the epochs' orders are drawn from next."""
+        u, i, r = check_ratings(users, items, ratings, self.dtype)
+        n_users = check_size("n_users", n_users, u)
+        n_items = check_size("n_items", n_items, i)
+        rng = np.random.default_rng(self.seed)
+        if init is None:
+            P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
+        else:
+            P, Q = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
+        mu = float(r.mean()) if self.biased else 0.0
+        return u, i, r, P, Q, mu, rng
 
     def describe(self) -> str:
         """What trains, in words: "biased" only when μ + bᵤ + bᵢ are learned, then what runs."""

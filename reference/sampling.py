@@ -6,6 +6,8 @@ Both implementations draw from one ``numpy.random.default_rng(seed)`` in the sam
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -42,3 +44,18 @@ def epoch_order(rng: np.random.Generator, n: int, shuffle: bool) -> np.ndarray:
     if shuffle:
         return rng.permutation(n).astype(np.int64, copy=False)
     return np.arange(n, dtype=np.int64)
+
+
+def walk_step(rng: np.random.Generator, n: int) -> tuple[int, int]:
+    """(a, b) for an epoch's walk t ↦ (a·t + b) mod n over positions 0..n-1: a in [1, n) with
+    gcd(a, n) = 1, so the walk is a permutation, and b in [0, n). (1, 0) when n <= 2.
+
+    The GPU kernels walk one permutation this way each epoch (``order="device"``): a new order
+    per epoch with no host permutation or copy.
+    """
+    if n <= 2:
+        return 1, 0
+    while True:
+        a = int(rng.integers(1, n))
+        if math.gcd(a, n) == 1:
+            return a, int(rng.integers(n))

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 from mfrec.reference import MatrixFactorization, rmse
-from mfrec.reference.cuda import has_cuda
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import MFModule
+
+from mfrec import devices
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,31 +22,65 @@ ROOT = Path(__file__).resolve().parents[1]
 # subprocess. Tiny data: the simulator runs every GPU thread as a Python thread.
 SIM_SCRIPT = """
 import numpy as np
+from mfrec import devices
 from mfrec.reference import MatrixFactorization
-from mfrec.reference.cuda import CudaMatrixFactorization, has_cuda
-assert has_cuda()
+from mfrec.reference.cuda import CudaMatrixFactorization
+from mfrec.reference.fast import epoch_kernel
+from mfrec.reference.sampling import epoch_order, init_factors, walk_step
+
+def same(a, b, atol=0.0):
+    for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
+        np.testing.assert_allclose(y, x, rtol=0, atol=atol)
+
+if not devices.numba_cuda():
+    raise SystemExit("the simulator is not seen as a device")
 rng = np.random.default_rng(0)
 u, i = rng.integers(0, 8, 60), rng.integers(0, 7, 60)
 r = rng.integers(1, 6, 60).astype(float)
 hyper = dict(n_factors=3, n_epochs=3, lr=0.01, reg=0.02, biased=True)
 ref = MatrixFactorization(**hyper).fit(u, i, r)
-one = CudaMatrixFactorization(**hyper, blocks=1, threads=1).fit(u, i, r)
-# One GPU thread walks the order serially: the reference rule, bit for bit.
-assert all(np.array_equal(a, b) for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi),
-                                                  (one.P, one.Q, one.bu, one.bi)))
-assert one.history_ == ref.history_
+# One GPU thread walks the order serially: the reference rule, bit for bit, both on the
+# device loop (all epochs, one copy back) and epoch by epoch (a callback forces that path).
+one = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1).fit(u, i, r)
+same(ref, one)
+if one.history_ != ref.history_:
+    raise SystemExit(f"history {one.history_} != {ref.history_}")
+seen = []
+step = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1)
+step.fit(u, i, r, callback=lambda e, m: seen.append(m.P.copy()))
+same(ref, step)
+if len(seen) != 3 or not np.array_equal(seen[-1], ref.P):
+    raise SystemExit("the per-epoch path did not refresh P after each epoch")
+# order="device": epoch e walks pi[(a*t + b) mod n]; one thread is the reference rule on it.
+dev = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1, order="device").fit(u, i, r)
+g = np.random.default_rng(0)
+P, Q = init_factors(g, 8, 7, 3, 0.1, np.float64)
+bu, bi, mu = np.zeros(8), np.zeros(7), r.mean()
+pi = epoch_order(g, 60, True)
+t = np.arange(60)
+for _ in range(3):
+    a, b = walk_step(g, 60)
+    walk = pi[(a * t + b) % 60]
+    if np.array_equal(np.sort(walk), t) is False:
+        raise SystemExit("the walk is not a permutation")
+    epoch_kernel("exact", 1)(u, i, r, walk, P, Q, bu, bi, mu, 0.01, 0.02, True)
+np.testing.assert_array_equal(dev.P, P)
+np.testing.assert_array_equal(dev.bi, bi)
 # Every rating on its own user and item row: updates commute, so 2 x 4 threads must give the
-# serial result (to rounding: Σe² is summed per thread) and visit every rating exactly once.
+# serial result (to rounding: Σe² is summed per thread) and visit every rating exactly once,
+# for either order, on either path.
 u, i = np.arange(24), np.arange(24)[::-1].copy()
 r = rng.integers(1, 6, 24).astype(float)
 ref = MatrixFactorization(**hyper).fit(u, i, r)
-many = CudaMatrixFactorization(**hyper, blocks=2, threads=4).fit(u, i, r)
-for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (many.P, many.Q, many.bu, many.bi)):
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-15)
+many = CudaMatrixFactorization(**hyper, blocks=2, threads=4, lanes=1).fit(u, i, r)
+same(ref, many, atol=1e-15)
 np.testing.assert_allclose(many.history_, ref.history_, rtol=1e-13)
 warps = CudaMatrixFactorization(**hyper, blocks=2, threads=64, lanes=32).fit(u, i, r)
-for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (warps.P, warps.Q, warps.bu, warps.bi)):
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-15)
+same(ref, warps, atol=1e-15)
+for lanes, threads in ((1, 4), (32, 64)):
+    dev = CudaMatrixFactorization(**hyper, blocks=2, threads=threads, lanes=lanes, order="device")
+    ref_dev = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1, order="device")
+    same(ref_dev.fit(u, i, r), dev.fit(u, i, r), atol=1e-15)
 # One warp walks the order serially; k=40 > 32, so lanes 0-7 each own two features. The lanes'
 # partial dot products are added in another order than the reference's loop: equal to 1e-13.
 u, i = rng.integers(0, 5, 40), rng.integers(0, 4, 40)
@@ -53,9 +88,14 @@ r = rng.integers(1, 6, 40).astype(float)
 hyper = dict(hyper, n_factors=40)
 ref = MatrixFactorization(**hyper).fit(u, i, r)
 warp = CudaMatrixFactorization(**hyper, blocks=1, threads=32, lanes=32).fit(u, i, r)
-for a, b in zip((ref.P, ref.Q, ref.bu, ref.bi), (warp.P, warp.Q, warp.bu, warp.bi)):
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-13)
+same(ref, warp, atol=1e-13)
 np.testing.assert_allclose(warp.history_, ref.history_, rtol=1e-13)
+# float32: the kernels sum in the factors' dtype, as the reference does.
+ref = MatrixFactorization(**hyper, dtype="float32").fit(u, i, r)
+warp = CudaMatrixFactorization(**hyper, dtype="float32", blocks=1, threads=32).fit(u, i, r)
+if warp.P.dtype != np.float32:
+    raise SystemExit(f"float32 fit returned {warp.P.dtype}")
+same(ref, warp, atol=1e-5)
 print("ok")
 """
 
@@ -83,9 +123,9 @@ def test_torch_minibatch_gradients_are_sparse_rows():
         assert set(grad.coalesce().indices()[0].tolist()) == set(rows.tolist())
 
 
-needs_gpu = pytest.mark.skipif(not has_cuda(), reason="no CUDA device visible to numba")
+needs_gpu = pytest.mark.skipif(not devices.numba_cuda(), reason="no CUDA device visible to numba")
 needs_torch_gpu = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device visible to torch"
+    not devices.torch_cuda(), reason="no CUDA device visible to torch"
 )
 
 
@@ -107,89 +147,130 @@ def hogwild_tolerance(serial_rmse: float) -> float:
     return 0.01 + 0.05 * serial_rmse
 
 
-def hogwild_waves(u, i, r, n_users, n_items, W, n_epochs=GPU_HYPER["n_epochs"], stores=False):
-    """A NumPy model of the CUDA kernels at their most concurrent: W workers take W ratings of
-    the epoch's order at a time, all read Pᵤ, Qᵢ, bᵤ, bᵢ before any writes, then every step is
-    added (the kernels' atomic adds), or with ``stores`` each worker stores its updated row and
-    the last store wins (plain stores: steps lost). Returns the training RMSE."""
+# The GPU test's grids, (lanes, blocks, threads) -> at most GPU_WORKERS workers on the device at
+# once: threads 64 per block (default grid: 2 blocks) or 16 blocks of 8; warps 256 per block
+# (default grid: 19 blocks, 152 warps) or 32 blocks of 4 warps.
+GPU_GRIDS = [(1, None, 64), (1, 16, 8), (32, None, 256), (32, 32, 128)]
+GPU_WORKERS = 152
+MULTIPROCESSORS = 16  # the model's multiprocessors (each with its own L1) for the stale reads
+
+
+def hogwild_waves(u, i, r, n_users, n_items, W, n_epochs=GPU_HYPER["n_epochs"], stale=False):
+    """A NumPy model of the CUDA kernels at their most concurrent; returns the training RMSE.
+
+    W workers take W ratings of the epoch's order at a time; all read Pᵤ, Qᵢ, bᵤ, bᵢ before any
+    writes, then each stores its updated rows and, where workers share a row, the last store
+    wins (the kernels' loads and stores through L2: steps of concurrent workers lost). With
+    ``stale`` each read comes instead from the worker's multiprocessor's L1 (worker w on
+    multiprocessor w mod MULTIPROCESSORS), which keeps every row it has read or stored since
+    the launch began (plain loads: other multiprocessors' steps unseen, then undone).
+    """
     lr, reg = GPU_HYPER["lr"], GPU_HYPER["reg"]
     rng = np.random.default_rng(0)  # the fit's stream (seed 0): P, Q, then an order per epoch
     P, Q = init_factors(rng, n_users, n_items, GPU_HYPER["n_factors"], 0.1, np.float64)
     bu, bi, mu = np.zeros(n_users), np.zeros(n_items), r.mean()
+    tables = (bu, bi, P, Q)
+    S = min(W, MULTIPROCESSORS)
     for _ in range(n_epochs):
         order = epoch_order(rng, r.shape[0], True)
+        l1 = [np.zeros((S, *t.shape)) for t in tables]  # each launch starts with empty L1s
+        held = [np.zeros((S, t.shape[0]), dtype=bool) for t in tables]
         for start in range(0, r.shape[0], W):
             j = order[start : start + W]
             uu, ii = u[j], i[j]
-            Pu, Qi, b_u, b_i = P[uu], Q[ii], bu[uu], bi[ii]  # (W, k), (W, k), (W,), (W,)
+            sm = np.arange(j.shape[0]) % S  # (W,)
+            rows = (uu, ii, uu, ii)
+            before = []
+            for t, ix, cache, has in zip(tables, rows, l1, held, strict=True):
+                if stale:
+                    miss = ~has[sm, ix]  # (W,): not in this multiprocessor's L1 yet
+                    cache[sm[miss], ix[miss]] = t[ix[miss]]
+                    has[sm[miss], ix[miss]] = True
+                    before.append(cache[sm, ix])
+                else:
+                    before.append(t[ix])
+            b_u, b_i, Pu, Qi = before  # (W,), (W,), (W, k), (W, k)
             err = r[j] - (mu + b_u + b_i + np.einsum("wk,wk->w", Pu, Qi))  # (W,)
             steps = (
-                (bu, uu, b_u, lr * (err - reg * b_u)),
-                (bi, ii, b_i, lr * (err - reg * b_i)),
-                (P, uu, Pu, lr * (err[:, None] * Qi - reg * Pu)),
-                (Q, ii, Qi, lr * (err[:, None] * Pu - reg * Qi)),
+                lr * (err - reg * b_u),
+                lr * (err - reg * b_i),
+                lr * (err[:, None] * Qi - reg * Pu),
+                lr * (err[:, None] * Pu - reg * Qi),
             )
-            for table, rows, before, step in steps:
-                if stores:
-                    table[rows] = before + step  # a repeated row keeps one store only
-                else:
-                    np.add.at(table, rows, step)
+            for t, ix, cache, old, step in zip(tables, rows, l1, before, steps, strict=True):
+                t[ix] = old + step  # a repeated row keeps one store only
+                cache[sm, ix] = old + step  # a store also lands in the storer's L1
     return rmse(r, mu + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i]))
 
 
+def test_gpu_workers_match_the_grids():
+    from mfrec.reference.cuda import WARP, default_blocks
+
+    u = gpu_problem()[0]
+    for lanes, blocks, threads in GPU_GRIDS:
+        grid = default_blocks(u.shape[0], threads, lanes) if blocks is None else blocks
+        assert grid * threads // lanes <= GPU_WORKERS
+    assert default_blocks(u.shape[0], 256, WARP) * 256 // WARP == GPU_WORKERS
+
+
 def test_gpu_tolerance_admits_hogwild_staleness():
-    # The GPU test below runs up to 64 blocks x 128 threads = 8192 workers on 40k ratings.
-    # Modelled as lock-step waves of 8192 (every read as stale as that concurrency allows),
-    # the fit must still end within the test's tolerance, and plain stores, which lose steps
-    # (the kernels' first version), must not: the GPU test can tell the two apart.
+    # The GPU test below runs up to GPU_WORKERS workers on 40k ratings. Modelled as lock-step
+    # waves of that many (every read as stale as that concurrency allows, every collision a
+    # lost step), the fit must still end within the test's tolerance; reads from stale L1
+    # lines (plain loads, the warp kernel's first version) must not: on an H200 that kernel
+    # ended at RMSE 1.96-1.98, as this model does. So the GPU test tells the two apart.
     u, i, r, n_users, n_items = gpu_problem()
     few = slice(0, 2000)  # one worker is the serial rule (checked on a slice: a call per rating)
     serial = MatrixFactorization(**{**GPU_HYPER, "n_epochs": 2})
     serial.fit(u[few], i[few], r[few], n_users, n_items)
-    one = hogwild_waves(u[few], i[few], r[few], n_users, n_items, W=1, n_epochs=2)
-    assert one == pytest.approx(rmse(r[few], serial.predict(u[few], i[few])), rel=1e-9)
+    serial_few = rmse(r[few], serial.predict(u[few], i[few]))
+    for stale in (False, True):
+        one = hogwild_waves(u[few], i[few], r[few], n_users, n_items, 1, n_epochs=2, stale=stale)
+        assert one == pytest.approx(serial_few, rel=1e-9)
     serial = MatrixFactorization(**GPU_HYPER).fit(u, i, r, n_users, n_items)
     serial_rmse = rmse(r, serial.predict(u, i))
-    waves_rmse = hogwild_waves(u, i, r, n_users, n_items, W=64 * 128)
-    assert waves_rmse > serial_rmse  # staleness costs something ...
+    waves_rmse = hogwild_waves(u, i, r, n_users, n_items, W=GPU_WORKERS)
+    assert waves_rmse > serial_rmse  # lost steps cost something ...
     assert abs(waves_rmse - serial_rmse) <= hogwild_tolerance(serial_rmse)  # ... within bounds
-    stores_rmse = hogwild_waves(u, i, r, n_users, n_items, W=64 * 128, stores=True)
-    assert abs(stores_rmse - serial_rmse) > hogwild_tolerance(serial_rmse)
+    stale_rmse = hogwild_waves(u, i, r, n_users, n_items, W=GPU_WORKERS, stale=True)
+    assert abs(stale_rmse - serial_rmse) > hogwild_tolerance(serial_rmse)
 
 
 @pytest.mark.gpu
 @needs_gpu
-@pytest.mark.parametrize("blocks", [None, 64], ids=["default-grid", "64-blocks"])
-@pytest.mark.parametrize("lanes", [1, 32])
-def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks):
+@pytest.mark.parametrize(("lanes", "blocks", "threads"), GPU_GRIDS)
+@pytest.mark.parametrize("order", ["host", "device"])
+def test_numba_cuda_fit_reaches_serial_rmse(lanes, blocks, threads, order):
     from mfrec.reference.cuda import CudaMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     serial = MatrixFactorization(**GPU_HYPER).fit(u, i, r, n_users, n_items)
-    # 64 blocks run on many multiprocessors, whose L1 caches are not coherent within a launch.
-    # On an H200 the warp kernel with plain loads and stores reached RMSE 1.96-1.98 here (39
-    # blocks) against the serial 0.04, though one warp alone matched the reference to 6e-17;
-    # the thread kernel's default grid for this problem is one block, which would hide that.
-    # test_gpu_tolerance_admits_hogwild_staleness backs the tolerance on the CPU.
-    gpu = CudaMatrixFactorization(**GPU_HYPER, lanes=lanes, blocks=blocks).fit(
-        u, i, r, n_users, n_items
-    )
+    # Several blocks run on several multiprocessors, whose L1 caches are not coherent within a
+    # launch: on an H200 the warp kernel with plain loads and stores reached RMSE 1.96-1.98
+    # here (39 blocks) against the serial 0.04, though one warp alone matched the reference to
+    # 6e-17. test_gpu_tolerance_admits_hogwild_staleness backs the tolerance on the CPU.
+    gpu = CudaMatrixFactorization(
+        **GPU_HYPER, lanes=lanes, blocks=blocks, threads=threads, order=order
+    ).fit(u, i, r, n_users, n_items)
     serial_rmse = rmse(r, serial.predict(u, i))
     assert abs(rmse(r, gpu.predict(u, i)) - serial_rmse) <= hogwild_tolerance(serial_rmse)
 
 
 @pytest.mark.gpu
 @needs_torch_gpu
-@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
-def test_torch_minibatch_on_cuda_matches_cpu(compile):
+@pytest.mark.parametrize(
+    ("compile", "graph"),
+    [(False, False), (True, False), (False, True), (True, True)],
+    ids=["eager", "compiled", "graph", "graph-compiled"],
+)
+def test_torch_minibatch_on_cuda_matches_cpu(compile, graph):
     from mfrec.torch_impl.model import TorchMatrixFactorization
 
     u, i, r, n_users, n_items = gpu_problem()
     hyper = dict(n_factors=8, n_epochs=3, lr=0.01, reg=0.01, biased=True, mode="minibatch")
     cpu_model = TorchMatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
-    cuda_model = TorchMatrixFactorization(**hyper, device="cuda", compile=compile).fit(
-        u, i, r, n_users, n_items
-    )
+    cuda_model = TorchMatrixFactorization(**hyper, device="cuda", compile=compile, graph=graph)
+    cuda_model.fit(u, i, r, n_users, n_items)
     # Same order and float64 math; only the order in which the device adds up repeated rows
     # and reductions differs (rounding).
     np.testing.assert_allclose(cuda_model.P, cpu_model.P, rtol=0, atol=1e-9)

@@ -39,8 +39,14 @@ def test_sparse_sgd_step_equals_optimizer_step(biased):
     assert not np.allclose(step_module.P.weight.detach().numpy()[:20], P[:20])
 
 
+# graph=True on the CPU runs the steps it would capture as a loop: the same full batches over a
+# static order buffer, the short last batch outside.
+VARIANTS = [dict(compile=True), dict(graph=True), dict(graph=True, compile=True)]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["compiled", "graph", "graph-compiled"])
 @pytest.mark.parametrize("biased", [False, True])
-def test_compiled_minibatch_equals_eager(biased):
+def test_compiled_minibatch_equals_eager(biased, variant):
     rng = np.random.default_rng(4)
     n_users, n_items, n = 120, 90, 3000
     u, i = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
@@ -49,7 +55,7 @@ def test_compiled_minibatch_equals_eager(biased):
         n_factors=8, n_epochs=3, lr=0.01, reg=0.02, biased=biased, mode="minibatch", batch_size=256
     )
     eager = TorchMatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)
-    compiled = TorchMatrixFactorization(**hyper, compile=True).fit(u, i, r, n_users, n_items)
+    compiled = TorchMatrixFactorization(**hyper, **variant).fit(u, i, r, n_users, n_items)
     # float64 and the same step; the compiled kernels fuse and reorder sums (a few ulps/step).
     np.testing.assert_allclose(compiled.P, eager.P, rtol=0, atol=1e-12)
     np.testing.assert_allclose(compiled.Q, eager.Q, rtol=0, atol=1e-12)
@@ -61,3 +67,8 @@ def test_compiled_minibatch_equals_eager(biased):
 def test_compile_needs_minibatch():
     with pytest.raises(ValueError, match="compile=True needs mode='minibatch'"):
         TorchMatrixFactorization(mode="exact", compile=True)
+
+
+def test_graph_needs_minibatch():
+    with pytest.raises(ValueError, match="graph=True"):
+        TorchMatrixFactorization(mode="exact", graph=True)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from mfrec.reference.mf import SGDModel
 from mfrec.reference.sampling import epoch_order
+from mfrec.torch_impl.graphed import GraphedEpoch
 from torch import nn
 
 from mfrec._internal import check_positive
@@ -130,6 +131,9 @@ class TorchMatrixFactorization(SGDModel):
     ``torch.compile`` (the same step, fused; compiling costs seconds on the first batch).
     ``fit`` is the reference's (:class:`mfrec.reference.mf.SGDModel`): ``lr_decay``,
     ``eval_set``, ``patience``, ``tol`` and ``callback`` work as there.
+    ``graph=True`` (minibatch only) records an epoch's full batches as one CUDA graph and
+    replays it each epoch (:class:`mfrec.torch_impl.graphed.GraphedEpoch`; with ``compile``,
+    of the compiled step); on the CPU the same steps run as a loop.
     """
 
     def __init__(
@@ -149,6 +153,7 @@ class TorchMatrixFactorization(SGDModel):
         device: str = "cpu",
         compile: bool = False,
         lr_decay: float = 1.0,
+        graph: bool = False,
     ) -> None:
         super().__init__(
             n_factors, n_epochs, lr, reg, init_std, shuffle, seed, dtype, biased, tol, lr_decay
@@ -160,12 +165,19 @@ class TorchMatrixFactorization(SGDModel):
         if compile and mode != "minibatch":
             raise ValueError("compile=True needs mode='minibatch' (exact mode steps one rating)")
         self.compile = bool(compile)
+        if graph and mode != "minibatch":
+            raise ValueError("graph=True needs mode='minibatch' (exact mode steps one rating)")
+        self.graph = bool(graph)
+        self._graphed: tuple[MFModule, int, float, GraphedEpoch] | None = None
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch_cuda():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
 
     def _runs_on(self) -> str:
-        batch = f" (batch {self.batch_size}{', compiled' if self.compile else ''})"
+        how = "".join(
+            f", {w}" for w, on in (("compiled", self.compile), ("CUDA graph", self.graph)) if on
+        )
+        batch = f" (batch {self.batch_size}{how})"
         return f"torch {self.mode}{batch if self.mode == 'minibatch' else ''} on {self.device}"
 
     def _start(self, u_np, i_np, r_np, P0, Q0, mu, rng):
@@ -198,6 +210,8 @@ class TorchMatrixFactorization(SGDModel):
     def _epoch(self, u, i, r, order, optimizer, B: int) -> float:
         """One pass over ``order`` in steps of B ratings at the optimizer's learning rate;
         returns Σ e² seen before each step."""
+        if self.graph:
+            return self._graphed_epoch(u, i, r, order, B, optimizer.param_groups[0]["lr"])
         if self.compile:
             return self._compiled_epoch(u, i, r, order, B, optimizer.param_groups[0]["lr"])
         sse = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -214,15 +228,39 @@ class TorchMatrixFactorization(SGDModel):
         """:meth:`_epoch` by :func:`sparse_sgd_step`: compiled for full batches, eager for the
         shorter last one (so one compiled shape serves every epoch)."""
         m = self.module
-        tables = [m.P.weight.detach(), m.Q.weight.detach()]  # (n, k), (m, k): shared storage
-        if self.biased:
-            tables += [m.bu.weight.detach()[:, 0], m.bi.weight.detach()[:, 0]]  # (n,), (m,)
+        tables = self._tables()
         step = compiled_sgd_step()
         sse = torch.zeros((), dtype=torch.float64, device=self.device)
         for start in range(0, order.shape[0], B):
             idx = order[start : start + B]  # (B,)
             fn = step if idx.shape[0] == B else sparse_sgd_step
             sse += fn(tables, u[idx], i[idx], r[idx], m.mu, step_lr, self.reg)
+        return float(sse)
+
+    def _tables(self) -> list[torch.Tensor]:
+        """[P (n, k), Q (m, k)(, bu (n,), bi (m,))]: the module's weights, shared storage."""
+        m = self.module
+        tables = [m.P.weight.detach(), m.Q.weight.detach()]
+        if self.biased:
+            tables += [m.bu.weight.detach()[:, 0], m.bi.weight.detach()[:, 0]]
+        return tables
+
+    def _graphed_epoch(self, u, i, r, order, B: int, lr: float) -> float:
+        """:meth:`_epoch` by a :class:`GraphedEpoch` of this fit's module, this order's length
+        and step size ``lr`` (built on first use; an ``lr_decay`` schedule records a new graph
+        for each epoch's step size), then the short last batch by the eager step."""
+        m = self.module
+        if self._graphed is None or self._graphed[:3] != (m, order.shape[0], lr):
+            step = compiled_sgd_step() if self.compile else sparse_sgd_step
+            epoch = GraphedEpoch(
+                step, self._tables(), (u, i, r), order.shape[0], B, m.mu, lr, self.reg
+            )
+            self._graphed = (m, order.shape[0], lr, epoch)
+        epoch = self._graphed[3]
+        sse = epoch(order)
+        tail = order[epoch.n_batches * B :]  # (< B,)
+        if tail.shape[0]:
+            sse = sse + sparse_sgd_step(epoch.tables, u[tail], i[tail], r[tail], m.mu, lr, self.reg)
         return float(sse)
 
     def _sync_numpy(self) -> None:

@@ -1,0 +1,124 @@
+"""The Triton per-sample kernel: its logic on the CPU interpreter, its accuracy on a real GPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mfrec.reference import MatrixFactorization, rmse
+
+from mfrec import devices
+
+ROOT = Path(__file__).resolve().parents[1]
+triton = pytest.importorskip("triton", reason="triton not installed (pip install 'mfrec[triton]')")
+
+# TRITON_INTERPRET=1 must be set before triton is imported: hence a subprocess. The interpreter
+# runs each program as Python (about 10 ms a tile step), so the data are tiny.
+INTERPRET_SCRIPT = """
+import numpy as np
+from mfrec.reference import MatrixFactorization
+from mfrec.reference.fast import epoch_kernel
+from mfrec.reference.sampling import epoch_order, init_factors, walk_step
+from mfrec.torch_impl.triton_sgd import TritonMatrixFactorization, available
+
+def same(a, b, atol=0.0):
+    for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
+        np.testing.assert_allclose(y, x, rtol=0, atol=atol)
+
+if available() != "cpu":
+    raise SystemExit(f"the interpreter is not seen: available() = {available()!r}")
+rng = np.random.default_rng(0)
+u, i = rng.integers(0, 8, 60), rng.integers(0, 7, 60)
+r = rng.integers(1, 6, 60).astype(float)
+hyper = dict(n_factors=3, n_epochs=3, lr=0.01, reg=0.02, biased=True)
+ref = MatrixFactorization(**hyper).fit(u, i, r)
+# One program, one rating per tile, in order: the reference rule, bit for bit (float64).
+one = TritonMatrixFactorization(**hyper, tile=1, programs=1).fit(u, i, r)
+same(ref, one)
+if one.history_ != ref.history_:
+    raise SystemExit(f"history {one.history_} != {ref.history_}")
+# order="device": epoch e walks pi[(a*t + b) mod n] (pi, (a, b) from the stream (seed, 2)).
+dev = TritonMatrixFactorization(**hyper, tile=1, programs=1, order="device").fit(u, i, r)
+g = np.random.default_rng(0)
+P, Q = init_factors(g, 8, 7, 3, 0.1, np.float64)
+bu, bi, mu = np.zeros(8), np.zeros(7), r.mean()
+walks = np.random.default_rng((0, 2))
+pi = epoch_order(walks, 60, True)
+t = np.arange(60)
+for _ in range(3):
+    a, b = walk_step(walks, 60)
+    epoch_kernel("exact", 1)(u, i, r, pi[(a * t + b) % 60], P, Q, bu, bi, mu, 0.01, 0.02, True)
+for x, y in ((dev.P, P), (dev.Q, Q), (dev.bu, bu), (dev.bi, bi)):
+    np.testing.assert_array_equal(x, y)
+# Unbiased, and a tile that straddles the end (60 = 7·8 + 4): masked ratings change nothing.
+ref = MatrixFactorization(**dict(hyper, biased=False)).fit(u, i, r)
+same(ref, TritonMatrixFactorization(**dict(hyper, biased=False), tile=1, programs=1).fit(u, i, r))
+# Every rating on its own user and item row: updates commute, so tiles of 8 over 3 programs
+# give the serial result and visit every rating exactly once (24 = 3 full tiles, 25: a part).
+for n in (24, 25):
+    u, i = np.arange(n), np.arange(n)[::-1].copy()
+    r = rng.integers(1, 6, n).astype(float)
+    ref = MatrixFactorization(**hyper).fit(u, i, r)
+    tiles = TritonMatrixFactorization(**hyper, tile=8, programs=3).fit(u, i, r)
+    same(ref, tiles, atol=1e-15)
+    np.testing.assert_allclose(tiles.history_, ref.history_, rtol=1e-13)
+# k=40 in a block of 64 (masked features), float32 beside float64.
+u, i = rng.integers(0, 5, 40), rng.integers(0, 4, 40)
+r = rng.integers(1, 6, 40).astype(float)
+for dtype, atol in (("float64", 1e-13), ("float32", 1e-5)):
+    h = dict(hyper, n_factors=40, dtype=dtype)
+    ref = MatrixFactorization(**h).fit(u, i, r)
+    tri = TritonMatrixFactorization(**h, tile=1, programs=1).fit(u, i, r)
+    if tri.P.dtype != np.dtype(dtype):
+        raise SystemExit(f"{dtype} fit returned {tri.P.dtype}")
+    same(ref, tri, atol=atol)
+print("ok")
+"""
+
+
+def test_triton_kernel_logic_on_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERPRET_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_triton_class_refuses_without_a_device(monkeypatch):
+    from mfrec.torch_impl import triton_sgd
+
+    monkeypatch.setattr(triton_sgd, "available", lambda: None)
+    with pytest.raises(ValueError, match="TRITON_INTERPRET"):
+        triton_sgd.TritonMatrixFactorization()
+    monkeypatch.setattr(triton_sgd, "available", lambda: "cpu")
+    with pytest.raises(ValueError, match="order"):
+        triton_sgd.TritonMatrixFactorization(order="gpu")
+
+
+# ML-100k at scikit-surprise's defaults: the Triton fit's test RMSE within this of the serial
+# fit's (the time-to-accuracy target of benchmarks/time_to_accuracy.py).
+ML100K_TOLERANCE = 0.005
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not devices.torch_cuda(), reason="no CUDA device visible to torch")
+@pytest.mark.parametrize("order", ["host", "device"])
+def test_triton_ml100k_within_hogwild_tolerance_of_serial(ml100k_split, order):
+    from mfrec.torch_impl.triton_sgd import TritonMatrixFactorization
+
+    train, test = ml100k_split
+    hyper = dict(n_factors=100, n_epochs=20, lr=0.005, reg=0.02, biased=True)
+    args = (train.users, train.items, train.ratings, train.n_users, train.n_items)
+    serial = MatrixFactorization(**hyper).fit(*args)
+    gpu = TritonMatrixFactorization(**hyper, order=order).fit(*args)
+    serial_rmse = rmse(test.ratings, serial.predict(test.users, test.items))
+    gpu_rmse = rmse(test.ratings, gpu.predict(test.users, test.items))
+    assert abs(gpu_rmse - serial_rmse) <= ML100K_TOLERANCE
