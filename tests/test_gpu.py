@@ -25,7 +25,7 @@ import numpy as np
 from mfrec import devices
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.cuda import CudaMatrixFactorization
-from mfrec.reference.fast import epoch_kernel
+from mfrec.reference.kernels import _sgd_epoch
 from mfrec.reference.sampling import epoch_order, init_factors, walk_step
 
 def same(a, b, atol=0.0):
@@ -63,7 +63,7 @@ for _ in range(3):
     walk = pi[(a * t + b) % 60]
     if np.array_equal(np.sort(walk), t) is False:
         raise SystemExit("the walk is not a permutation")
-    epoch_kernel("exact", 1)(u, i, r, walk, P, Q, bu, bi, mu, 0.01, 0.02, True)
+    _sgd_epoch(u, i, r, walk, P, Q, bu, bi, mu, 0.01, 0.02, True)
 np.testing.assert_array_equal(dev.P, P)
 np.testing.assert_array_equal(dev.bi, bi)
 # Every rating on its own user and item row: updates commute, so 2 x 4 threads must give the
