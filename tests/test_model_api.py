@@ -210,3 +210,16 @@ class TestEnsemble(ModelAPI):
     def make(device):
         members = [MatrixFactorization(**SGD), ALS(n_factors=2, n_iters=3, biased=True)]
         return Ensemble(members, weights=[0.6, 0.4])
+
+
+def test_every_device_class_runs_its_own_epochs_and_says_so():
+    # The fit loop calls _epoch_runner; a subclass that misses it (e.g. one still naming an older
+    # hook) would train on the CPU reference kernel under a GPU class's name.
+    from mfrec.reference.cuda import CudaMatrixFactorization
+    from mfrec.reference.mf import MatrixFactorization
+    from mfrec.torch_impl.triton_sgd import TritonMatrixFactorization
+
+    for cls in (CudaMatrixFactorization, TritonMatrixFactorization):
+        assert cls._epoch_runner is not MatrixFactorization._epoch_runner, cls
+        assert cls._runs_on is not MatrixFactorization._runs_on, cls
+        assert not hasattr(cls, "_epoch_kernel"), cls

@@ -20,7 +20,7 @@ triton = pytest.importorskip("triton", reason="triton not installed (pip install
 INTERPRET_SCRIPT = """
 import numpy as np
 from mfrec.reference import MatrixFactorization
-from mfrec.reference.fast import epoch_kernel
+from mfrec.reference.kernels import _sgd_epoch
 from mfrec.reference.sampling import epoch_order, init_factors, walk_step
 from mfrec.torch_impl.triton_sgd import TritonMatrixFactorization, available
 
@@ -50,7 +50,7 @@ pi = epoch_order(walks, 60, True)
 t = np.arange(60)
 for _ in range(3):
     a, b = walk_step(walks, 60)
-    epoch_kernel("exact", 1)(u, i, r, pi[(a * t + b) % 60], P, Q, bu, bi, mu, 0.01, 0.02, True)
+    _sgd_epoch(u, i, r, pi[(a * t + b) % 60], P, Q, bu, bi, mu, 0.01, 0.02, True)
 for x, y in ((dev.P, P), (dev.Q, Q), (dev.bu, bu), (dev.bi, bi)):
     np.testing.assert_array_equal(x, y)
 # Unbiased, and a tile that straddles the end (60 = 7·8 + 4): masked ratings change nothing.

@@ -219,19 +219,31 @@ class TritonMatrixFactorization(MatrixFactorization):
             raise ValueError(f"order must be 'host' or 'device', got {order!r}")
         self.order = order
 
-    def _epoch_kernel(self, u, i, r, P, Q, bu, bi):
-        epochs = TritonEpochs((u, i, r), (P, Q, bu, bi), self.device, self.tile, self.programs)
-        n = r.shape[0]
-        rng = np.random.default_rng((self.seed, 2))  # the device walks' own stream
-        walked = torch.from_numpy(epoch_order(rng, n, self.shuffle)).to(self.device)
+    def _runs_on(self) -> str:
+        return (
+            f"Triton Hogwild, tiles of {self.tile}, order drawn on the {self.order}, {self.device}"
+        )
 
-        def sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, biased):
-            if self.order == "host":
+    def _epoch_runner(self, u, i, r, rng):
+        """One kernel launch per epoch (the fit loop's runner): ``order="host"`` draws each
+        epoch's order from ``rng`` as the CPU kernels do; ``order="device"`` walks one
+        uploaded permutation by a fresh (a, b) per epoch, drawn from the stream (seed, 2)."""
+        host = (self.P, self.Q, self.bu, self.bi)
+        epochs = TritonEpochs((u, i, r), host, self.device, self.tile, self.programs)
+        n = r.shape[0]
+        walk_rng = np.random.default_rng((self.seed, 2))  # the device walks' own stream
+        walked = None
+        if self.order == "device":
+            walked = torch.from_numpy(epoch_order(walk_rng, n, self.shuffle)).to(self.device)
+
+        def run_epoch(P, Q, bu, bi, mu, lr, reg, biased):
+            if walked is None:
+                order = epoch_order(rng, n, self.shuffle)
                 d_order, a, b = torch.from_numpy(order).to(self.device), 1, 0
             else:
-                d_order, (a, b) = walked, walk_step(rng, n) if self.shuffle else (1, 0)
+                d_order, (a, b) = walked, walk_step(walk_rng, n) if self.shuffle else (1, 0)
             sse = epochs.run(d_order, mu, lr, reg, biased, a, b)
             epochs.copy_back()
             return sse
 
-        return sgd_epoch
+        return run_epoch
