@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mfrec import devices
 from mfrec._internal import check_positive
 from mfrec.configs import CONFIGS, build_model
 from mfrec.data import (
@@ -515,14 +516,6 @@ def default_model(args, train: Ratings | None = None):
     return DefaultModel(seed=args.seed, device=args.device or "auto")
 
 
-def auto_device(backend: str) -> str:
-    """``--device auto``: cuda when the backend's CUDA target (numba or torch) sees a device."""
-    from mfrec import devices
-
-    present = devices.numba_cuda() if backend == "numba" else devices.torch_cuda()
-    return "cuda" if present else "cpu"
-
-
 def make_model(args, backend: str | None = None, train: Ratings | None = None,
                check_only: bool = False):  # fmt: skip
     """The model the flags ask for, on ``backend``: the named configuration with every given
@@ -558,7 +551,7 @@ def make_model(args, backend: str | None = None, train: Ratings | None = None,
             )
         overrides[match[0]] = getattr(args, dest)
     if overrides.get("device") == "auto":
-        overrides["device"] = auto_device(backend)
+        overrides["device"] = devices.auto(backend)
     for dest in SCHEDULE_FLAGS:
         if given(args, dest) and dest not in takes and not issubclass(cls, SGDModel):
             raise ValueError(f"{flag(dest)} does not apply to {describe_choice(args, backend)}; "

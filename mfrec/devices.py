@@ -32,6 +32,13 @@ def torch_cuda() -> bool:
         return False
 
 
+def auto(target: str) -> str:
+    """``"cuda"`` when ``target`` (``"numba"`` or ``"torch"``) sees a CUDA device, else ``"cpu"``:
+    what ``device="auto"`` means everywhere."""
+    present = numba_cuda() if target == "numba" else torch_cuda()
+    return "cuda" if present else "cpu"
+
+
 def available() -> list[str]:
     """The device labels present in this process: always ``"cpu"``, then any CUDA ones."""
     return (

@@ -82,9 +82,7 @@ def resolve_device(device: str) -> str:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "cuda" and not devices.numba_cuda():
         raise ValueError("device 'cuda': numba sees no CUDA device (try --device auto or cpu)")
-    if device == "auto":
-        return "cuda" if devices.numba_cuda() else "cpu"
-    return device
+    return devices.auto("numba") if device == "auto" else device
 
 
 def sgd_member(epochs: int, reg: float, seed: int, n_threads: int, device: str):
