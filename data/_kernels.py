@@ -16,6 +16,10 @@ BAD_USER = 2
 BAD_ITEM = 3
 BAD_RATING = 4
 OUT_OF_SCALE = 5
+LINE_TOO_LONG = 6
+
+# A line longer than this many bytes is refused (the wrapper quotes only its start).
+MAX_LINE = 1 << 16
 
 # 10**e is exact in float64 for e <= 22, and so is a mantissa below 2**53: one division or
 # multiplication of two exact numbers is then correctly rounded, exactly as ``float(text)`` is.
@@ -148,9 +152,10 @@ def _parse_rows(buf, start, line0, delim, lo, hi, stop_row, users, items, rating
     """Parse ``user item rating [timestamp]`` rows from ``buf[start:]`` into the output arrays.
 
     Blank lines are skipped. A rating that needs the slow path gets NaN in ``ratings`` and its
-    row in ``slow``. Stops at the first bad row, or before row ``stop_row`` when it is >= 0.
-    Returns ``(n_rows, status, line_no, line_start, all_stamps, n_slow)``: ``line_no`` (1-based)
-    and ``line_start`` locate the bad (or stop) row.
+    row in ``slow``. Stops at the first bad row (a line over ``MAX_LINE`` bytes is one), or
+    before row ``stop_row`` when it is >= 0. Returns ``(n_rows, status, line_no, line_start,
+    all_stamps, n_slow, max_fields)``: ``line_no`` (1-based) and ``line_start`` locate the bad
+    (or stop) row; ``max_fields`` is the most fields a data row had.
     """
     n = buf.shape[0]
     starts = np.empty(4, dtype=np.int64)
@@ -159,31 +164,35 @@ def _parse_rows(buf, start, line0, delim, lo, hi, stop_row, users, items, rating
     row = 0
     n_slow = 0
     all_stamps = True
+    max_fields = 0
     line_no = line0
     p = start
     while p < n:
         nf, q = _split_line(buf, p, delim, starts, ends)
+        if q - p > MAX_LINE:
+            return row, LINE_TOO_LONG, line_no, p, all_stamps, n_slow, max_fields
         blank = nf == 0 or (nf == 1 and starts[0] == ends[0])
         if not blank:
             if row == stop_row:
-                return row, OK, line_no, p, all_stamps, n_slow
+                return row, OK, line_no, p, all_stamps, n_slow, max_fields
             if nf < 3:
-                return row, TOO_FEW_FIELDS, line_no, p, all_stamps, n_slow
+                return row, TOO_FEW_FIELDS, line_no, p, all_stamps, n_slow, max_fields
             ok, u = _parse_int(buf, starts[0], ends[0])
             if not ok:
-                return row, BAD_USER, line_no, p, all_stamps, n_slow
+                return row, BAD_USER, line_no, p, all_stamps, n_slow, max_fields
             ok, i = _parse_int(buf, starts[1], ends[1])
             if not ok:
-                return row, BAD_ITEM, line_no, p, all_stamps, n_slow
+                return row, BAD_ITEM, line_no, p, all_stamps, n_slow, max_fields
             status, r = _parse_float(buf, starts[2], ends[2], pow10)
             if status == 1:
-                return row, BAD_RATING, line_no, p, all_stamps, n_slow
+                return row, BAD_RATING, line_no, p, all_stamps, n_slow, max_fields
             if status == 2:
                 r = np.nan
                 slow[n_slow] = row
                 n_slow += 1
             elif r < lo or r > hi:
-                return row, OUT_OF_SCALE, line_no, p, all_stamps, n_slow
+                return row, OUT_OF_SCALE, line_no, p, all_stamps, n_slow, max_fields
+            max_fields = max(max_fields, nf)
             users[row] = u
             items[row] = i
             ratings[row] = r
@@ -198,7 +207,7 @@ def _parse_rows(buf, start, line0, delim, lo, hi, stop_row, users, items, rating
             row += 1
         line_no += 1
         p = q + 1
-    return row, OK, line_no, p, all_stamps, n_slow
+    return row, OK, line_no, p, all_stamps, n_slow, max_fields
 
 
 @njit

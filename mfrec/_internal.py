@@ -12,7 +12,14 @@ multiplication by a reciprocal). Results differ from the reference in the last b
 **Input checks** (``check_*``): clear errors that name the offending value.
 
 **Atomic writes** (``atomic_write``): a temp file in the target's folder, then a rename, with the
-mode a plain ``open()`` would give under the user's umask.
+mode a plain ``open()`` would give under the user's umask. The temp name carries the writer's
+pid; a writer killed before its rename (``kill -9``) leaves its temp file, and the next write of
+the same target removes it (its pid is no longer alive, or it is older than a day).
+
+**Resource checks**: ``check_memory`` refuses an allocation larger than the memory available,
+naming both numbers; ``check_npz`` reads an ``.npz``'s zip directory and every member's ``.npy``
+header (a few hundred bytes each) and refuses members whose sizes exceed a cap before anything
+is inflated.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from __future__ import annotations
 import contextlib
 import numbers
 import os
+import re
 import tempfile
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,21 +195,73 @@ def _umask() -> int:
     return mask
 
 
+# A temp file whose writer cannot be told alive (another host's pid, a reused pid, an older
+# mfrec's name without a pid) is removed once it is this old.
+ORPHAN_AGE_S = 24 * 3600
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # PermissionError: someone else's live process
+    return True
+
+
+def remove_orphans(path: str | os.PathLike) -> list[Path]:
+    """Delete temp files that killed writers of ``path`` left beside it; returns those removed.
+
+    A temp file of ``path`` is ``.<name>.<pid>.<random>.tmp<suffix>`` (older mfrec versions:
+    ``.<name>.<random>.tmp<suffix>``). It is an orphan when its pid is not a live process, or
+    when it is older than :data:`ORPHAN_AGE_S` (a reused pid, a writer on another host).
+    """
+    path = Path(path)
+    name = re.escape(path.name)
+    pattern = re.compile(rf"\.{name}\.(?:(\d+)\.)?[^/]+\.tmp{re.escape(path.suffix)}\Z")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(m.group(1)) if m.group(1) else None
+        try:
+            old = now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_AGE_S
+        except OSError:
+            continue
+        if pid == os.getpid() and not old:
+            continue  # this process's own write in progress (another thread)
+        if old or (pid is not None and not _pid_alive(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, *, parents: bool = False) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on a clean exit move it over ``path``, else delete it.
 
     The temp name ends in ``path``'s own suffix (so writers that pick a format by suffix, such as
-    matplotlib, pick the right one). The file gets mode ``0o666 & ~umask``, as ``open()`` gives.
-    A missing parent folder is an error (``FileNotFoundError`` naming it) unless ``parents``.
+    matplotlib, pick the right one) and holds this process's pid, so that the next write of
+    ``path`` can remove what a killed writer left (:func:`remove_orphans`). The file gets mode
+    ``0o666 & ~umask``, as ``open()`` gives. A missing parent folder is an error
+    (``FileNotFoundError`` naming it) unless ``parents``.
     """
     path = Path(path)
     if parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: no such folder (create it first)")
+    remove_orphans(path)
     fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{path.suffix}"
     )
     os.close(fd)
     try:
@@ -209,3 +271,83 @@ def atomic_write(path: str | os.PathLike, *, parents: bool = False) -> Iterator[
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class ResourceError(ValueError):
+    """An input would need more memory (or expand to more bytes) than mfrec allows."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation: ``MemAvailable`` from /proc/meminfo, else
+    free pages from ``os.sysconf``; None when neither is known."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_memory(what: str, n_bytes: int) -> None:
+    """Raise :class:`ResourceError` when ``n_bytes`` exceed the memory available now.
+
+    Called before a large allocation (the factor matrices), so that a model that cannot fit is
+    refused at once, with both numbers, instead of after minutes of swapping or training.
+    """
+    have = available_memory()
+    if have is not None and n_bytes > have:
+        raise ResourceError(
+            f"{what} would need {_gib(n_bytes)} of memory but {_gib(have)} is available; "
+            "use fewer factors or a smaller data set"
+        )
+
+
+def check_npz(path: str | os.PathLike, cap: int) -> str | None:
+    """Why the ``.npz`` at ``path`` must not be loaded, or None; nothing is inflated.
+
+    Reads the zip directory and each member's ``.npy`` header. Refused: a member whose stated
+    uncompressed size, or the members' total, exceeds ``cap`` bytes; a header whose shape and
+    dtype need more bytes than the member holds (numpy would allocate them first); object
+    dtypes. ``zipfile`` never inflates a member past its stated size.
+    """
+    import numpy.lib.format as npy
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            total = sum(info.file_size for info in infos)
+            if total > cap:
+                return f"its members would expand to {total} bytes, more than the cap of {cap}"
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    version = npy.read_magic(f)
+                    read_header = {
+                        (1, 0): npy.read_array_header_1_0,
+                        (2, 0): npy.read_array_header_2_0,
+                    }.get(version)
+                    if read_header is None:
+                        return f"member {info.filename}: unknown .npy version {version}"
+                    shape, _, dtype = read_header(f, max_header_size=10_000)
+                    header_end = f.tell()
+                if dtype.hasobject:
+                    return f"member {info.filename} holds Python objects"
+                need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if need > info.file_size - header_end:
+                    return (
+                        f"member {info.filename} announces shape {shape} ({need} bytes) "
+                        f"but holds {info.file_size - header_end}"
+                    )
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+        return str(e) or type(e).__name__
+    return None

@@ -11,17 +11,24 @@ format and version checked, by :func:`read_record`. Two kinds share it: model fi
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 
-from mfrec._internal import atomic_write
+from mfrec._internal import atomic_write, check_npz
 
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
 KINDS = {"mfrec-model": "model file", "mfrec-checkpoint": "checkpoint"}
 """Each format's name in error messages."""
+EXPANSION_CAP = 64
+"""A file's members may expand to at most this many times the file's size (an uncompressed
+``.npz`` expands to about 1x); checked from the zip directory before anything is inflated."""
+SCALE_PARAMS = ("r_min", "r_max", "r_mean_", "scale_min", "scale_max")
+"""Hyper-parameters that, when present, must be finite numbers (the rating scale)."""
 ARRAYS = (
     "P", "Q", "bu", "bi", "user_ids", "item_ids", "seen_indptr", "seen_indices", "title_ids",
     "title_names",
@@ -60,6 +67,13 @@ def read_record(path: str | os.PathLike, fmt: str, version: int) -> tuple[dict, 
     path = Path(path)
     what = KINDS[fmt]
     try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    why = check_npz(path, EXPANSION_CAP * size + (1 << 20))
+    if why is not None:
+        raise ModelFileError(f"{path}: not an mfrec {what} ({why})")
+    try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # zip, pickle, CRC and format errors all mean "not ours or damaged"
@@ -73,7 +87,7 @@ def read_record(path: str | os.PathLike, fmt: str, version: int) -> tuple[dict, 
         got = meta.get("format") if isinstance(meta, dict) else None
         raise ModelFileError(f"{path}: not an mfrec {what} (format {got!r})")
     have = meta.get("version")
-    if not isinstance(have, int) or have < 1:
+    if isinstance(have, bool) or not isinstance(have, int) or have < 1:
         raise ModelFileError(f"{path}: corrupt {what} (format version {have!r})")
     if have > version:
         raise ModelFileError(
@@ -161,24 +175,81 @@ def load_model(path: str | os.PathLike):
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     meta, arrays = read_record(path, FORMAT, FORMAT_VERSION)
-    for key in ("mu", "biased", "params"):
-        if key not in meta:
-            raise ModelFileError(f"{path}: corrupt model file (metadata lacks {key!r})")
+    _check_meta(path, meta)
     missing = sorted(set(ARRAYS) - set(arrays))
     if missing:
         raise ModelFileError(f"{path}: corrupt model file (missing {', '.join(missing)})")
+    _check_dtypes(path, arrays)
     _check_shapes(path, arrays)
     model = FactorModel()
     model.P, model.Q = arrays["P"], arrays["Q"]
     model.bu, model.bi = arrays["bu"], arrays["bi"]
-    model.mu, model.biased = float(meta["mu"]), bool(meta["biased"])
+    model.mu, model.biased = float(meta["mu"]), meta["biased"]
     model._seen_indptr, model._seen_indices = arrays["seen_indptr"], arrays["seen_indices"]
     model.params = meta["params"]
     for key in ("r_min", "r_max", "r_mean_"):  # the training rating scale, for clipping
-        if isinstance(model.params.get(key), (int, float)):
+        if model.params.get(key) is not None:
             setattr(model, key, float(model.params[key]))
     titles = dict(zip(arrays["title_ids"].tolist(), arrays["title_names"].tolist(), strict=True))
     return model, arrays["user_ids"], arrays["item_ids"], titles
+
+
+def _corrupt(path: Path, why: str) -> ModelFileError:
+    return ModelFileError(f"{path}: corrupt model file ({why})")
+
+
+def _finite_number(value) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _check_meta(path: Path, meta: dict) -> None:
+    """``mu`` a finite number, ``biased`` a bool, ``params`` an object, the scale finite."""
+    for key in ("mu", "biased", "params"):
+        if key not in meta:
+            raise _corrupt(path, f"metadata lacks {key!r}")
+    if not _finite_number(meta["mu"]):
+        raise _corrupt(path, f"mu must be a finite number, got {meta['mu']!r}")
+    if not isinstance(meta["biased"], bool):
+        raise _corrupt(path, f"biased must be true or false, got {meta['biased']!r}")
+    params = meta["params"]
+    if not isinstance(params, dict):
+        raise _corrupt(path, f"params must be an object, got {type(params).__name__}")
+    for key in SCALE_PARAMS:
+        if params.get(key) is not None and not _finite_number(params[key]):
+            raise _corrupt(path, f"params.{key} must be a finite number, got {params[key]!r}")
+
+
+# What each array must hold: "f" real floats, "i" integers, "id" integers or text.
+KINDS_OF_ARRAYS = {
+    "P": "f", "Q": "f", "bu": "f", "bi": "f", "user_ids": "id", "item_ids": "id",
+    "seen_indptr": "i", "seen_indices": "i", "title_ids": "i", "title_names": "U",
+}  # fmt: skip
+_KIND_WORDS = {"f": "real floats", "i": "integers", "id": "integer or text ids", "U": "text"}
+
+
+def _check_dtypes(path: Path, a: dict) -> None:
+    """Factors and biases real floats (not complex, not bool), indices integers, ids int/text."""
+    for name, want in KINDS_OF_ARRAYS.items():
+        kind = a[name].dtype.kind
+        ok = {"f": "f", "i": "iu", "id": "iuU", "U": "U"}[want]
+        if kind not in ok or (kind in "iu" and a[name].size and not _fits_int64(a[name])):
+            raise _corrupt(path, f"{name} must hold {_KIND_WORDS[want]}, got dtype {a[name].dtype}")
+    for name in ("user_ids", "item_ids"):
+        ids = a[name]
+        if ids.ndim == 1 and np.unique(ids).shape[0] != ids.shape[0]:
+            values, counts = np.unique(ids, return_counts=True)
+            dup = values[np.argmax(counts)]
+            raise _corrupt(path, f"{name} repeats id {raw_id(dup)!r} {int(counts.max())} times")
+    if a["title_ids"].shape != a["title_names"].shape or a["title_ids"].ndim != 1:
+        raise _corrupt(path, "title_ids and title_names differ in shape")
+
+
+def _fits_int64(a: np.ndarray) -> bool:
+    return a.dtype.kind == "i" or int(a.max()) <= np.iinfo(np.int64).max
 
 
 def _check_shapes(path: Path, a: dict) -> None:
@@ -197,6 +268,8 @@ def _check_shapes(path: Path, a: dict) -> None:
     if P.ndim != 2 or bad:
         raise ModelFileError(f"{path}: corrupt model file (inconsistent shapes: {bad or ['P']})")
     indptr, indices = a["seen_indptr"], a["seen_indices"]
+    if indices.ndim != 1:
+        raise _corrupt(path, f"seen_indices must be 1-D, got shape {indices.shape}")
     if (
         indptr[0] != 0
         or indptr[-1] != indices.shape[0]

@@ -163,7 +163,7 @@ def test_binary_cache_is_used_and_invalidated(tmp_path):
     # A damaged cache file is ignored, not an error.
     cached[0].write_bytes(b"garbage")
     assert read_ratings(path, cache=True).ratings.tolist() == [5.0, 4.0]
-    key_file = cache_path({"source": str(path.resolve())})
+    key_file = cache_path(path)
     assert key_file.is_file()
     assert not list((tmp_path / "cache" / "parsed").glob("*.tmp"))
 
