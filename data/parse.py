@@ -114,14 +114,21 @@ def read_ratings(
         key = None
         if cache:
             options = {"delimiter": delimiter, "scale": [lo, hi], "duplicates": duplicates}
-            key = _cache_key(path, raw.fileno(), st, options)
-            cached = _load_cached(path, key)
+            key = _cache_key(path, st, options)
+            cached = _load_cached(path, raw.fileno(), key)
             if cached is not None:
                 return cached
         ratings = _parse_file(path, raw, delimiter, lo, hi, duplicates)
-    if key is not None:
-        _save_cached(key, ratings)
+        if key is not None and _unchanged(st, os.fstat(raw.fileno())):
+            # Hashed after the parse, so that garbage is refused before the whole file is read.
+            key["content"] = content_digest(raw.fileno(), st.st_size)
+            _save_cached(key, ratings)
     return ratings
+
+
+def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
+    """The file was not written while it was parsed (else its parse is not cached)."""
+    return (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
 
 
 def _check_scale(scale) -> tuple[float, float]:
@@ -623,12 +630,12 @@ def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     return _tree_digest(pieces)
 
 
-def _cache_key(path: Path, fd: int, st: os.stat_result, options: dict) -> dict:
+def _cache_key(path: Path, st: os.stat_result, options: dict) -> dict:
+    """The cache key less its ``content`` hash (computed only when the rest matches)."""
     return {
         "parser": PARSER_VERSION,
         "source": str(path.resolve()),
         "size": st.st_size,
-        "content": content_digest(fd, st.st_size),
         "options": options,
     }
 
@@ -653,9 +660,10 @@ def _narrow(a: np.ndarray, dtype) -> np.ndarray:
 _CACHE_ARRAYS = ("users", "items", "ratings", "user_ids", "item_ids")
 
 
-def _load_cached(path: Path, key: dict) -> Ratings | None:
-    """The cached table when its key matches (content hash, size, options) and every array
-    checks out; else None. A damaged entry gets one note on the ``mfrec.data`` logger."""
+def _load_cached(path: Path, fd: int, key: dict) -> Ratings | None:
+    """The cached table when its key matches (size, options, then the hash of the content of
+    ``fd``) and every array checks out; else None. A damaged entry gets one note on the
+    ``mfrec.data`` logger."""
     target = cache_path(key["source"])
     try:
         if not target.is_file():
@@ -665,8 +673,12 @@ def _load_cached(path: Path, key: dict) -> Ratings | None:
             with np.load(target, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
             stored = json.loads(str(arrays.pop("key")))
-            if stored != key:
+            if not isinstance(stored, dict) or stored.get("content") is None:
+                raise ValueError("a key without a content hash")
+            if {k: v for k, v in stored.items() if k != "content"} != key:
                 return None  # the source (or the options) changed: parse again, silently
+            if stored["content"] != content_digest(fd, key["size"]):
+                return None
             why = _check_cached(arrays, key)
     except Exception as e:  # a damaged entry of any kind: parse the file again
         why = f"{type(e).__name__}: {e}"

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from mfrec._internal import check_memory
+
 
 def init_factors(
     rng: np.random.Generator, n_users: int, n_items: int, k: int, init_std: float, dtype
@@ -17,7 +19,12 @@ def init_factors(
     """P ~ N(0, init_std²) of shape (n_users, k), then Q ~ N(0, init_std²) of shape (n_items, k).
 
     Both start on a cache line (:func:`aligned_empty`), which the SGD kernels run faster on.
+    A pair that (with the float64 draw it is filled from) would not fit in the memory
+    available is refused before anything is allocated (``mfrec._internal.ResourceError``).
     """
+    draw = max(n_users, n_items) * k * 8
+    check_memory(f"P and Q ({n_users} + {n_items} rows x {k} factors)",
+                 (n_users + n_items) * k * np.dtype(dtype).itemsize + draw)  # fmt: skip
     P = aligned_empty((n_users, k), dtype)
     P[...] = rng.normal(0.0, init_std, size=(n_users, k))
     Q = aligned_empty((n_items, k), dtype)
