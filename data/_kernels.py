@@ -148,14 +148,17 @@ def _split_line(buf, p, delim, starts, ends):
 
 
 @njit
-def _parse_rows(buf, start, line0, delim, lo, hi, stop_row, users, items, ratings, stamps, slow):
+def _parse_rows(
+    buf, start, line0, delim, lo, hi, stop_row, users, items, ratings, stamps, slow, slow_at
+):
     """Parse ``user item rating [timestamp]`` rows from ``buf[start:]`` into the output arrays.
 
-    Blank lines are skipped. A rating that needs the slow path gets NaN in ``ratings`` and its
-    row in ``slow``. Stops at the first bad row (a line over ``MAX_LINE`` bytes is one), or
-    before row ``stop_row`` when it is >= 0. Returns ``(n_rows, status, line_no, line_start,
-    all_stamps, n_slow, max_fields)``: ``line_no`` (1-based) and ``line_start`` locate the bad
-    (or stop) row; ``max_fields`` is the most fields a data row had.
+    Blank lines are skipped. A rating that needs the slow path gets NaN in ``ratings``, its row
+    in ``slow`` and its line's start in ``slow_at``. Stops at the first bad row (a line over
+    ``MAX_LINE`` bytes is one), or before row ``stop_row`` when it is >= 0. Returns
+    ``(n_rows, status, line_no, line_start, all_stamps, n_slow, max_fields)``: ``line_no``
+    (1-based) and ``line_start`` locate the bad (or stop) row; ``max_fields`` is the most
+    fields a data row had.
     """
     n = buf.shape[0]
     starts = np.empty(4, dtype=np.int64)
@@ -189,6 +192,7 @@ def _parse_rows(buf, start, line0, delim, lo, hi, stop_row, users, items, rating
             if status == 2:
                 r = np.nan
                 slow[n_slow] = row
+                slow_at[n_slow] = p
                 n_slow += 1
             elif r < lo or r > hi:
                 return row, OUT_OF_SCALE, line_no, p, all_stamps, n_slow, max_fields

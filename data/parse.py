@@ -352,9 +352,9 @@ def _parse_chunks(path, buf, first, line0, delim, lo, hi):
         # Every row but the last takes at least 6 bytes ("1 2 3\n"); untouched pages cost nothing.
         n_max = (bounds[c + 1] - bounds[c]) // 6 + 1
         out = [np.empty(n_max, dtype=t) for t in (np.int64, np.int64, np.float64, np.int64)]
-        slow = np.empty(n_max, dtype=np.int64)
+        slow = np.empty((2, n_max), dtype=np.int64)
         res = K._parse_rows(
-            buf[: bounds[c + 1]], bounds[c], lines[c], delim, lo, hi, -1, *out, slow
+            buf[: bounds[c + 1]], bounds[c], lines[c], delim, lo, hi, -1, *out, *slow
         )
         return out, slow, res
 
@@ -368,8 +368,8 @@ def _parse_chunks(path, buf, first, line0, delim, lo, hi):
             raise _TextIds
         if status != K.OK:
             raise DataError(_message(path, status, line_no, _line_text(buf, at), delim, lo, hi))
-        for row in slow[:n_slow]:
-            _slow_rating(path, buf, bounds[c], lines[c], delim, int(row), out[2], lo, hi)
+        for row, at in zip(*slow[:, :n_slow].tolist(), strict=True):
+            _slow_rating(path, buf, bounds[c], lines[c], delim, row, at, out[2], lo, hi)
     cols = [np.concatenate([out[k][: res[0]] for out, _, res in parts]) for k in range(4)]
     all_stamps = all(res[4] for _, _, res in parts)
     return cols, all_stamps, max(res[6] for _, _, res in parts)
@@ -535,7 +535,7 @@ def _locate_in(buf, first, line0, delim, row: int) -> tuple[int, int, int]:
     empty_f = np.empty(n_max, dtype=np.float64)
     rows, _, line_no, at, _, _, _ = K._parse_rows(
         buf, first, line0, delim, -math.inf, math.inf, row,
-        empty_i, empty_i, empty_f, empty_i, empty_i,
+        empty_i, empty_i, empty_f, empty_i, empty_i, empty_i,
     )  # fmt: skip
     return rows, line_no, at
 
@@ -552,11 +552,12 @@ def _locate(path, raw, delim, first: int, line0: int, row: int) -> tuple[int, st
     raise AssertionError("row past the end of the file")  # pragma: no cover
 
 
-def _slow_rating(path, buf, first, line0, delim, row, ratings, lo, hi) -> None:
-    """Parse one rating the kernel left to Python (many digits or a large exponent)."""
-    _, line_no, at = _locate_in(buf, first, line0, delim, row)
+def _slow_rating(path, buf, first, line0, delim, row, at, ratings, lo, hi) -> None:
+    """Parse the rating of row ``row`` (its line starts at byte ``at``) that the kernel left to
+    Python (many digits or a large exponent)."""
     text = _line_text(buf, at)
     value = float(_split(text, delim)[2])
+    line_no = line0 + K._count_newlines(buf, first, at)  # used only in an error
     if not math.isfinite(value):
         raise DataError(f"{path}:{line_no}: rating is not a finite number (line {_quote(text)})")
     if not lo <= value <= hi:

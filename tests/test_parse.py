@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -234,3 +235,127 @@ def test_text_ids_are_kept_as_text(tmp_path):
     assert table.ratings.tolist() == [5.0, 3.0, 2.5]
     mixed = read_ratings(write(tmp_path, "1 a1 4\n2 a2 3\n"))
     assert mixed.user_ids.dtype.kind == "i" and mixed.item_ids.tolist() == ["a1", "a2"]
+
+
+@pytest.mark.parametrize("block", [4096, 1 << 20])
+def test_streamed_blocks_equal_one_pass(tmp_path, monkeypatch, block):
+    """Small blocks (many of them) give the table one block gives; errors found in a later
+    block name the file's line; slow ratings and text ids work across blocks."""
+    import mfrec.data.parse as parse
+
+    rng = np.random.default_rng(7)
+    n = 20_000
+    items, stars = rng.integers(0, 500, n), rng.choice(["1", "2.5", "3.14159265358979323846"], n)
+    lines = ["u,i,r,t"] + [
+        f"{u},{i},{r},{u}" for u, i, r in zip(range(n), items, stars, strict=True)
+    ]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    one = read_ratings(path)
+    monkeypatch.setattr(parse, "BLOCK_BYTES", block)
+    many = read_ratings(path)
+    for name in ("users", "items", "ratings", "user_ids", "item_ids", "timestamps"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(many, name))
+    dup = [*lines, lines[n - 10]]  # a pair repeating a row far from the end
+    path.write_text("\n".join(dup) + "\n")
+    with pytest.raises(DataError, match=rf"{path}:{n + 2}: .* repeats line {n - 9} "):
+        read_ratings(path)
+    text = [*lines[:-1], f"x{lines[-1]}"]  # a text id in the last block: the Python reader
+    path.write_text("\n".join(text) + "\n")
+    table = read_ratings(path)
+    assert table.user_ids.dtype.kind == "U" and len(table) == n
+    np.testing.assert_array_equal(np.sort(table.ratings), np.sort(one.ratings))
+
+
+def test_line_caps_and_short_quotes(tmp_path, monkeypatch):
+    import mfrec.data.parse as parse
+
+    monkeypatch.setattr(parse, "BLOCK_BYTES", 1 << 17)
+    long = "1 2 " + "9" * 200_000  # spans blocks: refused by the streamer
+    with pytest.raises(DataError, match=r":2: line longer than 64 KiB \(starts '1 2 999") as e:
+        read_ratings(write(tmp_path, f"1 2 3\n{long}\n"))
+    assert len(str(e.value).replace(str(tmp_path), "")) < 250
+    inside = "1,2," + "z" * 70_000  # inside one block: refused by the kernel
+    with pytest.raises(DataError, match=r":3: line longer than 64 KiB") as e:
+        read_ratings(write(tmp_path, f"1,2,3\n\n{inside}\n"))
+    assert len(str(e.value).replace(str(tmp_path), "")) < 250
+    with pytest.raises(DataError, match=r"rating 'zzz.*'\.\.\. \(3000 characters\)") as e:
+        read_ratings(write(tmp_path, "1,2,3\n1,2," + "z" * 3000 + "\n"))
+    assert len(str(e.value).replace(str(tmp_path), "")) < 250
+
+
+def test_compressed_files_read_as_their_content(tmp_path):
+    import bz2
+    import gzip
+    import lzma
+
+    text = "user,item,rating,timestamp\n1,2,3.5,9\n2,3,4,8\n"
+    plain = read_ratings(write(tmp_path, text))
+    for name, pack in (("gz", gzip.compress), ("bz2", bz2.compress), ("xz", lzma.compress)):
+        path = tmp_path / f"r.csv.{name}"
+        path.write_bytes(pack(text.encode()))
+        table = read_ratings(path, cache=True)
+        assert table.ratings.tolist() == plain.ratings.tolist() == [3.5, 4.0]
+        assert table.timestamps.tolist() == [9, 8]
+        assert read_ratings(path, cache=True).ratings.tolist() == [3.5, 4.0]  # cached
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(gzip.compress(text.encode())[:-12])
+    with pytest.raises(DataError, match="cannot read or decompress"):
+        read_ratings(broken)
+
+
+def test_fifo_and_devices_are_refused_at_once(tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="is a FIFO"):
+        read_ratings(fifo)  # no writer: would block forever without O_NONBLOCK
+    with pytest.raises(DataError, match="not a regular file"):
+        read_ratings("/dev/null")
+
+
+def test_unused_columns_are_named_once(tmp_path, caplog):
+    path = write(tmp_path, "user,item,rating,timestamp,genre\n1,2,3,4,x\n2,3,4,5,y\n")
+    with caplog.at_level("WARNING", logger="mfrec.data"):
+        read_ratings(path)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: column 5 ('genre') not used: mfrec reads user, item, rating, timestamp"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mfrec.data"):
+        read_ratings(write(tmp_path, "1 2 3 a\n2 3 4 b\n", name="s.txt"))
+    assert "column 4 not used" in caplog.records[0].getMessage()
+    assert "not an integer timestamp" in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mfrec.data"):
+        read_ratings(write(tmp_path, "1 2 3 7\n2 3 4 8\n", name="t.txt"))
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("value", ["1_0", "\u0663", "0x10", "1e", ".", "+-1", "nan"])
+def test_one_rating_grammar_for_integer_and_text_ids(tmp_path, value):
+    for ids in ("1,2", "u1,i2"):
+        path = write(tmp_path, f"u,i,r\n{ids},3\n{ids}9,{value}\n")
+        with pytest.raises(DataError, match=rf":3: rating '{re.escape(value)}' is not a "):
+            read_ratings(path)
+    for ok, want in (("5.", 5.0), (".5", 0.5), ("+2e-1", 0.2), ("-0", 0.0)):
+        for ids in ("1,2", "u1,i2"):
+            table = read_ratings(write(tmp_path, f"u,i,r\n{ids},3\n{ids}9,{ok}\n"))
+            assert sorted(table.ratings.tolist()) == sorted([3.0, want])
+
+
+def test_cache_is_keyed_on_content_and_validated(tmp_path, caplog):
+    path = write(tmp_path, "1 2 3\n2 3 4\n")
+    read_ratings(path, cache=True)
+    st = path.stat()
+    path.write_bytes(b"1 2 5\n2 3 4\n")  # same size; mtime (and inode) put back
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert read_ratings(path, cache=True).ratings.tolist() == [5.0, 4.0]
+    entry = cache_path(path)
+    entry.write_bytes(entry.read_bytes()[:100])
+    with caplog.at_level("WARNING", logger="mfrec.data"):
+        assert read_ratings(path, cache=True).ratings.tolist() == [5.0, 4.0]
+    assert len(caplog.records) == 1
+    assert "ignoring its damaged parse cache" in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mfrec.data"):
+        assert read_ratings(path, cache=True).ratings.tolist() == [5.0, 4.0]  # rewritten
+    assert not caplog.records
