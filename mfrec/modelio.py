@@ -14,6 +14,7 @@ import json
 import math
 import numbers
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,12 @@ def read_record(path: str | os.PathLike, fmt: str, version: int) -> tuple[dict, 
     path = Path(path)
     what = KINDS[fmt]
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the zip reader forever
+        raise ModelFileError(f"{path}: is not a regular file, expected an mfrec {what}")
+    size = st.st_size
     why = check_npz(path, EXPANSION_CAP * size + (1 << 20))
     if why is not None:
         raise ModelFileError(f"{path}: not an mfrec {what} ({why})")
@@ -172,7 +176,7 @@ def load_model(path: str | os.PathLike):
     from mfrec.reference.mf import FactorModel
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
     meta, arrays = read_record(path, FORMAT, FORMAT_VERSION)
     _check_meta(path, meta)

@@ -421,6 +421,13 @@ def build_cases() -> list[Case]:
             {"m.npz": zip_bomb()},
             [["cli", ["recommend", "--model", "m.npz", "--user", "1"]]],
         ),
+        Case(
+            "model: a FIFO",
+            2,
+            rf"{ERR}m\.npz: is not a regular file, expected an mfrec model file",
+            {"m.npz": "fifo"},
+            [["cli", ["recommend", "--model", "m.npz", "--user", "1"]]],
+        ),
         model_case(
             "model: P as strings",
             r"P must hold real floats, got dtype <U\d+",
