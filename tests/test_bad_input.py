@@ -177,6 +177,7 @@ def _has_zstandard() -> bool:
 GOOD = ratings_text()
 TRAIN_R = [*TRAIN, "--ratings", "r.csv", "--json"]
 ERR = r"mfrec: error: "
+NOTE = r"(?:mfrec: note: )?"  # notes are logged to "mfrec.data"; a CLI may prefix them
 
 
 def cache_case(name: str, how: str, why: str) -> Case:
@@ -184,7 +185,7 @@ def cache_case(name: str, how: str, why: str) -> Case:
     return Case(
         name,
         0,
-        rf"r\.csv: ignoring its damaged parse cache .*\({why}.*\); parsed again",
+        rf"{NOTE}r\.csv: ignoring its damaged parse cache .*\({why}.*\); parsed again",
         {"r.csv": GOOD},
         [["cli", TRAIN_R], ["damage_cache", "r.csv", how], ["cli", TRAIN_R]],
         {"n_train": N_ROWS},
@@ -359,7 +360,7 @@ def build_cases() -> list[Case]:
         Case(
             "a fifth column",
             0,
-            r"r\.csv: column 5 \('genre'\) not used: .*",
+            rf"{NOTE}r\.csv: column 5 \('genre'\) not used: .*",
             {"r.csv": ratings_text(",1,comedy", "user,item,rating,timestamp,genre")},
             [["cli", TRAIN_R]],
             {"n_train": N_ROWS},
