@@ -181,9 +181,6 @@ _MAGIC = (
     (b"\xfd7zXZ\x00", "xz", lambda raw: lzma.LZMAFile(raw, "rb")),
     (b"\x28\xb5\x2f\xfd", "zstd", _zstd_reader),
 )
-_DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, ValueError)
-
-
 def _stream(path: Path, raw: io.FileIO):
     """A binary stream of the file's content from its start: decompressed when it is gzip,
     bzip2, xz or zstd (recognised by the first bytes, not the name)."""
@@ -209,7 +206,7 @@ def _read_full(stream, n: int, path: Path) -> bytes:
     while have < n:
         try:
             data = stream.read(n - have)
-        except _DECOMPRESS_ERRORS as e:
+        except Exception as e:  # OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, ...
             raise DataError(f"{path}: cannot read or decompress the file ({e})") from None
         if not data:
             break
