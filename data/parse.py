@@ -181,6 +181,8 @@ _MAGIC = (
     (b"\xfd7zXZ\x00", "xz", lambda raw: lzma.LZMAFile(raw, "rb")),
     (b"\x28\xb5\x2f\xfd", "zstd", _zstd_reader),
 )
+
+
 def _stream(path: Path, raw: io.FileIO):
     """A binary stream of the file's content from its start: decompressed when it is gzip,
     bzip2, xz or zstd (recognised by the first bytes, not the name)."""
