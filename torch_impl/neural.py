@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from mfrec.data.splits import carve_validation
 from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.mf import FactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
@@ -123,7 +124,9 @@ class NeuralMF(FactorModel):
         """Minibatch Adam on mean (r − r̂)² + reg·penalty; ``eval_set``/``patience`` as in SGD MF.
 
         Without ``eval_set``, ``val_fraction`` > 0 carves that share of the ratings out as the
-        validation set (trained on the rest) and early-stops with ``self.patience``.
+        validation set (:func:`mfrec.data.splits.carve_validation`: its users and items absent
+        from the rest are scored by the fallback, ``n_val_unknown_`` of them), trains on the
+        rest and early-stops with ``self.patience``.
         """
         u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
         n_users = check_size("n_users", n_users, u_np)
@@ -132,10 +135,8 @@ class NeuralMF(FactorModel):
         seen = (u_np, i_np)  # every training rating counts as seen, validation ones too
         self._remember_scale(r_np)
         if eval_set is None and self.val_fraction:
-            perm = rng.permutation(r_np.shape[0])
-            n_val = int(round(self.val_fraction * r_np.shape[0]))
-            val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            eval_set = (u_np[val], i_np[val], r_np[val])
+            carved = carve_validation(u_np, i_np, r_np, self.val_fraction, rng)
+            eval_set, keep, self.n_val_unknown_ = carved.val, carved.fit_rows, carved.n_unknown
             u_np, i_np, r_np = u_np[keep], i_np[keep], r_np[keep]
             patience = self.patience if patience is None else patience
         torch.manual_seed(self.seed)
