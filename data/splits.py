@@ -69,8 +69,21 @@ def carve_validation(
     perm = np.random.default_rng(seed).permutation(n)
     n_val = max(1, int(round(n * fraction)))
     fit_rows, val_rows = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-    vu, vi = u[val_rows], i[val_rows]
-    seen_u = (np.bincount(u[fit_rows], minlength=int(u.max()) + 1) > 0)[vu]  # (n_val,)
-    seen_i = (np.bincount(i[fit_rows], minlength=int(i.max()) + 1) > 0)[vi]  # (n_val,)
-    val = (np.where(seen_u, vu, UNKNOWN), np.where(seen_i, vi, UNKNOWN), r[val_rows])
-    return Carved(fit_rows, val, int(np.count_nonzero(~(seen_u & seen_i))))
+    vu, vi, n_unknown = unseen_as_unknown(u[val_rows], i[val_rows], u[fit_rows], i[fit_rows])
+    return Carved(fit_rows, (vu, vi, r[val_rows]), n_unknown)
+
+
+def unseen_as_unknown(
+    users: np.ndarray, items: np.ndarray, fit_users: np.ndarray, fit_items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(users, items, n_unknown): 0-based ``users``/``items`` (``UNKNOWN`` allowed) with every
+    index that ``fit_users``/``fit_items`` (the ratings a model is fitted on) lack set to
+    ``UNKNOWN``, and the number of pairs with an unknown side (scored by the fallback)."""
+    users, items = np.asarray(users), np.asarray(items)
+    out = []
+    for index, fitted in ((users, fit_users), (items, fit_items)):
+        size = max(int(index.max(initial=0)), int(np.max(fitted, initial=0))) + 1
+        seen = np.bincount(np.asarray(fitted), minlength=size) > 0  # (size,)
+        out.append(np.where((index >= 0) & seen[np.maximum(index, 0)], index, UNKNOWN))
+    vu, vi = out
+    return vu, vi, int(np.count_nonzero((vu == UNKNOWN) | (vi == UNKNOWN)))

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from mfrec.data.splits import UNKNOWN, carve_validation
+from mfrec.data.splits import UNKNOWN, carve_validation, unseen_as_unknown
 from mfrec.reference import DivergenceError, MatrixFactorization
 from mfrec.reference.ensemble import BlendedEnsemble
 from mfrec.reference.mf import SGDModel
@@ -156,3 +156,12 @@ def test_blended_ensemble_validates_unseen_ids_by_the_fallback():
     model.fit(u, i, r, 50, 12)
     carved = carve_validation(u, i, r, 0.25, (0, 7))
     assert model.n_val_unknown_ == carved.n_unknown > 0
+
+
+def test_unseen_as_unknown_marks_indices_the_fit_part_lacks():
+    users, items, n_unknown = unseen_as_unknown(
+        np.array([0, 2, UNKNOWN, 5]), np.array([1, 1, 0, 3]), np.array([0, 0, 2]), np.array([1, 3])
+    )
+    np.testing.assert_array_equal(users, [0, 2, UNKNOWN, UNKNOWN])
+    np.testing.assert_array_equal(items, [1, 1, UNKNOWN, 3])
+    assert n_unknown == 2
