@@ -165,3 +165,16 @@ def test_unseen_as_unknown_marks_indices_the_fit_part_lacks():
     np.testing.assert_array_equal(users, [0, 2, UNKNOWN, UNKNOWN])
     np.testing.assert_array_equal(items, [1, 1, UNKNOWN, 3])
     assert n_unknown == 2
+
+
+def test_neural_validates_unseen_ids_by_the_fallback():
+    from mfrec.torch_impl.neural import NeuralMF
+
+    rng = np.random.default_rng(2)
+    u = np.concatenate([rng.integers(0, 10, 400), np.arange(10, 50)])
+    i = rng.integers(0, 12, 440)
+    r = rng.integers(1, 6, 440).astype(float)
+    model = NeuralMF(n_factors=3, n_epochs=2, hidden=(4,), batch_size=64, val_fraction=0.25)
+    model.fit(u, i, r, 50, 12)
+    carved = carve_validation(u, i, r, 0.25, np.random.default_rng(0))  # the fit's stream
+    assert model.n_val_unknown_ == carved.n_unknown > 0

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from mfrec.data.splits import carve_validation
 from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.mf import FactorModel, check_finite
+from mfrec.reference.mf import SeededFactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES
 from torch import nn
 
-from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec._internal import check_positive, check_ratings, check_size
 from mfrec.devices import torch_cuda
 
 
@@ -64,7 +64,7 @@ class NeuralModule(nn.Module):
         )
 
 
-class NeuralMF(FactorModel):
+class NeuralMF(SeededFactorModel):
     """The neural extension with the factor models' fit/predict/recommend API (see module doc).
 
     Not savable to a model file: its predictions pass through the MLP, which the file format
@@ -75,6 +75,7 @@ class NeuralMF(FactorModel):
 
     def __init__(
         self,
+        *,
         n_factors: int = 32,
         n_epochs: int = 20,
         lr: float = 1e-3,
@@ -89,7 +90,9 @@ class NeuralMF(FactorModel):
         dtype: str = "float32",
         device: str = "cpu",
     ) -> None:
-        self.n_factors = check_positive("n_factors", n_factors, integer=True)
+        super().__init__(
+            n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=True
+        )
         self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
         self.lr = check_positive("lr", lr)
         self.reg = check_positive("reg", reg, allow_zero=True)
@@ -102,13 +105,9 @@ class NeuralMF(FactorModel):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         self.val_fraction = float(val_fraction)
         self.patience = check_positive("patience", patience, integer=True)
-        self.init_std = check_positive("init_std", init_std, allow_zero=True)
-        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
-        self.dtype = check_dtype(dtype)
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch_cuda():
             raise ValueError(f"device={device!r} but torch sees no CUDA device")
-        self.biased = True
 
     def fit(
         self,
