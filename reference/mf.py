@@ -157,7 +157,8 @@ class EpochRunner(Protocol):
 
 class SeededFactorModel(FactorModel):
     """A factor model fitted from P0, Q0 drawn from ``seed`` (or copied from ``init``): the
-    hyper-parameters and the fit set-up that SGD and ALS share."""
+    hyper-parameters every seeded model checks here once (SGD, ALS, Bayesian MF, the neural
+    model), and the fit set-up :meth:`_setup` that SGD and ALS share."""
 
     def __init__(
         self,
