@@ -28,6 +28,7 @@ from mfrec.reference.cuda import CudaMatrixFactorization
 from mfrec.reference.kernels import _sgd_epoch
 from mfrec.reference.sampling import epoch_order, init_factors, walk_step
 
+# (tests/test_triton.py's script has the same helper: each script runs alone, under its own env)
 def same(a, b, atol=0.0):
     for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
         np.testing.assert_allclose(y, x, rtol=0, atol=atol)
