@@ -11,9 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from mfrec.reference.als import ALS
-from mfrec.torch_impl.model import TORCH_DTYPES
-
-from mfrec.devices import torch_cuda
+from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
 
 CHUNK = 8192
 """Ratings per scatter-add of outer products (bounds the (chunk, d, d) temporary)."""
@@ -59,9 +57,7 @@ class TorchALS(ALS):
     def __init__(self, *, device: str = "cpu", **params) -> None:
         """``params``: those of :class:`mfrec.reference.als.ALS`."""
         super().__init__(**params)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
+        self.device = checked_device(device)
 
     def fit(
         self,

@@ -18,6 +18,14 @@ from mfrec.devices import torch_cuda
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
 
+def checked_device(device: str) -> torch.device:
+    """``torch.device(device)``; a CUDA one only where torch sees a CUDA device."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch_cuda():
+        raise ValueError(f"device={device!r} but torch sees no CUDA device")
+    return dev
+
+
 def predict_rows(rows: Sequence[torch.Tensor], mu: torch.Tensor) -> torch.Tensor:
     """r̂ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ) from looked-up rows [Pᵤ, Qᵢ(, bᵤ, bᵢ)]; shape (B,)."""
     r_hat = (rows[0] * rows[1]).sum(dim=-1)  # (B,)
@@ -197,9 +205,7 @@ class TorchMatrixFactorization(SGDModel):
             raise ValueError("graph=True needs mode='minibatch' (exact mode steps one rating)")
         self.graph = bool(graph)
         self._graphed: tuple[MFModule, int, float, GraphedEpoch] | None = None
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
+        self.device = checked_device(device)
 
     def _runs_on(self) -> str:
         how = "".join(

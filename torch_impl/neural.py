@@ -15,11 +15,10 @@ from mfrec.data.splits import carve_validation
 from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.mf import SeededFactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
-from mfrec.torch_impl.model import TORCH_DTYPES
+from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
 from torch import nn
 
 from mfrec._internal import check_positive, check_ratings, check_size
-from mfrec.devices import torch_cuda
 
 
 class NeuralModule(nn.Module):
@@ -105,9 +104,7 @@ class NeuralMF(SeededFactorModel):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         self.val_fraction = float(val_fraction)
         self.patience = check_positive("patience", patience, integer=True)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
+        self.device = checked_device(device)
 
     def fit(
         self,
