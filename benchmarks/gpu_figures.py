@@ -120,7 +120,14 @@ def torch_epoch(tensors, shape, k, B, compile, graph):
 
     u, i, r = tensors
     model = TorchMatrixFactorization(
-        k, 0, 0.005, 0.02, dtype="float32", mode="minibatch", batch_size=B, device=DEVICE
+        n_factors=k,
+        n_epochs=0,
+        lr=0.005,
+        reg=0.02,
+        dtype="float32",
+        mode="minibatch",
+        batch_size=B,
+        device=DEVICE,
     )
     model.compile, model.graph = compile, graph
     few = slice(0, 2 * B + 1)  # builds the module (0 epochs) on the full grid

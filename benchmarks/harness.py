@@ -106,10 +106,10 @@ def torch_epoch(
 
     dtype = ratings.dtype.name
     model = TorchMatrixFactorization(
-        k,
-        0,
-        0.005,
-        0.02,
+        n_factors=k,
+        n_epochs=0,
+        lr=0.005,
+        reg=0.02,
         dtype=dtype,
         biased=biased,
         mode=mode,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -26,3 +28,62 @@ def kfold(n: int, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.
         (np.sort(np.concatenate(folds[:f] + folds[f + 1 :])), np.sort(folds[f]))
         for f in range(n_folds)
     ]
+
+
+UNKNOWN = -1
+"""Index that marks a user or item the model was not trained on (predict falls back to biases)."""
+
+
+class Carved(NamedTuple):
+    """A validation split carved from training ratings (see :func:`carve_validation`)."""
+
+    fit_rows: np.ndarray
+    """Sorted row indices of the ratings left to fit on."""
+    val: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """(users, items, ratings) held out; a user or item absent from the fit rows is UNKNOWN."""
+    n_unknown: int
+    """Held-out ratings whose user or item is absent from the fit rows (scored by fallback)."""
+
+
+def carve_validation(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    fraction: float,
+    seed: int | tuple | np.random.Generator,
+) -> Carved:
+    """Hold out a seeded ``fraction`` (at least one rating) of 0-based training ratings.
+
+    The held-out rows are the first max(1, round(n·fraction)) of a permutation drawn from
+    ``np.random.default_rng(seed)`` (a Generator is used as it is, continuing its stream).
+    A held-out user or item that no fit row has becomes ``UNKNOWN``, so ``predict`` scores it
+    by the fallback (training mean plus the known bias) rather than by its initial random
+    row, and the count of such ratings is ``n_unknown``.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction!r}")
+    u, i, r = (np.asarray(a) for a in (users, items, ratings))
+    n = r.shape[0]
+    if n < 2:
+        raise ValueError(f"a validation split needs at least 2 ratings, got {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * fraction)))
+    fit_rows, val_rows = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    vu, vi, n_unknown = unseen_as_unknown(u[val_rows], i[val_rows], u[fit_rows], i[fit_rows])
+    return Carved(fit_rows, (vu, vi, r[val_rows]), n_unknown)
+
+
+def unseen_as_unknown(
+    users: np.ndarray, items: np.ndarray, fit_users: np.ndarray, fit_items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(users, items, n_unknown): 0-based ``users``/``items`` (``UNKNOWN`` allowed) with every
+    index that ``fit_users``/``fit_items`` (the ratings a model is fitted on) lack set to
+    ``UNKNOWN``, and the number of pairs with an unknown side (scored by the fallback)."""
+    users, items = np.asarray(users), np.asarray(items)
+    out = []
+    for index, fitted in ((users, fit_users), (items, fit_items)):
+        size = max(int(index.max(initial=0)), int(np.max(fitted, initial=0))) + 1
+        seen = np.bincount(np.asarray(fitted), minlength=size) > 0  # (size,)
+        out.append(np.where((index >= 0) & seen[np.maximum(index, 0)], index, UNKNOWN))
+    vu, vi = out
+    return vu, vi, int(np.count_nonzero((vu == UNKNOWN) | (vi == UNKNOWN)))

@@ -12,15 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 from mfrec.reference.als_kernels import _als_half_step, _csr_sse
-from mfrec.reference.mf import FactorModel, initial_from
-from mfrec.reference.sampling import init_factors
+from mfrec.reference.mf import FactorModel, SeededFactorModel
 
-from mfrec._internal import (
-    check_dtype,
-    check_positive,
-    check_ratings,
-    check_size,
-)
+from mfrec._internal import check_positive
 
 
 def csr_by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int):
@@ -54,7 +48,7 @@ def als_objective(model: FactorModel, users, items, ratings) -> float:
     return float(err @ err + lam_u @ pen_u + lam_i @ pen_i)
 
 
-class ALS(FactorModel):
+class ALS(SeededFactorModel):
     """Alternating least squares on r̂ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ when ``biased``).
 
     ``weighted=True`` scales each row's penalty by its number of ratings (λ·nᵤ, λ·nᵢ), as
@@ -63,6 +57,7 @@ class ALS(FactorModel):
 
     def __init__(
         self,
+        *,
         n_factors: int = 10,
         n_iters: int = 10,
         reg: float = 0.1,
@@ -72,14 +67,12 @@ class ALS(FactorModel):
         seed: int = 0,
         dtype: str = "float64",
     ) -> None:
-        self.n_factors = check_positive("n_factors", n_factors, integer=True)
+        super().__init__(
+            n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=biased
+        )
         self.n_iters = check_positive("n_iters", n_iters, integer=True, allow_zero=True)
         self.reg = check_positive("reg", reg)
         self.weighted = bool(weighted)
-        self.biased = bool(biased)
-        self.init_std = check_positive("init_std", init_std, allow_zero=True)
-        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
-        self.dtype = check_dtype(dtype)
 
     def fit(
         self,
@@ -98,15 +91,8 @@ class ALS(FactorModel):
         self)`` runs after each full iteration;
         ``history_`` holds the training MSE after each one.
         """
-        u, i, r = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
-        rng = np.random.default_rng(self.seed)
-        if init is None:
-            P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
-        else:
-            P, Q = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
-        mu = float(r.mean()) if self.biased else 0.0
+        u, i, r, P, Q, mu, _ = self._setup(users, items, ratings, n_users, n_items, init)
+        n_users, n_items = P.shape[0], Q.shape[0]
         bu = np.zeros(n_users, dtype=self.dtype)
         bi = np.zeros(n_items, dtype=self.dtype)
         self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu

@@ -16,14 +16,14 @@ from collections.abc import Callable
 
 import numpy as np
 from mfrec.reference.als import csr_by_row, csr_sse, solve_rows
-from mfrec.reference.mf import FactorModel
+from mfrec.reference.mf import SeededFactorModel
 from mfrec.reference.recommend import seen_items
 from mfrec.reference.sampling import init_factors
 
-from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec._internal import check_positive, check_ratings, check_size
 
 
-class BayesianMF(FactorModel):
+class BayesianMF(SeededFactorModel):
     """Gibbs-sampled biased MF (a simplified BPMF with isotropic priors); see the module doc.
 
     ``n_samples`` sweeps after ``burn_in`` discarded ones; ``thin`` keeps every thin-th sample.
@@ -31,6 +31,7 @@ class BayesianMF(FactorModel):
 
     def __init__(
         self,
+        *,
         n_factors: int = 10,
         n_samples: int = 100,
         burn_in: int = 20,
@@ -43,7 +44,9 @@ class BayesianMF(FactorModel):
         seed: int = 0,
         dtype: str = "float64",
     ) -> None:
-        self.n_factors = check_positive("n_factors", n_factors, integer=True)
+        super().__init__(
+            n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=True
+        )
         self.n_samples = check_positive("n_samples", n_samples, integer=True)
         self.burn_in = check_positive("burn_in", burn_in, integer=True, allow_zero=True)
         self.thin = check_positive("thin", thin, integer=True)
@@ -51,10 +54,6 @@ class BayesianMF(FactorModel):
         self.b0 = check_positive("b0", b0)
         self.alpha = None if alpha is None else check_positive("alpha", alpha)
         self.ard = bool(ard)
-        self.init_std = check_positive("init_std", init_std, allow_zero=True)
-        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
-        self.dtype = check_dtype(dtype)
-        self.biased = True
 
     def fit(
         self,

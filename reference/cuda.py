@@ -24,16 +24,18 @@ lane's read of bᵤ, bᵢ from lane 0's write.
 Orders: ``order="host"`` visits each epoch's permutation drawn from the fit's generator (the
 reference's stream: one worker is the reference, bit for bit); ``order="device"`` draws one
 permutation π once and walks epoch e as t ↦ π[(aₑ·t + bₑ) mod n] with aₑ coprime to n, so an
-epoch needs no host work or copy. :meth:`CudaEpochs.fit` runs all epochs back to back on the
-device and synchronises once. The logic runs on the CPU under ``NUMBA_ENABLE_CUDASIM=1`` (see
-``tests/test_gpu.py``), where :func:`_load`/:func:`_store` index plainly.
+epoch needs no host work or copy. Both draw from the fit's generator
+(:class:`~mfrec.reference.sampling.EpochWalks`); :meth:`CudaRunner.run_all` runs all epochs
+back to back on the device and synchronises once. The logic runs on the CPU under
+``NUMBA_ENABLE_CUDASIM=1`` (see ``tests/test_gpu.py``), where :func:`_load`/:func:`_store`
+index plainly.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from mfrec.reference.mf import MatrixFactorization, check_finite
-from mfrec.reference.sampling import epoch_order, walk_step
+from mfrec.reference.mf import MatrixFactorization
+from mfrec.reference.sampling import WALK_ORDERS, EpochWalks
 from numba import config, cuda
 
 from mfrec import devices
@@ -44,7 +46,6 @@ BLOCKS_PER_SM = 8  # resident blocks per multiprocessor that the default grid ai
 FALLBACK_SMS = 132  # an H100's or H200's multiprocessors, when the device cannot be asked
 WARP = 32
 MAX_THREADS = 1024  # CUDA's most threads per block (and the simulator's warp-sum scratch)
-ORDERS = ("host", "device")
 
 FULL_MASK = 0xFFFFFFFF  # every lane of a warp takes part in the shuffles
 
@@ -239,7 +240,8 @@ def _sgd_epoch_cuda_warp(
         cuda.atomic.add(sse, 0, acc)
 
 
-KERNELS = {1: _sgd_epoch_cuda, WARP: _sgd_epoch_cuda_warp}
+LANE_KERNELS = {1: _sgd_epoch_cuda, WARP: _sgd_epoch_cuda_warp}
+"""The epoch kernel for each number of lanes (threads) per rating."""
 
 
 def multiprocessors() -> int:
@@ -263,11 +265,10 @@ def default_blocks(n_ratings: int, threads: int, lanes: int = 1) -> int:
 
 
 class CudaEpochs:
-    """Ratings and factors resident on the GPU; runs epochs of one kernel over them.
+    """Ratings and factors resident on the GPU; launches epochs of one kernel over them.
 
-    ``__call__`` is one epoch for a host ``order`` that refreshes the host P, Q, bu, bi in place
-    (the fit loop's per-epoch path, so callbacks see current values); :meth:`fit` runs many
-    epochs on the device with one synchronisation and one copy back.
+    :meth:`run` is one synchronised epoch over an order already on the device (what the
+    benchmarks time); :class:`CudaRunner` drives it for a fit.
     """
 
     def __init__(
@@ -286,17 +287,11 @@ class CudaEpochs:
         self.host = (P, Q, bu, bi)
         self.data = [cuda.to_device(a) for a in (users, items, ratings)]
         self.factors = [cuda.to_device(a) for a in self.host]
-        self.kernel = KERNELS[lanes]
+        self.kernel = LANE_KERNELS[lanes]
         self.grid = (
             default_blocks(ratings.shape[0], threads, lanes) if blocks is None else blocks,
             threads,
         )
-
-    def __call__(self, order: np.ndarray, mu, lr, reg, biased: bool) -> float:
-        """One device epoch over a host ``order``; copies the factors back; returns Σ e²."""
-        sse = self.run(cuda.to_device(order), mu, lr, reg, biased)
-        self.copy_back()
-        return sse
 
     def launch(self, d_order, a: int, b: int, mu, lr, reg, biased: bool, d_sse) -> None:
         """Queue one epoch over walk t ↦ d_order[(a·t + b) mod n], adding Σ e² into d_sse[0]."""
@@ -312,22 +307,60 @@ class CudaEpochs:
         cuda.synchronize()
         return float(d_sse.copy_to_host()[0])
 
-    def fit(self, walks, lrs, mu, reg, biased: bool) -> np.ndarray:
-        """Every epoch back to back on the device, then one copy back; returns Σ e² per epoch.
-
-        ``walks[e] = (d_order, a, b)``: epoch e's order on the device and its walk (see
-        :meth:`launch`); ``lrs[e]``: its learning rate.
-        """
-        d_sse = cuda.to_device(np.zeros(len(lrs), dtype=np.float64))
-        for e, ((d_order, a, b), lr) in enumerate(zip(walks, lrs, strict=True)):
-            self.launch(d_order, a, b, mu, lr, reg, biased, d_sse[e : e + 1])
-        self.copy_back()  # synchronises
-        return d_sse.copy_to_host()
-
     def copy_back(self) -> None:
-        """Refresh the host P, Q, bu, bi from the device."""
+        """Refresh the host P, Q, bu, bi from the device (synchronises)."""
         for d, h in zip(self.factors, self.host, strict=True):
             d.copy_to_host(h)
+
+
+class CudaRunner:
+    """The fit's :class:`~mfrec.reference.mf.EpochRunner` on the GPU.
+
+    Each epoch's walk comes from :class:`~mfrec.reference.sampling.EpochWalks` over the fit's
+    generator, on either path: ``order="host"`` copies each epoch's permutation into one device
+    buffer (drawn while the previous epoch runs; the copy waits for it), ``"device"`` uploads
+    one permutation and walks it. :meth:`run_all` queues every epoch and synchronises once.
+    """
+
+    def __init__(self, model: CudaMatrixFactorization, u, i, r, rng) -> None:
+        self.epochs = CudaEpochs(
+            u, i, r, model.P, model.Q, model.bu, model.bi, model.blocks, model.threads, model.lanes
+        )
+        self.dtype = model.dtype
+        self.hyper = (self.dtype(model.mu), self.dtype(model.reg), model.biased)
+        self.d_order = None
+        self.walks = EpochWalks(rng, r.shape[0], model.shuffle, model.order, self._put)
+
+    def _put(self, order: np.ndarray):
+        """``order`` in the one device buffer of orders (allocated on first use)."""
+        if self.d_order is None:
+            self.d_order = cuda.to_device(order)
+        else:
+            self.d_order.copy_to_device(order)
+        return self.d_order
+
+    def _launch(self, lr: float, d_sse) -> None:
+        mu, reg, biased = self.hyper
+        self.epochs.launch(*self.walks(), mu, self.dtype(lr), reg, biased, d_sse)
+
+    def run(self, lr: float) -> float:
+        """One epoch; synchronises; returns Σ e²."""
+        d_sse = cuda.to_device(np.zeros(1, dtype=np.float64))
+        self._launch(lr, d_sse)
+        cuda.synchronize()
+        return float(d_sse.copy_to_host()[0])
+
+    def run_all(self, lrs) -> np.ndarray:
+        """Every epoch back to back on the device, then one copy back; Σ e² per epoch."""
+        d_sse = cuda.to_device(np.zeros(len(lrs), dtype=np.float64))
+        for e, lr in enumerate(lrs):
+            self._launch(lr, d_sse[e : e + 1])
+        self.copy_out()
+        return d_sse.copy_to_host()
+
+    def copy_out(self) -> None:
+        """Refresh the model's P, Q, bu, bi from the device."""
+        self.epochs.copy_back()
 
 
 class CudaMatrixFactorization(MatrixFactorization):
@@ -337,118 +370,42 @@ class CudaMatrixFactorization(MatrixFactorization):
     :func:`default_blocks`), ``lanes`` threads per rating (1: a thread, 32: a warp); the result
     varies with thread timing, like ``n_threads > 1``. ``order``: ``"host"`` (the fit's
     permutations, the reference's stream) or ``"device"`` (a walk of one permutation per epoch,
-    drawn with no host work; see the module docstring). Without ``callback``, ``eval_set`` or
-    ``tol`` the whole fit runs on the device with one copy back (:meth:`CudaEpochs.fit`);
-    otherwise epoch by epoch, refreshing the host arrays after each.
+    drawn with no host work; see the module docstring); both draw from the fit's generator, so
+    the result does not depend on the path. Without ``callback``, ``eval_set`` or ``tol`` the
+    whole fit runs on the device with one copy back (:meth:`CudaRunner.run_all`); otherwise
+    epoch by epoch, refreshing the host arrays after each.
     """
 
     def __init__(
         self,
-        *args,
+        *,
         blocks: int | None = None,
         threads: int = 256,
         lanes: int = WARP,
         order: str = "host",
-        **kw,
+        **params,
     ) -> None:
-        super().__init__(*args, **kw)
+        """``params``: those of :class:`MatrixFactorization`."""
+        super().__init__(**params)
         if not devices.numba_cuda():
             raise ValueError("CudaMatrixFactorization needs a CUDA device; numba sees none")
         self.blocks = None if blocks is None else check_positive("blocks", blocks, integer=True)
         self.threads = check_positive("threads", threads, integer=True)
-        if lanes not in KERNELS:
+        if lanes not in LANE_KERNELS:
             raise ValueError(f"lanes must be 1 (thread per rating) or 32 (warp), got {lanes!r}")
         if threads % lanes or threads > MAX_THREADS:
             raise ValueError(
                 f"threads={threads} must be a multiple of lanes={lanes} and <= {MAX_THREADS}"
             )
         self.lanes = lanes
-        if order not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        if order not in WALK_ORDERS:
+            raise ValueError(f"order must be one of {WALK_ORDERS}, got {order!r}")
         self.order = order
-
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        init: tuple[np.ndarray, np.ndarray] | None = None,
-        callback=None,
-        eval_set: tuple | None = None,
-        patience: int | None = None,
-    ) -> CudaMatrixFactorization:
-        """As :meth:`MatrixFactorization.fit`; on the device in one go when nothing needs the
-        host between epochs (no ``callback``, ``eval_set``, ``patience`` or ``tol``)."""
-        if (
-            callback is not None
-            or eval_set is not None
-            or patience is not None
-            or self.tol is not None
-        ):
-            return super().fit(
-                users,
-                items,
-                ratings,
-                n_users,
-                n_items,
-                init=init,
-                callback=callback,
-                eval_set=eval_set,
-                patience=patience,
-            )
-        u, i, r, P, Q, mu, rng = self._setup(users, items, ratings, n_users, n_items, init)
-        bu = np.zeros(P.shape[0], dtype=self.dtype)
-        bi = np.zeros(Q.shape[0], dtype=self.dtype)
-        self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
-        self._remember_seen(u, i)
-        self._remember_scale(r)
-        epochs = CudaEpochs(u, i, r, P, Q, bu, bi, self.blocks, self.threads, self.lanes)
-        lrs = [self.dtype(self.lr * self.lr_decay**e) for e in range(self.n_epochs)]
-        walks = self._walks(rng, r.shape[0])
-        sse = epochs.fit(walks, lrs, self.dtype(mu), self.dtype(self.reg), self.biased)
-        self.history_ = [float(x) / r.shape[0] for x in sse]
-        for epoch, train_mse in enumerate(self.history_):
-            check_finite(train_mse, epoch, self.lr)
-        return self
-
-    def _walks(self, rng: np.random.Generator, n: int) -> list[tuple]:
-        """(d_order, a, b) for every epoch: the fit's permutations, uploaded in one copy, or
-        one permutation walked by a fresh (a, b) per epoch."""
-        if self.order == "host":
-            orders = np.stack([epoch_order(rng, n, self.shuffle) for _ in range(self.n_epochs)])
-            d_orders = cuda.to_device(orders)
-            return [(d_orders[e], 1, 0) for e in range(self.n_epochs)]
-        d_order = cuda.to_device(epoch_order(rng, n, self.shuffle))
-        if not self.shuffle:
-            return [(d_order, 1, 0)] * self.n_epochs
-        return [(d_order, *walk_step(rng, n)) for _ in range(self.n_epochs)]
 
     def _runs_on(self) -> str:
         per = "a warp" if self.lanes == 32 else "a thread"
         return f"numba.cuda Hogwild, {per} per rating, order drawn on the {self.order}"
 
-    def _epoch_runner(self, u, i, r, rng):
-        """Epochs on the GPU, one launch each (the fit loop's per-epoch path): ``order="host"``
-        draws each epoch's order from ``rng`` as the CPU kernels do; ``order="device"`` walks
-        one uploaded permutation by a fresh (a, b) per epoch."""
-        host = (self.P, self.Q, self.bu, self.bi)
-        epochs = CudaEpochs(u, i, r, *host, self.blocks, self.threads, self.lanes)
-        n = r.shape[0]
-        if self.order == "host":
-
-            def run_epoch(P, Q, bu, bi, mu, lr, reg, biased):
-                return epochs(epoch_order(rng, n, self.shuffle), mu, lr, reg, biased)
-
-            return run_epoch
-        walk_rng = np.random.default_rng((self.seed, 2))  # the device walks' own stream
-        d_order = cuda.to_device(epoch_order(walk_rng, n, self.shuffle))
-
-        def run_epoch(P, Q, bu, bi, mu, lr, reg, biased):
-            a, b = walk_step(walk_rng, n) if self.shuffle else (1, 0)
-            sse = epochs.run(d_order, mu, lr, reg, biased, a, b)
-            epochs.copy_back()
-            return sse
-
-        return run_epoch
+    def _epoch_runner(self, u, i, r, rng) -> CudaRunner:
+        """Epochs on the GPU (see :class:`CudaRunner`)."""
+        return CudaRunner(self, u, i, r, rng)

@@ -16,8 +16,9 @@ from functools import partial
 from itertools import combinations
 
 import numpy as np
+from mfrec.data.splits import carve_validation
 from mfrec.reference.metrics import rmse
-from mfrec.reference.mf import UNKNOWN, FactorModel, MatrixFactorization
+from mfrec.reference.mf import FactorModel, MatrixFactorization
 
 from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
 
@@ -114,7 +115,9 @@ def simplex_weights(preds: np.ndarray, ratings: np.ndarray) -> np.ndarray:
 class BlendedEnsemble(Ensemble):
     """An :class:`Ensemble` whose weights, and whose SGD members' epochs, come from validation.
 
-    ``fit`` holds out a seeded ``val_fraction`` of the training ratings, fits every member on
+    ``fit`` holds out a seeded ``val_fraction`` of the training ratings
+    (:func:`mfrec.data.splits.carve_validation`: held-out users and items absent from the rest
+    are scored by the fallback; ``n_val_unknown_`` counts those ratings), fits every member on
     the rest (an SGD member early-stops on the held-out part with ``patience`` and keeps its
     best epoch), and sets the weights by :func:`simplex_weights` on the members' held-out
     predictions. Members weighing under :data:`MIN_WEIGHT` are dropped. With ``refit`` the
@@ -161,15 +164,11 @@ class BlendedEnsemble(Ensemble):
         u, i, r = check_ratings(users, items, ratings, np.float64)
         n_users = check_size("n_users", n_users, u)
         n_items = check_size("n_items", n_items, i)
-        perm = np.random.default_rng((self.seed, 7)).permutation(r.shape[0])
-        n_val = max(1, int(round(r.shape[0] * self.val_fraction)))
-        fit_rows, val_rows = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-        fu, fi, fr = u[fit_rows], i[fit_rows], r[fit_rows]
-        seen_u = np.bincount(fu, minlength=n_users) > 0
-        seen_i = np.bincount(fi, minlength=n_items) > 0
-        vu = np.where(seen_u[u[val_rows]], u[val_rows], UNKNOWN)
-        vi = np.where(seen_i[i[val_rows]], i[val_rows], UNKNOWN)
-        vr = r[val_rows]
+        carved = carve_validation(u, i, r, self.val_fraction, (self.seed, 7))
+        self.n_val_unknown_ = carved.n_unknown
+        fu, fi, fr = u[carved.fit_rows], i[carved.fit_rows], r[carved.fit_rows]
+        vu, vi, vr = carved.val
+        n_val = vr.shape[0]
         preds = np.empty((n_val, len(self.members)))
         for j, m in enumerate(self.members):
             self.stage_ = ("validate", j)

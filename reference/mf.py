@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
+from mfrec.data.splits import UNKNOWN
 from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.fast import OrderedEpochs
@@ -24,9 +26,6 @@ KERNELS = ("exact", "fast", "hogwild", "blocked")
 """The SGD kernels ``MatrixFactorization(kernel=...)`` and ``mfrec train --kernel`` accept."""
 SERIAL_KERNELS = ("exact", "fast")
 """Kernels that run on one thread (``n_threads > 1`` is an error for them)."""
-
-UNKNOWN = -1
-"""Index that marks a user or item the model was not trained on (predict falls back to biases)."""
 
 
 def check_query_index(name: str, values, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,17 +136,73 @@ class FactorModel:
         self._seen_indptr, self._seen_indices = seen_items(users, items, self.n_users)
 
 
-class SGDModel(FactorModel):
+class EpochRunner(Protocol):
+    """What :meth:`SGDModel.fit` drives, one per fit: the kernel's epochs over its ratings.
+
+    The runner owns the visiting order (it draws each epoch's from the fit's generator, or walks
+    its own layout) and the factors' working copy (the model's own arrays, or device ones).
+    A runner may also have ``run_all(lrs) -> np.ndarray``: every epoch back to back where it
+    runs, then :meth:`copy_out`, returning Σ e² per epoch; the fit uses it when nothing needs
+    the model between epochs (no ``callback``, ``eval_set`` or ``tol``).
+    """
+
+    def run(self, lr: float) -> float:
+        """One epoch at learning rate ``lr``; returns Σ e² of the pre-update errors."""
+        ...
+
+    def copy_out(self) -> None:
+        """Make the model's host P, Q, bu, bi current (nothing to do where they are updated)."""
+        ...
+
+
+class SeededFactorModel(FactorModel):
+    """A factor model fitted from P0, Q0 drawn from ``seed`` (or copied from ``init``): the
+    hyper-parameters every seeded model checks here once (SGD, ALS, Bayesian MF, the neural
+    model), and the fit set-up :meth:`_setup` that SGD and ALS share."""
+
+    def __init__(
+        self,
+        *,
+        n_factors: int,
+        init_std: float,
+        seed: int,
+        dtype: str,
+        biased: bool,
+    ) -> None:
+        self.n_factors = check_positive("n_factors", n_factors, integer=True)
+        self.init_std = check_positive("init_std", init_std, allow_zero=True)
+        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
+        self.dtype = check_dtype(dtype)
+        self.biased = bool(biased)
+
+    def _setup(self, users, items, ratings, n_users, n_items, init) -> tuple:
+        """Validated (u, i, r), the initial P and Q (drawn from ``seed`` or copied from
+        ``init``), μ, and the generator the epochs' orders are drawn from next."""
+        u, i, r = check_ratings(users, items, ratings, self.dtype)
+        n_users = check_size("n_users", n_users, u)
+        n_items = check_size("n_items", n_items, i)
+        rng = np.random.default_rng(self.seed)
+        if init is None:
+            P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
+        else:
+            P, Q = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
+        mu = float(r.mean()) if self.biased else 0.0
+        return u, i, r, P, Q, mu, rng
+
+
+class SGDModel(SeededFactorModel):
     """The per-sample SGD models' shared hyper-parameters and their one training loop.
 
-    ``fit`` validates, draws P0, Q0 from ``seed`` (or copies ``init``), then runs the epoch
-    function the subclass's :meth:`_start` returns: each epoch draws its own order (or walks its
-    own layout), and the loop here checks the loss is finite, records ``history_``, calls
-    ``callback``, and stops early (``eval_set``/``patience``) or on ``tol``.
+    ``fit`` validates, draws P0, Q0 from ``seed`` (or copies ``init``), then drives the
+    :class:`EpochRunner` the subclass's :meth:`_start` returns: the loop here checks each
+    epoch's loss is finite, records ``history_``, calls ``callback``, and stops early
+    (``eval_set``/``patience``) or on ``tol``. Subclasses list the same hyper-parameters
+    explicitly (keyword-only) so that ``inspect.signature`` names every one.
     """
 
     def __init__(
         self,
+        *,
         n_factors: int = 10,
         n_epochs: int = 20,
         lr: float = 0.01,
@@ -160,15 +215,13 @@ class SGDModel(FactorModel):
         tol: float | None = None,
         lr_decay: float = 1.0,
     ) -> None:
-        self.n_factors = check_positive("n_factors", n_factors, integer=True)
+        super().__init__(
+            n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=biased
+        )
         self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
         self.lr = check_positive("lr", lr)
         self.reg = check_positive("reg", reg, allow_zero=True)
-        self.init_std = check_positive("init_std", init_std, allow_zero=True)
         self.shuffle = bool(shuffle)
-        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
-        self.dtype = check_dtype(dtype)
-        self.biased = bool(biased)
         self.tol = None if tol is None else check_positive("tol", tol, allow_zero=True)
         self.lr_decay = check_positive("lr_decay", lr_decay)
 
@@ -195,13 +248,19 @@ class SGDModel(FactorModel):
         stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
         u, i, r, P, Q, mu, rng = self._setup(users, items, ratings, n_users, n_items, init)
         self.history_: list[float] = []
-        run_epoch, first_epoch = self._start(u, i, r, P, Q, mu, rng)
+        runner, first_epoch = self._start(u, i, r, P, Q, mu, rng)
         self._remember_seen(u, i)
         self._remember_scale(r)
-        for epoch in range(first_epoch, self.n_epochs):
-            train_mse = run_epoch(self.lr * self.lr_decay**epoch) / r.shape[0]
-            check_finite(train_mse, epoch, self.lr)
-            self.history_.append(train_mse)
+        lrs = [self.lr * self.lr_decay**epoch for epoch in range(first_epoch, self.n_epochs)]
+        run_all = getattr(runner, "run_all", None)
+        if run_all is not None and callback is None and stopper is None and self.tol is None:
+            for epoch, (lr, sse) in enumerate(zip(lrs, run_all(lrs), strict=True), first_epoch):
+                self._record(float(sse) / r.shape[0], epoch, lr)
+            return self
+        for epoch, lr in enumerate(lrs, first_epoch):
+            sse = runner.run(lr)
+            runner.copy_out()
+            train_mse = self._record(sse / r.shape[0], epoch, lr)
             self._epoch_done(epoch)
             if callback is not None:
                 callback(epoch, self)
@@ -216,19 +275,11 @@ class SGDModel(FactorModel):
                 stopper.restore(self)
         return self
 
-    def _setup(self, users, items, ratings, n_users, n_items, init) -> tuple:
-        """Validated (u, i, r), the initial P and Q (drawn from ``seed`` or copied from
-        ``init``), μ, and the generator the epochs' orders are drawn from next."""
-        u, i, r = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
-        rng = np.random.default_rng(self.seed)
-        if init is None:
-            P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
-        else:
-            P, Q = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
-        mu = float(r.mean()) if self.biased else 0.0
-        return u, i, r, P, Q, mu, rng
+    def _record(self, train_mse: float, epoch: int, lr: float) -> float:
+        """Check epoch ``epoch``'s training MSE (run at ``lr``) is finite; append it."""
+        check_finite(train_mse, epoch, lr, self.lr, self.lr_decay)
+        self.history_.append(train_mse)
+        return train_mse
 
     def describe(self) -> str:
         """What trains, in words: "biased" only when μ + bᵤ + bᵢ are learned, then what runs."""
@@ -240,14 +291,39 @@ class SGDModel(FactorModel):
 
     def _start(
         self, u, i, r, P: np.ndarray, Q: np.ndarray, mu: float, rng: np.random.Generator
-    ) -> tuple[Callable[[float], float], int]:
+    ) -> tuple[EpochRunner, int]:
         """Take the initial P, Q and μ as the model's parameters (so that ``n_users`` works)
-        and return (run_epoch, first_epoch): ``run_epoch(lr)`` runs one epoch at that learning
-        rate, drawing its order from ``rng`` or walking its own layout, and returns Σ e²."""
+        and return (runner, first_epoch): the :class:`EpochRunner` of this fit, drawing its
+        orders from ``rng`` or walking its own layout, and the epoch to start from."""
         raise NotImplementedError
 
     def _epoch_done(self, epoch: int) -> None:
-        """After an epoch's loss is recorded, before the callback (e.g. copy out the factors)."""
+        """After an epoch's loss is recorded and the factors copied out, before the callback
+        (e.g. write a checkpoint)."""
+
+
+class HostEpochs:
+    """The :class:`EpochRunner` of a CPU kernel: its epoch function updates the model's own
+    P, Q, bu, bi in place (so :meth:`copy_out` has nothing to do).
+
+    ``epochs(P, Q, bu, bi, mu, lr, reg, biased)`` is an :class:`~mfrec.reference.fast.
+    OrderedEpochs` or :class:`~mfrec.reference.blocked.BlockedEpochs`; every scalar is passed in
+    the factors' dtype.
+    """
+
+    def __init__(self, epochs: OrderedEpochs | BlockedEpochs, model: MatrixFactorization) -> None:
+        self.epochs = epochs
+        self.dtype = model.dtype
+        self.factors = (model.P, model.Q, model.bu, model.bi)
+        self.hyper = (self.dtype(model.mu), self.dtype(model.reg), model.biased)
+
+    def run(self, lr: float) -> float:
+        """One epoch of the kernel at ``lr``; returns Σ e²."""
+        mu, reg, biased = self.hyper
+        return self.epochs(*self.factors, mu, self.dtype(lr), reg, biased)
+
+    def copy_out(self) -> None:
+        """Nothing: the kernel updated the model's arrays."""
 
 
 class MatrixFactorization(SGDModel):
@@ -261,8 +337,11 @@ class MatrixFactorization(SGDModel):
     ``n_threads`` (see :mod:`mfrec.reference.blocked`), visiting ratings in its own order.
     """
 
+    # The hyper-parameters of SGDModel, listed again so that inspect.signature (which the CLI
+    # reads to match flags to models) names each one; validated once, in SGDModel.
     def __init__(
         self,
+        *,
         n_factors: int = 10,
         n_epochs: int = 20,
         lr: float = 0.01,
@@ -273,13 +352,14 @@ class MatrixFactorization(SGDModel):
         dtype: str = "float64",
         biased: bool = False,
         tol: float | None = None,
+        lr_decay: float = 1.0,
         n_threads: int = 1,
         kernel: str = "exact",
-        lr_decay: float = 1.0,
     ) -> None:
         super().__init__(
-            n_factors, n_epochs, lr, reg, init_std, shuffle, seed, dtype, biased, tol, lr_decay
-        )
+            n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, init_std=init_std,
+            shuffle=shuffle, seed=seed, dtype=dtype, biased=biased, tol=tol, lr_decay=lr_decay,
+        )  # fmt: skip
         self.n_threads = check_positive("n_threads", n_threads, integer=True)
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
@@ -298,23 +378,19 @@ class MatrixFactorization(SGDModel):
         bu = np.zeros(P.shape[0], dtype=self.dtype)
         bi = np.zeros(Q.shape[0], dtype=self.dtype)
         self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
-        epochs = self._epoch_runner(u, i, r, rng)
-        mu_t, reg = self.dtype(mu), self.dtype(self.reg)
+        return self._epoch_runner(u, i, r, rng), 0
 
-        def run_epoch(lr: float) -> float:
-            return epochs(P, Q, bu, bi, mu_t, self.dtype(lr), reg, self.biased)
-
-        return run_epoch, 0
-
-    def _epoch_runner(self, u, i, r, rng) -> OrderedEpochs | BlockedEpochs:
-        """The kernel's epoch runner over these ratings; it owns the visiting order."""
+    def _epoch_runner(self, u, i, r, rng) -> EpochRunner:
+        """The kernel's :class:`EpochRunner` over these ratings; it owns the visiting order."""
         if self.kernel == "blocked":
             layout_rng = np.random.default_rng((self.seed, 1))  # layout and block order
             n_users, n_items = self.P.shape[0], self.Q.shape[0]
-            return BlockedEpochs(
+            epochs = BlockedEpochs(
                 u, i, r, n_users, n_items, self.n_factors, layout_rng, self.shuffle, self.n_threads
             )
-        return OrderedEpochs(self.kernel, u, i, r, rng, self.shuffle, self.n_threads)
+        else:
+            epochs = OrderedEpochs(self.kernel, u, i, r, rng, self.shuffle, self.n_threads)
+        return HostEpochs(epochs, self)
 
 
 def initial_from(init, n_users: int, n_items: int, k: int, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -331,10 +407,20 @@ def initial_from(init, n_users: int, n_items: int, k: int, dtype) -> tuple[np.nd
     return P, Q
 
 
-def check_finite(train_mse: float, epoch: int, lr: float) -> None:
-    """Stop with a clear error when the loss became NaN or infinite."""
-    if not np.isfinite(train_mse):
-        raise DivergenceError(
-            f"training diverged at epoch {epoch + 1} (training MSE {train_mse}); "
-            f"lower the learning rate lr={lr}"
-        )
+def check_finite(
+    train_mse: float, epoch: int, lr: float, lr_start: float | None = None, lr_decay: float = 1.0
+) -> None:
+    """Stop with a clear error when the loss became NaN or infinite.
+
+    ``lr`` is the learning rate epoch ``epoch`` ran at; ``lr_start`` and ``lr_decay`` (when
+    given) the schedule it came from, lr = lr_start·lr_decayᵉᵖᵒᶜʰ, which the message names.
+    """
+    if np.isfinite(train_mse):
+        return
+    at = f"lr={lr:g}"
+    if lr_start is not None and lr_decay != 1.0:
+        at = f"learning rate {lr:g} (lr={lr_start:g} × lr_decay={lr_decay:g}^{epoch})"
+    raise DivergenceError(
+        f"training diverged at epoch {epoch + 1} (training MSE {train_mse}) at {at}; "
+        "lower the learning rate"
+    )

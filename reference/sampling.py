@@ -66,3 +66,32 @@ def walk_step(rng: np.random.Generator, n: int) -> tuple[int, int]:
         a = int(rng.integers(1, n))
         if math.gcd(a, n) == 1:
             return a, int(rng.integers(n))
+
+
+WALK_ORDERS = ("host", "device")
+"""Where a GPU fit's epoch orders come from: ``"host"`` permutations or ``"device"`` walks."""
+
+
+class EpochWalks:
+    """Each epoch's walk (order, a, b), visiting positions t ↦ order[(a·t + b) mod n], all drawn
+    from the fit's generator ``rng`` (so a callback, ``eval_set`` or ``tol`` changes nothing).
+
+    ``where="host"``: a fresh :func:`epoch_order` per epoch (the reference's stream), a = 1,
+    b = 0. ``where="device"``: one permutation π drawn now, then a fresh (a, b) per epoch
+    (:func:`walk_step`; (1, 0) without ``shuffle``). ``put(order)`` places an order where the
+    kernel reads it (e.g. copies it into one device buffer) and returns what the kernel takes,
+    so only one epoch's order exists at a time.
+    """
+
+    def __init__(self, rng: np.random.Generator, n: int, shuffle: bool, where: str, put) -> None:
+        if where not in WALK_ORDERS:
+            raise ValueError(f"order must be one of {WALK_ORDERS}, got {where!r}")
+        self.rng, self.n, self.shuffle, self.where, self.put = rng, n, shuffle, where, put
+        self.walked = put(epoch_order(rng, n, shuffle)) if where == "device" else None
+
+    def __call__(self) -> tuple:
+        """The next epoch's (order as ``put`` returned it, a, b)."""
+        if self.walked is None:
+            return self.put(epoch_order(self.rng, self.n, self.shuffle)), 1, 0
+        a, b = walk_step(self.rng, self.n) if self.shuffle else (1, 0)
+        return self.walked, a, b

@@ -28,6 +28,7 @@ from mfrec.reference.cuda import CudaMatrixFactorization
 from mfrec.reference.kernels import _sgd_epoch
 from mfrec.reference.sampling import epoch_order, init_factors, walk_step
 
+# (tests/test_triton.py's script has the same helper: each script runs alone, under its own env)
 def same(a, b, atol=0.0):
     for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
         np.testing.assert_allclose(y, x, rtol=0, atol=atol)
@@ -66,6 +67,16 @@ for _ in range(3):
     _sgd_epoch(u, i, r, walk, P, Q, bu, bi, mu, 0.01, 0.02, True)
 np.testing.assert_array_equal(dev.P, P)
 np.testing.assert_array_equal(dev.bi, bi)
+# One stream for the walks: the per-epoch path (a callback, eval_set or tol forces it) visits
+# the ratings as the all-on-device path does, for either order and either kernel.
+for lanes, threads in ((1, 1), (32, 32)):
+    for order in ("host", "device"):
+        kw = dict(hyper, blocks=1, threads=threads, lanes=lanes, order=order)
+        solo = CudaMatrixFactorization(**kw).fit(u, i, r)
+        stepped = CudaMatrixFactorization(**kw).fit(u, i, r, callback=lambda e, m: None)
+        same(solo, stepped)
+        if solo.history_ != stepped.history_:
+            raise SystemExit(f"{order} lanes={lanes}: a callback changed the history")
 # Every rating on its own user and item row: updates commute, so 2 x 4 threads must give the
 # serial result (to rounding: Σe² is summed per thread) and visit every rating exactly once,
 # for either order, on either path.

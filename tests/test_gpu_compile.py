@@ -46,10 +46,10 @@ def numba_ptx(monkeypatch):
 @pytest.mark.parametrize("lanes", [1, 32])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numba_cuda_kernels_compile_for_sm90_with_l2_loads(numba_ptx, lanes, dtype):
-    from mfrec.reference.cuda import KERNELS
+    from mfrec.reference.cuda import LANE_KERNELS
     from numba import float32, float64
 
-    ptx = numba_ptx(KERNELS[lanes], {"float32": float32, "float64": float64}[dtype])
+    ptx = numba_ptx(LANE_KERNELS[lanes], {"float32": float32, "float64": float64}[dtype])
     assert ".target sm_90" in ptx
     ops = global_ops(ptx)
     width = "b32" if dtype == "float32" else "b64"

@@ -67,7 +67,12 @@ def test_serial_numba_fit_is_bit_identical_for_a_seed():
     rng = np.random.default_rng(4)
     u, i = rng.integers(0, 50, 2000), rng.integers(0, 40, 2000)
     r = rng.integers(1, 6, 2000).astype(float)
-    fits = [MatrixFactorization(5, 4, 0.01, 0.02, seed=9, biased=True).fit(u, i, r) for _ in "ab"]
+    fits = [
+        MatrixFactorization(n_factors=5, n_epochs=4, lr=0.01, reg=0.02, seed=9, biased=True).fit(
+            u, i, r
+        )
+        for _ in "ab"
+    ]
     for name in ("P", "Q", "bu", "bi"):
         assert getattr(fits[0], name).tobytes() == getattr(fits[1], name).tobytes()
     assert fits[0].history_ == fits[1].history_

@@ -24,6 +24,7 @@ from mfrec.reference.kernels import _sgd_epoch
 from mfrec.reference.sampling import epoch_order, init_factors, walk_step
 from mfrec.torch_impl.triton_sgd import TritonMatrixFactorization, available
 
+# (tests/test_gpu.py's script has the same helper: each script runs alone, under its own env)
 def same(a, b, atol=0.0):
     for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
         np.testing.assert_allclose(y, x, rtol=0, atol=atol)
@@ -40,19 +41,24 @@ one = TritonMatrixFactorization(**hyper, tile=1, programs=1).fit(u, i, r)
 same(ref, one)
 if one.history_ != ref.history_:
     raise SystemExit(f"history {one.history_} != {ref.history_}")
-# order="device": epoch e walks pi[(a*t + b) mod n] (pi, (a, b) from the stream (seed, 2)).
+# order="device": epoch e walks pi[(a*t + b) mod n] (pi, (a, b) from the fit's generator,
+# after P0 and Q0), on the all-on-device path and on the per-epoch one (a callback).
 dev = TritonMatrixFactorization(**hyper, tile=1, programs=1, order="device").fit(u, i, r)
+stepped = TritonMatrixFactorization(**hyper, tile=1, programs=1, order="device")
+stepped.fit(u, i, r, callback=lambda e, m: None)
 g = np.random.default_rng(0)
 P, Q = init_factors(g, 8, 7, 3, 0.1, np.float64)
 bu, bi, mu = np.zeros(8), np.zeros(7), r.mean()
-walks = np.random.default_rng((0, 2))
-pi = epoch_order(walks, 60, True)
+pi = epoch_order(g, 60, True)
 t = np.arange(60)
 for _ in range(3):
-    a, b = walk_step(walks, 60)
+    a, b = walk_step(g, 60)
     _sgd_epoch(u, i, r, pi[(a * t + b) % 60], P, Q, bu, bi, mu, 0.01, 0.02, True)
-for x, y in ((dev.P, P), (dev.Q, Q), (dev.bu, bu), (dev.bi, bi)):
-    np.testing.assert_array_equal(x, y)
+for model in (dev, stepped):
+    for x, y in ((model.P, P), (model.Q, Q), (model.bu, bu), (model.bi, bi)):
+        np.testing.assert_array_equal(x, y)
+if dev.history_ != stepped.history_:
+    raise SystemExit(f"a callback changed the history: {dev.history_} != {stepped.history_}")
 # Unbiased, and a tile that straddles the end (60 = 7·8 + 4): masked ratings change nothing.
 ref = MatrixFactorization(**dict(hyper, biased=False)).fit(u, i, r)
 same(ref, TritonMatrixFactorization(**dict(hyper, biased=False), tile=1, programs=1).fit(u, i, r))

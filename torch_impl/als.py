@@ -11,12 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from mfrec.reference.als import ALS
-from mfrec.reference.mf import FactorModel, initial_from
-from mfrec.reference.sampling import init_factors
-from mfrec.torch_impl.model import TORCH_DTYPES
-
-from mfrec._internal import check_ratings, check_size
-from mfrec.devices import torch_cuda
+from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
 
 CHUNK = 8192
 """Ratings per scatter-add of outer products (bounds the (chunk, d, d) temporary)."""
@@ -56,15 +51,13 @@ def solve_rows_batched(
     return x, torch.zeros(n_rows, dtype=Y.dtype, device=Y.device)
 
 
-class TorchALS(FactorModel):
+class TorchALS(ALS):
     """:class:`mfrec.reference.als.ALS` with batched ``torch.linalg.solve`` (CPU or CUDA)."""
 
-    def __init__(self, *args, device: str = "cpu", **kwargs) -> None:
-        # The reference validates the hyper-parameters; copy its checked values.
-        self.__dict__.update(ALS(*args, **kwargs).__dict__)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
+    def __init__(self, *, device: str = "cpu", **params) -> None:
+        """``params``: those of :class:`mfrec.reference.als.ALS`."""
+        super().__init__(**params)
+        self.device = checked_device(device)
 
     def fit(
         self,
@@ -77,17 +70,10 @@ class TorchALS(FactorModel):
         callback: Callable[[int, TorchALS], None] | None = None,
     ) -> TorchALS:
         """Same arguments, initialisation and half-step order as the reference ALS."""
-        u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u_np)
-        n_items = check_size("n_items", n_items, i_np)
-        rng = np.random.default_rng(self.seed)
-        if init is None:
-            P0, Q0 = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
-        else:
-            P0, Q0 = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
+        u_np, i_np, r_np, P0, Q0, mu, _ = self._setup(users, items, ratings, n_users, n_items, init)
+        n_users, n_items = P0.shape[0], Q0.shape[0]
         dtype = TORCH_DTYPES[self.dtype]
         dev = self.device
-        mu = float(r_np.mean()) if self.biased else 0.0
         u = torch.from_numpy(u_np).to(dev)
         i = torch.from_numpy(i_np).to(dev)
         r = torch.from_numpy(r_np).to(dev)

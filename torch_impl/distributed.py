@@ -155,7 +155,7 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
     def _start(self, u_np, i_np, r_np, P0, Q0, mu, rng):
         """Build the replica, resume from the checkpoint if asked, and start every rank from
         rank 0's replica; each epoch trains this rank's shard of every global batch."""
-        rank, world_size = dist.get_rank(), dist.get_world_size()
+        rank = dist.get_rank()
         self._build_module(P0, Q0, mu)
         self._checkpoint_config = self._config(u_np, i_np, r_np)
         self._rng = rng
@@ -163,21 +163,10 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
         for param in self.module.parameters():  # every rank starts from rank 0's replica
             _collective(dist.broadcast, param.data, 0, what="broadcasting the initial model")
         self._sync_numpy()
-        u, i, r = self._to_device(u_np, i_np, r_np)
-        epoch = first_epoch
-
-        def run_epoch(lr: float) -> float:
-            nonlocal epoch
-            order = torch.from_numpy(epoch_order(rng, r_np.shape[0], self.shuffle))
-            sse = self._epoch_dp(u, i, r, order.to(self.device), rank, world_size, epoch, lr)
-            epoch += 1
-            return sse
-
-        return run_epoch, first_epoch
+        return DistributedEpochs(self, u_np, i_np, r_np, rng, first_epoch), first_epoch
 
     def _epoch_done(self, epoch: int) -> None:
-        """Copy the factors out; rank 0 rewrites the checkpoint."""
-        super()._epoch_done(epoch)
+        """Rank 0 rewrites the checkpoint."""
         if self.checkpoint is not None and dist.get_rank() == 0:
             self._save_checkpoint(self._checkpoint_config, epoch + 1, self._rng)
 
@@ -277,6 +266,29 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
         if rank == 0:
             log.info("resumed from %s after epoch %d", self.checkpoint, meta["epochs_done"])
         return int(meta["epochs_done"])
+
+
+class DistributedEpochs:
+    """The :class:`~mfrec.reference.mf.EpochRunner` of a rank: each epoch draws the global
+    order from the fit's generator (the same on every rank) and trains this rank's shard of
+    every global batch (:meth:`DistributedMatrixFactorization._epoch_dp`)."""
+
+    def __init__(self, model: DistributedMatrixFactorization, u_np, i_np, r_np, rng, epoch: int):
+        self.model, self.rng, self.n, self.epoch = model, rng, r_np.shape[0], epoch
+        self.data = model._to_device(u_np, i_np, r_np)
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+
+    def run(self, lr: float) -> float:
+        """One data-parallel epoch at ``lr``; returns Σ e² over all ranks."""
+        m = self.model
+        order = torch.from_numpy(epoch_order(self.rng, self.n, m.shuffle)).to(m.device)
+        sse = m._epoch_dp(*self.data, order, self.rank, self.world_size, self.epoch, lr)
+        self.epoch += 1
+        return sse
+
+    def copy_out(self) -> None:
+        """The replica's weights into the model's numpy P, Q, bu, bi."""
+        self.model._sync_numpy()
 
 
 def _touched_rows(tables: list[torch.nn.Embedding], rows: torch.Tensor | None, width: int):

@@ -18,6 +18,14 @@ from mfrec.devices import torch_cuda
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
 
+def checked_device(device: str) -> torch.device:
+    """``torch.device(device)``; a CUDA one only where torch sees a CUDA device."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch_cuda():
+        raise ValueError(f"device={device!r} but torch sees no CUDA device")
+    return dev
+
+
 def predict_rows(rows: Sequence[torch.Tensor], mu: torch.Tensor) -> torch.Tensor:
     """r̂ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ) from looked-up rows [Pᵤ, Qᵢ(, bᵤ, bᵢ)]; shape (B,)."""
     r_hat = (rows[0] * rows[1]).sum(dim=-1)  # (B,)
@@ -73,6 +81,30 @@ def sparse_sgd_step(
 def compiled_sgd_step() -> Callable:
     """:func:`sparse_sgd_step` under ``torch.compile`` (compiled on first call, per shape)."""
     return torch.compile(sparse_sgd_step, dynamic=False)
+
+
+class TorchEpochs:
+    """The :class:`~mfrec.reference.mf.EpochRunner` of :class:`TorchMatrixFactorization`: each
+    epoch draws its order from the fit's generator and steps ``torch.optim.SGD`` over it at
+    lr·B (B = 1 in exact mode, ``batch_size`` in minibatch mode)."""
+
+    def __init__(self, model: TorchMatrixFactorization, u_np, i_np, r_np, rng) -> None:
+        self.model, self.rng, self.n = model, rng, r_np.shape[0]
+        self.data = model._to_device(u_np, i_np, r_np)
+        self.B = 1 if model.mode == "exact" else model.batch_size
+        self.optimizer = torch.optim.SGD(model.module.parameters(), lr=model.lr * self.B)
+
+    def run(self, lr: float) -> float:
+        """One epoch in a fresh order at step size lr·B; returns Σ e²."""
+        m = self.model
+        order = torch.from_numpy(epoch_order(self.rng, self.n, m.shuffle)).to(m.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * self.B
+        return m._epoch(*self.data, order, self.optimizer, self.B)
+
+    def copy_out(self) -> None:
+        """The module's weights into the model's numpy P, Q, bu, bi."""
+        self.model._sync_numpy()
 
 
 class MFModule(nn.Module):
@@ -136,8 +168,11 @@ class TorchMatrixFactorization(SGDModel):
     of the compiled step); on the CPU the same steps run as a loop.
     """
 
+    # The hyper-parameters of SGDModel, listed again so that inspect.signature (which the CLI
+    # reads to match flags to models) names each one; validated once, in SGDModel.
     def __init__(
         self,
+        *,
         n_factors: int = 10,
         n_epochs: int = 20,
         lr: float = 0.01,
@@ -148,16 +183,17 @@ class TorchMatrixFactorization(SGDModel):
         dtype: str = "float64",
         biased: bool = False,
         tol: float | None = None,
+        lr_decay: float = 1.0,
         mode: str = "exact",
         batch_size: int = 1024,
         device: str = "cpu",
         compile: bool = False,
-        lr_decay: float = 1.0,
         graph: bool = False,
     ) -> None:
         super().__init__(
-            n_factors, n_epochs, lr, reg, init_std, shuffle, seed, dtype, biased, tol, lr_decay
-        )
+            n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, init_std=init_std,
+            shuffle=shuffle, seed=seed, dtype=dtype, biased=biased, tol=tol, lr_decay=lr_decay,
+        )  # fmt: skip
         if mode not in ("exact", "minibatch"):
             raise ValueError(f"mode must be 'exact' or 'minibatch', got {mode!r}")
         self.mode = mode
@@ -169,9 +205,7 @@ class TorchMatrixFactorization(SGDModel):
             raise ValueError("graph=True needs mode='minibatch' (exact mode steps one rating)")
         self.graph = bool(graph)
         self._graphed: tuple[MFModule, int, float, GraphedEpoch] | None = None
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
+        self.device = checked_device(device)
 
     def _runs_on(self) -> str:
         how = "".join(
@@ -183,20 +217,7 @@ class TorchMatrixFactorization(SGDModel):
     def _start(self, u_np, i_np, r_np, P0, Q0, mu, rng):
         """Build the module from P0, Q0; each epoch steps ``torch.optim.SGD`` in a fresh order."""
         self._build_module(P0, Q0, mu)
-        u, i, r = self._to_device(u_np, i_np, r_np)
-        B = 1 if self.mode == "exact" else self.batch_size
-        optimizer = torch.optim.SGD(self.module.parameters(), lr=self.lr * B)
-
-        def run_epoch(lr: float) -> float:
-            order = torch.from_numpy(epoch_order(rng, r_np.shape[0], self.shuffle)).to(self.device)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * B
-            return self._epoch(u, i, r, order, optimizer, B)
-
-        return run_epoch, 0
-
-    def _epoch_done(self, epoch: int) -> None:
-        self._sync_numpy()
+        return TorchEpochs(self, u_np, i_np, r_np, rng), 0
 
     def _build_module(self, P0: np.ndarray, Q0: np.ndarray, mu: float) -> None:
         """The module (P0, Q0 copied, zero biases) on ``device``; P, Q, bu, bi as numpy."""

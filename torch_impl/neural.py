@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from mfrec.data.splits import carve_validation
 from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.mf import FactorModel, check_finite
+from mfrec.reference.mf import SeededFactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
-from mfrec.torch_impl.model import TORCH_DTYPES
+from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
 from torch import nn
 
-from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
-from mfrec.devices import torch_cuda
+from mfrec._internal import check_positive, check_ratings, check_size
 
 
 class NeuralModule(nn.Module):
@@ -63,7 +63,7 @@ class NeuralModule(nn.Module):
         )
 
 
-class NeuralMF(FactorModel):
+class NeuralMF(SeededFactorModel):
     """The neural extension with the factor models' fit/predict/recommend API (see module doc).
 
     Not savable to a model file: its predictions pass through the MLP, which the file format
@@ -74,6 +74,7 @@ class NeuralMF(FactorModel):
 
     def __init__(
         self,
+        *,
         n_factors: int = 32,
         n_epochs: int = 20,
         lr: float = 1e-3,
@@ -88,7 +89,9 @@ class NeuralMF(FactorModel):
         dtype: str = "float32",
         device: str = "cpu",
     ) -> None:
-        self.n_factors = check_positive("n_factors", n_factors, integer=True)
+        super().__init__(
+            n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=True
+        )
         self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
         self.lr = check_positive("lr", lr)
         self.reg = check_positive("reg", reg, allow_zero=True)
@@ -101,13 +104,7 @@ class NeuralMF(FactorModel):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         self.val_fraction = float(val_fraction)
         self.patience = check_positive("patience", patience, integer=True)
-        self.init_std = check_positive("init_std", init_std, allow_zero=True)
-        self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
-        self.dtype = check_dtype(dtype)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
-        self.biased = True
+        self.device = checked_device(device)
 
     def fit(
         self,
@@ -123,7 +120,9 @@ class NeuralMF(FactorModel):
         """Minibatch Adam on mean (r − r̂)² + reg·penalty; ``eval_set``/``patience`` as in SGD MF.
 
         Without ``eval_set``, ``val_fraction`` > 0 carves that share of the ratings out as the
-        validation set (trained on the rest) and early-stops with ``self.patience``.
+        validation set (:func:`mfrec.data.splits.carve_validation`: its users and items absent
+        from the rest are scored by the fallback, ``n_val_unknown_`` of them), trains on the
+        rest and early-stops with ``self.patience``.
         """
         u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
         n_users = check_size("n_users", n_users, u_np)
@@ -132,10 +131,8 @@ class NeuralMF(FactorModel):
         seen = (u_np, i_np)  # every training rating counts as seen, validation ones too
         self._remember_scale(r_np)
         if eval_set is None and self.val_fraction:
-            perm = rng.permutation(r_np.shape[0])
-            n_val = int(round(self.val_fraction * r_np.shape[0]))
-            val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            eval_set = (u_np[val], i_np[val], r_np[val])
+            carved = carve_validation(u_np, i_np, r_np, self.val_fraction, rng)
+            eval_set, keep, self.n_val_unknown_ = carved.val, carved.fit_rows, carved.n_unknown
             u_np, i_np, r_np = u_np[keep], i_np[keep], r_np[keep]
             patience = self.patience if patience is None else patience
         torch.manual_seed(self.seed)

@@ -20,7 +20,7 @@ import os
 import numpy as np
 import torch
 from mfrec.reference.mf import MatrixFactorization
-from mfrec.reference.sampling import epoch_order, walk_step
+from mfrec.reference.sampling import WALK_ORDERS, EpochWalks
 
 from mfrec import devices
 from mfrec._internal import check_positive
@@ -32,7 +32,7 @@ except ImportError:  # CPU installs without the extra: the class says so when bu
     triton = None
 
 RATINGS_PER_WORKER = 256  # as mfrec.reference.cuda's grid: the least ratings a program walks
-TILE = 4  # ratings per program: 5.3G updates/s at k=64 on an H200, RMSE within 0.0013 of numba's
+TILE = 4  # ratings per program step: small tiles keep Hogwild's collisions rare (not yet tuned)
 
 
 def available() -> str | None:
@@ -193,20 +193,68 @@ class TritonEpochs:
             np.copyto(h, d.cpu().numpy())
 
 
+class TritonRunner:
+    """The fit's :class:`~mfrec.reference.mf.EpochRunner` for the Triton kernel: each epoch's
+    walk from :class:`~mfrec.reference.sampling.EpochWalks` over the fit's generator (a host
+    order copied into one device buffer, or one uploaded permutation walked)."""
+
+    def __init__(self, model: TritonMatrixFactorization, u, i, r, rng) -> None:
+        host = (model.P, model.Q, model.bu, model.bi)
+        self.epochs = TritonEpochs((u, i, r), host, model.device, model.tile, model.programs)
+        self.hyper = (model.mu, model.reg, model.biased)
+        self.d_order: torch.Tensor | None = None
+        self.walks = EpochWalks(rng, r.shape[0], model.shuffle, model.order, self._put)
+
+    def _put(self, order: np.ndarray) -> torch.Tensor:
+        """``order`` in the one device buffer of orders (allocated on first use)."""
+        host = torch.from_numpy(order)
+        if self.d_order is None:
+            self.d_order = host.to(self.epochs.P.device)
+        else:
+            self.d_order.copy_(host)
+        return self.d_order
+
+    def _launch(self, lr: float) -> None:
+        d_order, a, b = self.walks()
+        mu, reg, biased = self.hyper
+        self.epochs.launch(d_order, mu, lr, reg, biased, a, b)
+
+    def run(self, lr: float) -> float:
+        """One epoch; returns Σ e² (waits for the device)."""
+        self._launch(lr)
+        return float(self.epochs.sse.sum())
+
+    def run_all(self, lrs) -> np.ndarray:
+        """Every epoch queued on the device, each one's Σ e² summed there; one copy back."""
+        sse = torch.empty(len(lrs), dtype=torch.float64, device=self.epochs.sse.device)
+        for e, lr in enumerate(lrs):
+            self._launch(lr)
+            sse[e] = self.epochs.sse.sum()
+        self.copy_out()
+        return sse.cpu().numpy()
+
+    def copy_out(self) -> None:
+        """Refresh the model's P, Q, bu, bi from the device."""
+        self.epochs.copy_back()
+
+
 class TritonMatrixFactorization(MatrixFactorization):
     """:class:`~mfrec.reference.MatrixFactorization` trained by the Triton Hogwild kernel.
 
     ``tile`` ratings per Triton program step (see :data:`TILE`), ``programs`` programs
     (None: :func:`default_programs`); ``order="host"`` visits the fit's
     permutations (the reference's stream), ``"device"`` walks one permutation by a fresh
-    t ↦ (a·t + b) mod n each epoch (no host permutation or copy per epoch). The host P, Q, bu,
-    bi are refreshed after every epoch. Runs on CUDA, or on the CPU under ``TRITON_INTERPRET=1``.
+    t ↦ (a·t + b) mod n each epoch (no host permutation or copy per epoch); both draw from the
+    fit's generator. Without ``callback``, ``eval_set`` or ``tol`` every epoch is queued on the
+    device with one copy back (:meth:`TritonRunner.run_all`); otherwise the host P, Q, bu, bi
+    are refreshed after every epoch. Runs on CUDA, or on the CPU under ``TRITON_INTERPRET=1``.
     """
 
     def __init__(
-        self, *args, tile: int = TILE, programs: int | None = None, order: str = "host", **kw
+        self, *, tile: int = TILE, programs: int | None = None, order: str = "host", **params
     ) -> None:
-        super().__init__(*args, **kw)
+        """``params``: those of :class:`~mfrec.reference.MatrixFactorization`."""
+        super().__init__(**params)
         self.device = available()
         if self.device is None:
             raise ValueError(
@@ -215,8 +263,8 @@ class TritonMatrixFactorization(MatrixFactorization):
             )
         self.tile = check_positive("tile", tile, integer=True)
         self.programs = None if programs is None else check_positive("programs", programs, True)
-        if order not in ("host", "device"):
-            raise ValueError(f"order must be 'host' or 'device', got {order!r}")
+        if order not in WALK_ORDERS:
+            raise ValueError(f"order must be one of {WALK_ORDERS}, got {order!r}")
         self.order = order
 
     def _runs_on(self) -> str:
@@ -224,26 +272,6 @@ class TritonMatrixFactorization(MatrixFactorization):
             f"Triton Hogwild, tiles of {self.tile}, order drawn on the {self.order}, {self.device}"
         )
 
-    def _epoch_runner(self, u, i, r, rng):
-        """One kernel launch per epoch (the fit loop's runner): ``order="host"`` draws each
-        epoch's order from ``rng`` as the CPU kernels do; ``order="device"`` walks one
-        uploaded permutation by a fresh (a, b) per epoch, drawn from the stream (seed, 2)."""
-        host = (self.P, self.Q, self.bu, self.bi)
-        epochs = TritonEpochs((u, i, r), host, self.device, self.tile, self.programs)
-        n = r.shape[0]
-        walk_rng = np.random.default_rng((self.seed, 2))  # the device walks' own stream
-        walked = None
-        if self.order == "device":
-            walked = torch.from_numpy(epoch_order(walk_rng, n, self.shuffle)).to(self.device)
-
-        def run_epoch(P, Q, bu, bi, mu, lr, reg, biased):
-            if walked is None:
-                order = epoch_order(rng, n, self.shuffle)
-                d_order, a, b = torch.from_numpy(order).to(self.device), 1, 0
-            else:
-                d_order, (a, b) = walked, walk_step(walk_rng, n) if self.shuffle else (1, 0)
-            sse = epochs.run(d_order, mu, lr, reg, biased, a, b)
-            epochs.copy_back()
-            return sse
-
-        return run_epoch
+    def _epoch_runner(self, u, i, r, rng) -> TritonRunner:
+        """One kernel launch per epoch (see :class:`TritonRunner`)."""
+        return TritonRunner(self, u, i, r, rng)
