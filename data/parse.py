@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from mfrec.data import _kernels as K
-from mfrec.data.dataset import Ratings
 
 from mfrec._internal import atomic_write
+from mfrec.data import _kernels as K
+from mfrec.data.dataset import Ratings
 
 PARSER_VERSION = 1
 # Files at least this large get a binary cache (small ones parse faster than a cache loads).

@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from mfrec.reference.als_kernels import _als_half_step, _csr_sse
-from mfrec.reference.mf import FactorModel, initial_from
-from mfrec.reference.sampling import init_factors
 
 from mfrec._internal import (
     check_dtype,
@@ -21,6 +18,9 @@ from mfrec._internal import (
     check_ratings,
     check_size,
 )
+from mfrec.reference.als_kernels import _als_half_step, _csr_sse
+from mfrec.reference.mf import FactorModel, initial_from
+from mfrec.reference.sampling import init_factors
 
 
 def csr_by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int):

@@ -32,12 +32,12 @@ device and synchronises once. The logic runs on the CPU under ``NUMBA_ENABLE_CUD
 from __future__ import annotations
 
 import numpy as np
-from mfrec.reference.mf import MatrixFactorization, check_finite
-from mfrec.reference.sampling import epoch_order, walk_step
 from numba import config, cuda
 
 from mfrec import devices
 from mfrec._internal import check_positive, cuda_device, cuda_jit
+from mfrec.reference.mf import MatrixFactorization, check_finite
+from mfrec.reference.sampling import epoch_order, walk_step
 
 RATINGS_PER_WORKER = 256  # the least ratings each worker (thread or warp) walks per epoch
 BLOCKS_PER_SM = 8  # resident blocks per multiprocessor that the default grid aims at

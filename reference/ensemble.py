@@ -16,10 +16,10 @@ from functools import partial
 from itertools import combinations
 
 import numpy as np
-from mfrec.reference.metrics import rmse
-from mfrec.reference.mf import UNKNOWN, FactorModel, MatrixFactorization
 
 from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec.reference.metrics import rmse
+from mfrec.reference.mf import UNKNOWN, FactorModel, MatrixFactorization
 
 
 class Ensemble(FactorModel):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from mfrec.reference.kernels import _sgd_epoch
-from mfrec.reference.sampling import epoch_order
 
 from mfrec._internal import njit_fast, njit_parallel, prefetch
+from mfrec.reference.kernels import _sgd_epoch
+from mfrec.reference.sampling import epoch_order
 
 # How many ratings ahead the kernel prefetches a rating's rows of P, Q (and, twice as far
 # ahead, its (u, i, r) entries): enough to cover a cache miss at one rating per ~50 ns.

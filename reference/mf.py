@@ -5,12 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from mfrec.reference.blocked import BlockedEpochs
-from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.fast import OrderedEpochs
-from mfrec.reference.kernels import _predict
-from mfrec.reference.recommend import seen_items, top_k
-from mfrec.reference.sampling import init_factors
 
 from mfrec._internal import (
     check_dtype,
@@ -19,6 +13,12 @@ from mfrec._internal import (
     check_ratings,
     check_size,
 )
+from mfrec.reference.blocked import BlockedEpochs
+from mfrec.reference.early_stopping import EarlyStopping
+from mfrec.reference.fast import OrderedEpochs
+from mfrec.reference.kernels import _predict
+from mfrec.reference.recommend import seen_items, top_k
+from mfrec.reference.sampling import init_factors
 
 KERNELS = ("exact", "fast", "hogwild", "blocked")
 """The SGD kernels ``MatrixFactorization(kernel=...)`` and ``mfrec train --kernel`` accept."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from naive import sgd_epoch_literal
+
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.kernels import _sgd_epoch
 from mfrec.torch_impl import TorchMatrixFactorization
-from naive import sgd_epoch_literal
 
 
 def _fit_pair(users, items, ratings, n_users, n_items, **params):

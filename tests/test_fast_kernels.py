@@ -10,6 +10,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
+
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild
 from mfrec.reference.kernels import _sgd_epoch

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mfrec.reference.kernels import _sgd_epoch
-from mfrec.torch_impl import MFModule
 from naive import sgd_step, slide_gradients, slide_loss
 from scipy.differentiate import jacobian
+
+from mfrec.reference.kernels import _sgd_epoch
+from mfrec.torch_impl import MFModule
 
 
 def _random_case(seed: int, k: int = 8):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from mfrec.torch_impl.model import MFModule, TorchMatrixFactorization, sparse_sgd_step
 
 

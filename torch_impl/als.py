@@ -10,13 +10,13 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from mfrec._internal import check_ratings, check_size
+from mfrec.devices import torch_cuda
 from mfrec.reference.als import ALS
 from mfrec.reference.mf import FactorModel, initial_from
 from mfrec.reference.sampling import init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES
-
-from mfrec._internal import check_ratings, check_size
-from mfrec.devices import torch_cuda
 
 CHUNK = 8192
 """Ratings per scatter-add of outer products (bounds the (chunk, d, d) temporary)."""

@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from mfrec.reference.sampling import epoch_order
-from mfrec.torch_impl.model import TorchMatrixFactorization
 
 from mfrec._internal import check_positive
 from mfrec.modelio import read_record, write_record
+from mfrec.reference.sampling import epoch_order
+from mfrec.torch_impl.model import TorchMatrixFactorization
 
 log = logging.getLogger("mfrec.distributed")
 

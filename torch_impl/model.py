@@ -7,13 +7,13 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from mfrec.reference.mf import SGDModel
-from mfrec.reference.sampling import epoch_order
-from mfrec.torch_impl.graphed import GraphedEpoch
 from torch import nn
 
 from mfrec._internal import check_positive
 from mfrec.devices import torch_cuda
+from mfrec.reference.mf import SGDModel
+from mfrec.reference.sampling import epoch_order
+from mfrec.torch_impl.graphed import GraphedEpoch
 
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 

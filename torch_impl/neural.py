@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.mf import FactorModel, check_finite
-from mfrec.reference.sampling import epoch_order, init_factors
-from mfrec.torch_impl.model import TORCH_DTYPES
 from torch import nn
 
 from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
 from mfrec.devices import torch_cuda
+from mfrec.reference.early_stopping import EarlyStopping
+from mfrec.reference.mf import FactorModel, check_finite
+from mfrec.reference.sampling import epoch_order, init_factors
+from mfrec.torch_impl.model import TORCH_DTYPES
 
 
 class NeuralModule(nn.Module):
