@@ -19,13 +19,20 @@ def _fit_pair(users, items, ratings, n_users, n_items, **params):
     return ref, torch_
 
 
-@pytest.mark.slow
+# The torch exact mode takes one optimizer step per rating (about 0.6 ms on a quiet 2-core CPU;
+# all 80,000 training ratings took this test 154 s), so the ML-100k trajectory runs on a seeded
+# slice of the training part: 3 epochs of 5,000 ratings, P and Q of the full 943 x 1,682 shape.
+# README states the claim at this size.
+ML100K_SLICE = 5_000
+
+
 def test_trajectory_numba_vs_torch_exact_on_ml100k(ml100k_split):
     train, test = ml100k_split
+    part = train.subset(np.random.default_rng(0).choice(len(train), ML100K_SLICE, replace=False))
     ref, torch_ = _fit_pair(
-        train.users,
-        train.items,
-        train.ratings,
+        part.users,
+        part.items,
+        part.ratings,
         train.n_users,
         train.n_items,
         n_factors=10,
@@ -35,7 +42,7 @@ def test_trajectory_numba_vs_torch_exact_on_ml100k(ml100k_split):
         dtype="float64",
     )
     ref_P, ref_Q, torch_P, torch_Q = ref.P, ref.Q, torch_.P, torch_.Q
-    # 240,000 float64 steps; both apply the same operations, so only summation order in
+    # 15,000 float64 steps; both apply the same operations, so only summation order in
     # the dot product differs: 1e-9 leaves six orders of magnitude above the ~1e-15 drift seen.
     assert np.max(np.abs(ref_P - torch_P)) <= 1e-9
     assert np.max(np.abs(ref_Q - torch_Q)) <= 1e-9
@@ -43,6 +50,7 @@ def test_trajectory_numba_vs_torch_exact_on_ml100k(ml100k_split):
     torch_rmse = rmse(test.ratings, torch_.predict(test.users, test.items))
     assert abs(ref_rmse - torch_rmse) <= 1e-9
     np.testing.assert_allclose(torch_.history_, ref.history_, rtol=1e-12)
+    assert ref.history_[-1] < ref.history_[0]  # it trained: the comparison is of moving factors
 
 
 @pytest.mark.parametrize("biased, reg, shuffle", [(False, 0.0, True), (True, 0.05, False)])
