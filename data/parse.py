@@ -199,9 +199,11 @@ def _parse_chunks(path, buf, first, line0, delim, lo, hi):
         n_max = (bounds[c + 1] - bounds[c]) // 6 + 1
         out = [np.empty(n_max, dtype=t) for t in (np.int64, np.int64, np.float64, np.int64)]
         slow = np.empty(n_max, dtype=np.int64)
+        u_out, i_out, r_out, t_out = out  # (users, items, ratings, timestamps) of the chunk
         res = K._parse_rows(
-            buf[: bounds[c + 1]], bounds[c], lines[c], delim, lo, hi, -1, *out, slow
-        )
+            buf[: bounds[c + 1]], bounds[c], lines[c], delim, lo, hi, -1, u_out, i_out, r_out,
+            t_out, slow,
+        )  # fmt: skip
         return out, slow, res
 
     if n_chunks == 1:
@@ -392,6 +394,6 @@ def _save_cached(key: dict, table: Ratings) -> None:
         arrays["timestamps"] = table.timestamps
     try:  # a cache that cannot be written is no error: the next run parses again
         with atomic_write(target, parents=True) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # pyright: ignore[reportArgumentType]  (a **dict may fill savez's allow_pickle)
     except OSError:
         return

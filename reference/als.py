@@ -41,7 +41,7 @@ def als_penalty_weights(n_ratings: np.ndarray, reg: float, weighted: bool) -> np
     return reg * n if weighted else np.full(n.shape, float(reg))
 
 
-def als_objective(model: FactorModel, users, items, ratings) -> float:
+def als_objective(model: ALS, users, items, ratings) -> float:
     """Σ (r − r̂)² + Σᵤ λᵤ(‖Pᵤ‖² + bᵤ²) + Σᵢ λᵢ(‖Qᵢ‖² + bᵢ²), the loss :class:`ALS` minimises."""
     u = np.asarray(users, dtype=np.int64)
     i = np.asarray(items, dtype=np.int64)

@@ -125,7 +125,7 @@ class OrderedEpochs:
         self.kernel = kernel
         self.users, self.items, self.ratings = users, items, ratings
         self.rng, self.shuffle = rng, shuffle
-        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
+        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)  # pyright: ignore[reportPrivateImportUsage, reportAttributeAccessIssue]
 
     def __call__(self, P, Q, bu, bi, mu, lr, reg, biased) -> float:
         """One epoch in a freshly drawn order; returns Σ e² (pre-update errors)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from mfrec.reference.fast import OrderedEpochs
 from mfrec.reference.kernels import _predict
 from mfrec.reference.recommend import seen_items, top_k
 from mfrec.reference.sampling import init_factors
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 KERNELS = ("exact", "fast", "hogwild", "blocked")
 """The SGD kernels ``MatrixFactorization(kernel=...)`` and ``mfrec train --kernel`` accept."""
@@ -50,6 +54,8 @@ class FactorModel:
     bi: np.ndarray
     mu: float
     biased: bool
+    params: dict
+    """The hyper-parameters a model file recorded (set by :func:`mfrec.modelio.load_model`)."""
     factor_form: bool = True
     """Whether predictions are μ + bᵤ + bᵢ + Pᵤ·Qᵢ of the arrays, so a model file holds them."""
 
@@ -183,7 +189,7 @@ class SGDModel(FactorModel):
         callback: Callable[[int, SGDModel], None] | None = None,
         eval_set: tuple | None = None,
         patience: int | None = None,
-    ) -> SGDModel:
+    ) -> Self:
         """Train on 0-based (users, items, ratings); ``init=(P0, Q0)`` starts from copies.
 
         ``callback(epoch, self)`` runs after every epoch. ``history_`` holds each epoch's

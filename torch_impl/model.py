@@ -82,6 +82,8 @@ class MFModule(nn.Module):
     with ``sparse=True`` its gradient touches only the looked-up rows, as the SGD rule does.
     """
 
+    mu: torch.Tensor  # a registered buffer: moves with .to(device)
+
     def __init__(self, P: np.ndarray, Q: np.ndarray, biased: bool, mu: float) -> None:
         super().__init__()
         dtype = TORCH_DTYPES[P.dtype.type]
