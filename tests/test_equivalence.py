@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from naive import sgd_epoch_biased, sgd_epoch_literal
@@ -11,7 +13,7 @@ from mfrec.reference.kernels import _sgd_epoch
 from mfrec.torch_impl import TorchMatrixFactorization
 
 
-def _fit_pair(users, items, ratings, n_users, n_items, **params):
+def _fit_pair(users, items, ratings, n_users, n_items, **params: Any):
     ref = MatrixFactorization(**params).fit(users, items, ratings, n_users, n_items)
     torch_ = TorchMatrixFactorization(**params, mode="exact").fit(
         users, items, ratings, n_users, n_items
@@ -188,7 +190,7 @@ def test_literal_reading_drift_over_an_epoch_is_the_summed_step_term(ml100k_spli
 
 def test_minibatch_reaches_reference_rmse(ml100k_split):
     train, test = ml100k_split
-    params = dict(n_factors=20, n_epochs=20, lr=0.01, reg=0.05, biased=True, seed=0)
+    params: dict[str, Any] = dict(n_factors=20, n_epochs=20, lr=0.01, reg=0.05, biased=True, seed=0)
     ref = MatrixFactorization(**params).fit(
         train.users, train.items, train.ratings, train.n_users, train.n_items
     )

@@ -20,6 +20,13 @@ def _random_case(seed: int, k: int = 8):
     return P, Q, int(rng.integers(3)), int(rng.integers(4)), float(rng.uniform(1, 5))
 
 
+def _dense_grad(table: torch.nn.Embedding) -> np.ndarray:
+    """The gradient autograd left on an embedding table, its sparse rows made dense: (n, k)."""
+    grad = table.weight.grad
+    assert grad is not None, "backward() left no gradient on the table"
+    return grad.to_dense().numpy()
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_analytic_gradients_equal_autograd(seed):
     """The torch model's loss (MFModule.loss: ½e², reg = 0) through autograd is half the
@@ -30,8 +37,8 @@ def test_analytic_gradients_equal_autograd(seed):
     loss, _ = module.loss(torch.tensor([u]), torch.tensor([i]), r_t, 0.0)
     loss.sum().backward()
     ref_gP, ref_gQ = slide_gradients(P[u], Q[i], r)
-    torch_gP = 2 * module.P.weight.grad.to_dense().numpy()  # (3, k)
-    torch_gQ = 2 * module.Q.weight.grad.to_dense().numpy()  # (4, k)
+    torch_gP = 2 * _dense_grad(module.P)  # (3, k)
+    torch_gQ = 2 * _dense_grad(module.Q)  # (4, k)
     # float64 with one dot product of k=8 terms: only rounding separates the two (1e-12 relative).
     for ref, got in ((ref_gP, torch_gP[u]), (ref_gQ, torch_gQ[i])):
         assert np.max(np.abs(ref - got)) <= 1e-12 * np.max(np.abs(ref))
@@ -92,7 +99,7 @@ def test_torch_exact_loss_gradient_matches_update_rule():
     loss, _ = module.loss(torch.tensor([u]), torch.tensor([i]), torch.tensor([r]), reg)
     loss.sum().backward()
     ref_Pu, ref_Qi = sgd_step(P[u], Q[i], r, lr, reg)
-    torch_Pu = P[u] - lr * module.P.weight.grad.to_dense()[u].numpy()
-    torch_Qi = Q[i] - lr * module.Q.weight.grad.to_dense()[i].numpy()
+    torch_Pu = P[u] - lr * _dense_grad(module.P)[u]
+    torch_Qi = Q[i] - lr * _dense_grad(module.Q)[i]
     np.testing.assert_allclose(torch_Pu, ref_Pu, rtol=0, atol=1e-15)
     np.testing.assert_allclose(torch_Qi, ref_Qi, rtol=0, atol=1e-15)

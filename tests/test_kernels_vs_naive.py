@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,9 @@ from mfrec.reference.blocked import balanced_blocks, n_blocks_for
 
 ROOT = Path(__file__).resolve().parents[1]
 N_USERS, N_ITEMS, N = 8, 7, 60
-HYPER = dict(n_factors=3, n_epochs=3, lr=0.02, reg=0.05, init_std=0.1, biased=True, seed=4)
+HYPER: dict[str, Any] = dict(
+    n_factors=3, n_epochs=3, lr=0.02, reg=0.05, init_std=0.1, biased=True, seed=4
+)
 # float64, 180 steps over rows of 3 features: the kernels differ from the naive loop only in
 # rounding (SIMD and FMA reassociation in "fast"/"hogwild", lr·reg folded in "blocked"), about
 # 1e-16 a step; 1e-12 leaves four orders of magnitude and still catches any wrong term
