@@ -88,3 +88,16 @@ def test_every_module_of_the_checkout_is_the_one_imported():
             if spec is None or spec.origin is None or Path(spec.origin).resolve() != path:
                 missing.append(f"{name} ({path.relative_to(ROOT)})")
     assert not missing, "not imported from the checkout: " + ", ".join(missing)
+
+
+def test_version_comes_from_pyproject_only():
+    """``mfrec.__version__`` is the installed metadata's, which is pyproject.toml's version."""
+    import importlib.metadata
+    import re
+
+    import mfrec
+
+    declared = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert declared is not None
+    assert mfrec.__version__ == importlib.metadata.version("mfrec") == declared.group(1)
+    assert declared.group(1) not in (ROOT / "mfrec" / "__init__.py").read_text()
