@@ -15,8 +15,8 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
 run: install
@@ -53,8 +53,11 @@ bench-speed:
 accuracy: install
 	$(BIN)/python -m benchmarks.accuracy
 
+# ruff (lint, then formatting) and pyright (basic mode, [tool.pyright] in pyproject.toml).
 lint: install
-	$(BIN)/ruff check .
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+	$(BIN)/python -m pyright
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks benchmarks/out

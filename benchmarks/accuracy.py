@@ -16,12 +16,12 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from mfrec.data import load_ml100k
-from mfrec.reference.mf import FactorModel
 
 from mfrec._internal import atomic_write
 from mfrec.configs import CONFIGS
+from mfrec.data import load_ml100k
 from mfrec.evaluate import cross_validate
+from mfrec.reference.mf import FactorModel
 
 SURPRISE_PUBLISHED_RMSE = 0.934
 """scikit-surprise's own table: SVD at its defaults, 5-fold RMSE on ML-100k."""

@@ -14,11 +14,10 @@ import argparse
 import json
 import time
 
-from mfrec.reference import rmse
-from mfrec.reference.ensemble import member_label
-
 from mfrec.cli import build_parser, load_split
 from mfrec.job import DefaultModel
+from mfrec.reference import rmse
+from mfrec.reference.ensemble import member_label
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -93,6 +93,7 @@ def run_measured(cmd: list[str], timeout: float | None = None) -> dict:
 def fit_peer(path: str, seed: int, test_size: float) -> dict:
     """cmfrec on the split ``mfrec train --ratings`` makes: JSON with rmse, seconds, counts."""
     import numpy as np
+
     from mfrec.data import Ratings, align, read_ratings, train_test_split
 
     full = read_ratings(path)

@@ -24,10 +24,10 @@ from statistics import median
 
 import numpy as np
 import torch
-from mfrec.reference import rmse
 
 from mfrec import devices
 from mfrec._internal import atomic_write
+from mfrec.reference import rmse
 
 GRIDS = {"ML-10M": (69_878, 10_677, 10_000_000), "ML-25M": (162_541, 59_047, 25_000_000)}
 ROUNDS = 5
@@ -91,8 +91,9 @@ def factors(n_users, n_items, k, dtype, seed=0):
 
 
 def numba_cuda_epoch(data, shape, k, dtype, biased, lanes=32, threads=256):
-    from mfrec.reference.cuda import CudaEpochs
     from numba import cuda
+
+    from mfrec.reference.cuda import CudaEpochs
 
     u, i, r = data
     r = r.astype(dtype, copy=False)

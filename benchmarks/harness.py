@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from mfrec import devices
 from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.fast import OrderedEpochs
 from mfrec.reference.sampling import init_factors
-
-from mfrec import devices
 
 # The ML-10M shape of the issue's LibMF comparison.
 ML10M_USERS, ML10M_ITEMS, ML10M_N = 69_878, 10_677, 10_000_000
@@ -73,8 +73,9 @@ def cuda_epoch(
 ) -> Callable[[], float]:
     """One ``numba.cuda`` epoch (``lanes`` threads per rating), data and order already on the
     device, synchronised."""
-    from mfrec.reference.cuda import CudaEpochs
     from numba import cuda
+
+    from mfrec.reference.cuda import CudaEpochs
 
     dtype = ratings.dtype.type
     rng = np.random.default_rng(seed)

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from mfrec.data.registry import Release, get_release
 from scipy.special import ndtr
 
 from mfrec._internal import atomic_write, njit
+from mfrec.data.registry import Release, get_release
 
 VERSION = 2
 OUT = Path(__file__).resolve().parent / "out" / "synthetic"

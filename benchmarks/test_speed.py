@@ -29,9 +29,9 @@ from harness import (
     record,
     torch_epoch,
 )
-from mfrec.reference import MatrixFactorization, rmse
 
 from mfrec import devices
+from mfrec.reference import MatrixFactorization, rmse
 
 GPU = devices.numba_cuda() and devices.torch_cuda()
 needs_gpu = pytest.mark.skipif(not GPU, reason="no CUDA device: GPU rows not measured")

@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from mfrec.reference import MatrixFactorization, rmse
 
 from mfrec import devices
 from mfrec._internal import atomic_write
+from mfrec.reference import MatrixFactorization, rmse
 
 TARGET = 0.005  # "within 0.005 of the serial reference fit's test RMSE"
 SURPRISE = dict(n_factors=100, n_epochs=20, lr=0.005, reg=0.02, init_std=0.1, biased=True)

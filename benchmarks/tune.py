@@ -12,13 +12,13 @@ import itertools
 import time
 
 import numpy as np
+
+from mfrec.configs import BAYES_DEFAULTS, BAYES_WIDE, CONFIGS
 from mfrec.data import kfold, load_ml100k, train_test_split
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.als import ALS
 from mfrec.reference.bayes import BayesianMF
 from mfrec.torch_impl.neural import NeuralMF
-
-from mfrec.configs import BAYES_DEFAULTS, BAYES_WIDE, CONFIGS
 
 CANDIDATES = {
     "sgd k50 e60 lr.005 reg.05": lambda: MatrixFactorization(

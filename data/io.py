@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from mfrec.data.dataset import Ratings
 from mfrec.data.parse import DataError, read_ratings, sniff_delimiter
 

@@ -32,10 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from mfrec.data import _kernels as K
-from mfrec.data.dataset import Ratings
 
 from mfrec._internal import atomic_write, check_npz
+from mfrec.data import _kernels as K
+from mfrec.data.dataset import Ratings
 
 PARSER_VERSION = 2
 # Files at least this large get a binary cache (small ones parse faster than a cache loads).
@@ -743,6 +743,6 @@ def _save_cached(key: dict, table: Ratings) -> None:
     arrays["checksum"] = np.array(_arrays_digest(arrays))
     try:  # a cache that cannot be written is no error: the next run parses again
         with atomic_write(target, parents=True) as tmp, open(tmp, "wb") as f:
-            np.savez(f, key=np.array(json.dumps(key)), **arrays)
+            np.savez(f, key=np.array(json.dumps(key)), **arrays)  # pyright: ignore[reportArgumentType]  (a **dict may fill savez's allow_pickle)
     except OSError:
         return

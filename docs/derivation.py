@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from mfrec.reference import MatrixFactorization, mse, rmse, top_k
 from mfrec.reference.als import ALS, als_penalty_weights, csr_by_row
 from mfrec.reference.kernels import _predict, _sgd_epoch

@@ -25,6 +25,7 @@ is inflated.
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import os
 import re
@@ -33,6 +34,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numba
 import numpy as np
@@ -89,7 +91,7 @@ def _llvm_prefetch(typingctx, a, offset):
 @overload(prefetch)
 def _prefetch_overload(a, offset):
     def impl(a, offset):
-        _llvm_prefetch(a, offset)
+        _llvm_prefetch(a, offset)  # pyright: ignore[reportCallIssue]  (numba adds the context)
 
     return impl
 
@@ -119,13 +121,18 @@ def check_dtype(dtype) -> type:
     return DTYPES[name]
 
 
-def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False):
+Number = TypeVar("Number")
+
+
+def check_positive(
+    name: str, value: Number, integer: bool = False, allow_zero: bool = False
+) -> Number:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0 (or >= 0)."""
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         what = "an integer" if integer else "a number"
         raise ValueError(f"{name} must be {what}, got {value!r}")
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {value!r}")
     return value

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,9 @@ def resolve_device(device: str) -> str:
 
 def sgd_member(epochs: int, reg: float, seed: int, n_threads: int, device: str):
     """Biased SGD MF for the default: blocked kernel on ``n_threads`` cores, or numba.cuda."""
-    kw = dict(n_factors=100, n_epochs=epochs, lr=0.005, reg=reg, biased=True, seed=seed)
+    kw: dict[str, Any] = dict(
+        n_factors=100, n_epochs=epochs, lr=0.005, reg=reg, biased=True, seed=seed
+    )
     if device == "cuda":
         from mfrec.reference.cuda import CudaMatrixFactorization
 
@@ -140,7 +143,8 @@ class DefaultModel(BlendedEnsemble):
         self.plan_ = p
         self.members = self.members_for(n)
         self.val_fraction, self.refit = p["val_fraction"], p["refit"]
-        return super().fit(users, items, ratings, n_users, n_items, callback)
+        super().fit(users, items, ratings, n_users, n_items, callback)
+        return self
 
 
 def describe() -> str:

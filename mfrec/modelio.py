@@ -53,7 +53,7 @@ def write_record(
     path = Path(path)
     header = {"format": fmt, "version": version, **meta}
     with atomic_write(path, parents=parents) as tmp, open(tmp, "wb") as f:
-        np.savez(f, meta=np.array(json.dumps(header)), **arrays)
+        np.savez(f, meta=np.array(json.dumps(header)), **arrays)  # pyright: ignore[reportArgumentType]  (a **dict may fill savez's allow_pickle)
         f.flush()
         os.fsync(f.fileno())
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from mfrec._internal import atomic_write
 
@@ -34,7 +35,7 @@ def check_plot_path(path: str | os.PathLike) -> None:
         raise ValueError(f"--plot {path}: unknown image format {suffix!r} (try .png, .svg, .pdf)")
 
 
-def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list]]) -> Path:
+def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, Any]]) -> Path:
     """Save learning curves as a figure at ``path``, atomically.
 
     ``curves`` maps a series name (a backend, or an ensemble member) to ``{"step": [...],
@@ -46,8 +47,8 @@ def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list]]) -> 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = {"train": "tab:blue", "test": "tab:red"}
-    thick = dict(linestyle="-", linewidth=6, alpha=0.35)
-    thin = dict(linestyle="--", linewidth=1.5, alpha=1.0)
+    thick: dict[str, Any] = dict(linestyle="-", linewidth=6, alpha=0.35)
+    thin: dict[str, Any] = dict(linestyle="--", linewidth=1.5, alpha=1.0)
     names = list(curves)
     units = sorted({curve.get("unit", "epoch") for curve in curves.values()})
     for n, (name, curve) in enumerate(curves.items()):
@@ -60,7 +61,7 @@ def plot_curves(path: str | os.PathLike, curves: dict[str, dict[str, list]]) -> 
             if len(values) == 1:  # one point draws no line: mark it
                 style["marker"] = "o"
             ax.plot(steps, values, color=colors[role], label=f"{name} {role}", **style)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # pyright: ignore[reportCallIssue]  (MaxNLocator)
     ax.set_xlabel(" / ".join(units))
     ax.set_ylabel("RMSE")
     if len(names) == 1:

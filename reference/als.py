@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from mfrec.reference.als_kernels import _als_half_step, _csr_sse
-from mfrec.reference.mf import FactorModel, SeededFactorModel
 
 from mfrec._internal import check_positive
+from mfrec.reference.als_kernels import _als_half_step, _csr_sse
+from mfrec.reference.mf import SeededFactorModel
 
 
 def csr_by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int):
@@ -35,7 +35,7 @@ def als_penalty_weights(n_ratings: np.ndarray, reg: float, weighted: bool) -> np
     return reg * n if weighted else np.full(n.shape, float(reg))
 
 
-def als_objective(model: FactorModel, users, items, ratings) -> float:
+def als_objective(model: ALS, users, items, ratings) -> float:
     """Σ (r − r̂)² + Σᵤ λᵤ(‖Pᵤ‖² + bᵤ²) + Σᵢ λᵢ(‖Qᵢ‖² + bᵢ²), the loss :class:`ALS` minimises."""
     u = np.asarray(users, dtype=np.int64)
     i = np.asarray(items, dtype=np.int64)

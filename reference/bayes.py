@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+from mfrec._internal import check_positive, check_ratings, check_size
 from mfrec.reference.als import csr_by_row, csr_sse, solve_rows
 from mfrec.reference.mf import SeededFactorModel
 from mfrec.reference.recommend import seen_items
 from mfrec.reference.sampling import init_factors
-
-from mfrec._internal import check_positive, check_ratings, check_size
 
 
 class BayesianMF(SeededFactorModel):

@@ -215,7 +215,7 @@ class BlockedEpochs:
         n_blocks: int | None = None,
     ) -> None:
         dtype = ratings.dtype
-        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
+        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)  # pyright: ignore[reportPrivateImportUsage, reportAttributeAccessIssue]
         G = max(2, n_threads)
         B = n_blocks or n_blocks_for(n_users, n_items, k, dtype.itemsize, G)
         if B % G:

@@ -34,12 +34,12 @@ index plainly.
 from __future__ import annotations
 
 import numpy as np
-from mfrec.reference.mf import MatrixFactorization
-from mfrec.reference.sampling import WALK_ORDERS, EpochWalks
 from numba import config, cuda
 
 from mfrec import devices
 from mfrec._internal import check_positive, cuda_device, cuda_jit
+from mfrec.reference.mf import MatrixFactorization
+from mfrec.reference.sampling import WALK_ORDERS, EpochWalks
 
 RATINGS_PER_WORKER = 256  # the least ratings each worker (thread or warp) walks per epoch
 BLOCKS_PER_SM = 8  # resident blocks per multiprocessor that the default grid aims at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from mfrec.reference.metrics import rmse
 
 STATE = ("P", "Q", "bu", "bi")

@@ -16,11 +16,11 @@ from functools import partial
 from itertools import combinations
 
 import numpy as np
+
+from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
 from mfrec.data.splits import carve_validation
 from mfrec.reference.metrics import rmse
 from mfrec.reference.mf import FactorModel, MatrixFactorization
-
-from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
 
 
 class Ensemble(FactorModel):
@@ -62,8 +62,8 @@ class Ensemble(FactorModel):
         pairs = list(zip(self.weights, self.members, strict=True))
         self.P = np.hstack([(np.sqrt(w) * m.P.astype(np.float64)).astype(dtype) for w, m in pairs])
         self.Q = np.hstack([(np.sqrt(w) * m.Q.astype(np.float64)).astype(dtype) for w, m in pairs])
-        self.bu = sum(w * m.bu.astype(np.float64) for w, m in pairs).astype(dtype)
-        self.bi = sum(w * m.bi.astype(np.float64) for w, m in pairs).astype(dtype)
+        self.bu = sum(w * m.bu.astype(np.float64) for w, m in pairs).astype(dtype)  # pyright: ignore[reportAttributeAccessIssue]  (a sum of arrays)
+        self.bi = sum(w * m.bi.astype(np.float64) for w, m in pairs).astype(dtype)  # pyright: ignore[reportAttributeAccessIssue]
         self.mu = float(sum(w * m.mu for w, m in pairs))
         self._remember_seen(u, i)
         self._remember_scale(r)
@@ -109,7 +109,7 @@ def simplex_weights(preds: np.ndarray, ratings: np.ndarray) -> np.ndarray:
             sse = float(err @ err)
             if best_w is None or sse < best_sse * (1 - 1e-12):
                 best_w, best_sse = w, sse
-    return best_w
+    return best_w  # pyright: ignore[reportReturnType]  (n_members >= 1: a support was tried)
 
 
 class BlendedEnsemble(Ensemble):
@@ -199,4 +199,5 @@ class BlendedEnsemble(Ensemble):
 def member_label(m: FactorModel) -> str:
     """A short unique-enough label: class, k, and the L2 penalty when it has one."""
     reg = getattr(m, "reg", None)
-    return f"{type(m).__name__} k={m.n_factors}" + ("" if reg is None else f" reg={reg}")
+    k = m.n_factors  # pyright: ignore[reportAttributeAccessIssue]  (every member class sets it)
+    return f"{type(m).__name__} k={k}" + ("" if reg is None else f" reg={reg}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from mfrec.reference.kernels import _sgd_epoch
-from mfrec.reference.sampling import epoch_order
 
 from mfrec._internal import njit_fast, njit_parallel, prefetch
+from mfrec.reference.kernels import _sgd_epoch
+from mfrec.reference.sampling import epoch_order
 
 # How many ratings ahead the kernel prefetches a rating's rows of P, Q (and, twice as far
 # ahead, its (u, i, r) entries): enough to cover a cache miss at one rating per ~50 ns.
@@ -125,7 +125,7 @@ class OrderedEpochs:
         self.kernel = kernel
         self.users, self.items, self.ratings = users, items, ratings
         self.rng, self.shuffle = rng, shuffle
-        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
+        self.threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)  # pyright: ignore[reportPrivateImportUsage, reportAttributeAccessIssue]
 
     def __call__(self, P, Q, bu, bi, mu, lr, reg, biased) -> float:
         """One epoch in a freshly drawn order; returns Σ e² (pre-update errors)."""

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from mfrec.data.splits import UNKNOWN
-from mfrec.reference.blocked import BlockedEpochs
-from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.fast import OrderedEpochs
-from mfrec.reference.kernels import _predict
-from mfrec.reference.recommend import seen_items, top_k
-from mfrec.reference.sampling import init_factors
 
 from mfrec._internal import (
     check_dtype,
@@ -21,6 +14,16 @@ from mfrec._internal import (
     check_ratings,
     check_size,
 )
+from mfrec.data.splits import UNKNOWN
+from mfrec.reference.blocked import BlockedEpochs
+from mfrec.reference.early_stopping import EarlyStopping
+from mfrec.reference.fast import OrderedEpochs
+from mfrec.reference.kernels import _predict
+from mfrec.reference.recommend import seen_items, top_k
+from mfrec.reference.sampling import init_factors
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 KERNELS = ("exact", "fast", "hogwild", "blocked")
 """The SGD kernels ``MatrixFactorization(kernel=...)`` and ``mfrec train --kernel`` accept."""
@@ -49,6 +52,8 @@ class FactorModel:
     bi: np.ndarray
     mu: float
     biased: bool
+    params: dict
+    """The hyper-parameters a model file recorded (set by :func:`mfrec.modelio.load_model`)."""
     factor_form: bool = True
     """Whether predictions are μ + bᵤ + bᵢ + Pᵤ·Qᵢ of the arrays, so a model file holds them."""
 
@@ -236,7 +241,7 @@ class SGDModel(SeededFactorModel):
         callback: Callable[[int, SGDModel], None] | None = None,
         eval_set: tuple | None = None,
         patience: int | None = None,
-    ) -> SGDModel:
+    ) -> Self:
         """Train on 0-based (users, items, ratings); ``init=(P0, Q0)`` starts from copies.
 
         ``callback(epoch, self)`` runs after every epoch. ``history_`` holds each epoch's

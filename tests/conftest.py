@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from mfrec.data import find_ml100k, load_ml100k, train_test_split
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,8 @@
 
 The slides' loss and its gradients for one observed rating, written as the formulas read, and
 the literal-sequential reading of the update rule, which the package does not use: the tests
-measure how far it drifts from the gradient step. Nothing in ``mfrec`` imports this module.
+measure how far it drifts from the gradient step. And one full epoch of the biased rule with L2
+in plain Python loops, the yardstick of every kernel. Nothing in ``mfrec`` imports this module.
 """
 
 from __future__ import annotations
@@ -60,4 +61,34 @@ def sgd_epoch_literal(users, items, ratings, order, P, Q, lr, reg, predicted):
             P[u, f] += lr * (err * Q[i, f] - reg * P[u, f])
         for f in range(k):
             Q[i, f] += lr * (err * P[u, f] - reg * Q[i, f])
+    return sse
+
+
+def sgd_epoch_biased(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg) -> float:
+    """One epoch of the biased rule with L2, in plain Python loops, in place; returns Σ e².
+
+    For each rating j in ``order``, with every right-hand side from *before* the step::
+
+        e  = r − (μ + bᵤ + bᵢ + Σ_f Pᵤf·Qᵢf)
+        bᵤ = bᵤ + lr·(e − reg·bᵤ)             bᵢ = bᵢ + lr·(e − reg·bᵢ)
+        Pᵤf = Pᵤf + lr·(e·Qᵢf − reg·Pᵤf)      Qᵢf = Qᵢf + lr·(e·Pᵤf − reg·Qᵢf)
+
+    The package's kernels are checked against it (``tests/test_kernels_vs_naive.py``).
+    """
+    k = P.shape[1]
+    sse = 0.0
+    for j in order:
+        u, i, r = int(users[j]), int(items[j]), float(ratings[j])
+        Pu = [float(P[u, f]) for f in range(k)]  # the old rows
+        Qi = [float(Q[i, f]) for f in range(k)]
+        dot = 0.0
+        for f in range(k):
+            dot += Pu[f] * Qi[f]
+        e = r - (mu + bu[u] + bi[i] + dot)
+        sse += e * e
+        bu[u] = bu[u] + lr * (e - reg * bu[u])
+        bi[i] = bi[i] + lr * (e - reg * bi[i])
+        for f in range(k):
+            P[u, f] = Pu[f] + lr * (e * Qi[f] - reg * Pu[f])
+            Q[i, f] = Qi[f] + lr * (e * Pu[f] - reg * Qi[f])
     return sse

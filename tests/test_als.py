@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mfrec.reference.als import ALS, als_objective, als_penalty_weights, csr_by_row
-from mfrec.torch_impl.als import TorchALS
 
 from mfrec import devices
+from mfrec.reference.als import ALS, als_objective, als_penalty_weights, csr_by_row
+from mfrec.torch_impl.als import TorchALS
 
 N_USERS, N_ITEMS = 15, 11
 

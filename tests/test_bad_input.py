@@ -117,7 +117,6 @@ STEPS = {
 def run_cases(spec: list[dict]) -> list[dict]:
     """The child: run every case's steps; record the last command-line run of each."""
     import mfrec.data.parse as parse
-
     from mfrec.cli import main
 
     parse.CACHE_MIN_BYTES = 0

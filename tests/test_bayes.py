@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from mfrec.reference.als import csr_by_row, solve_rows
 from mfrec.reference.bayes import BayesianMF
 

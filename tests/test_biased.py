@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.kernels import _sgd_epoch
 from mfrec.torch_impl import TorchMatrixFactorization

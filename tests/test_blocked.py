@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.kernels import _sgd_epoch

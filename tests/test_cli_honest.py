@@ -292,12 +292,33 @@ def test_documented_command_parses_and_plans(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = shlex.split(command)
     argv = argv[argv.index("mfrec") + 1 :]
-    args = cli.build_parser().parse_args(argv)
+    args = cli.build_parser().parse_args(argv)  # an unknown flag or bad value exits: a failure
+    assert args.command == argv[0]
+    for name, values in documented_options(argv[1:]):  # each lands as written, in its own dest
+        got = getattr(args, name.replace("-", "_"))
+        got = got if isinstance(got, list) else [got]
+        want = [True] if not values else [type(g)(v) for g, v in zip(got, values, strict=True)]
+        assert got == want, (name, got, values)
     if args.command == "train":
         if args.plot:
             pytest.importorskip("matplotlib")
         cli.check_args(args)
         cli.resolve_plan(args)
+
+
+def documented_options(tokens: list[str]) -> list[tuple[str, list[str]]]:
+    """[(name, values)] of each ``--name value...`` in a command line (short flags skipped)."""
+    options: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    for token in tokens:
+        if token.startswith("--"):
+            current = []
+            options.append((token[2:], current))
+        elif token.startswith("-"):
+            current = None
+        elif current is not None:
+            current.append(token)
+    return options
 
 
 def test_documented_train_examples_bound_their_cost():

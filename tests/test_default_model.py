@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+
+from mfrec.job import MAX_KEPT, SMALL, DefaultModel, plan, resolve_device
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.bayes import BayesianMF
 from mfrec.reference.ensemble import BlendedEnsemble, simplex_weights
-
-from mfrec.job import MAX_KEPT, SMALL, DefaultModel, plan, resolve_device
 
 
 def test_simplex_weights_match_a_fine_grid_search():

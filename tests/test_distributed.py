@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch.distributed as dist
+
+from mfrec.cli import main
 from mfrec.data import read_ratings
 from mfrec.torch_impl import TorchMatrixFactorization
 from mfrec.torch_impl.distributed import (
@@ -28,8 +30,6 @@ from mfrec.torch_impl.distributed import (
     shard_bounds,
     write_checkpoint,
 )
-
-from mfrec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-6

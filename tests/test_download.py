@@ -10,6 +10,7 @@ import threading
 import zipfile
 
 import pytest
+
 from mfrec.data import DownloadError, load_movielens
 from mfrec.data.download import download_file, fetch_archive
 from mfrec.data.registry import RELEASES

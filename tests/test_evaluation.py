@@ -6,18 +6,18 @@ import json
 
 import numpy as np
 import pytest
+
+from mfrec.cli import build_parser, main, make_model
 from mfrec.data import Ratings
+from mfrec.evaluate import cross_validate
+from mfrec.job import DefaultModel
+from mfrec.modelio import save_model
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.ensemble import Ensemble
 from mfrec.reference.kernels import _sgd_epoch
 from mfrec.reference.mf import UNKNOWN
 from mfrec.reference.ranking import ranking_metrics, user_ranking_metrics
 from mfrec.reference.sampling import epoch_order, init_factors
-
-from mfrec.cli import build_parser, main, make_model
-from mfrec.evaluate import cross_validate
-from mfrec.job import DefaultModel
-from mfrec.modelio import save_model
 
 
 def synthetic(seed: int, n_users=20, n_items=15, n=150, scale=(1, 2, 3, 4, 5)):
@@ -183,9 +183,8 @@ def test_cv_json_line_is_parseable(tmp_path, capsys):
 
 
 def test_saved_torch_model_records_only_its_own_parameters(tmp_path):
-    from mfrec.torch_impl import TorchMatrixFactorization
-
     from mfrec.modelio import load_model
+    from mfrec.torch_impl import TorchMatrixFactorization
 
     users, items, ratings = synthetic(7)
     model = TorchMatrixFactorization(n_factors=2, n_epochs=1, mode="minibatch", lr_decay=0.9)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
+
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild
 from mfrec.reference.kernels import _sgd_epoch
@@ -129,7 +130,7 @@ def test_hogwild_runs_the_hogwild_kernel(monkeypatch):
     rng = np.random.default_rng(0)
     u, i, r = rng.integers(0, 9, 300), rng.integers(0, 7, 300), rng.integers(1, 6, 300) * 1.0
     MatrixFactorization(n_epochs=2, kernel="hogwild", n_threads=2).fit(u, i, r)
-    assert calls == [min(2, numba.config.NUMBA_NUM_THREADS)] * 2
+    assert calls == [min(2, numba.config.NUMBA_NUM_THREADS)] * 2  # pyright: ignore[reportPrivateImportUsage]
 
 
 def test_two_thread_hogwild_keeps_ml100k_test_rmse(ml100k_split):

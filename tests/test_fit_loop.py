@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+
 from mfrec.data.splits import UNKNOWN, carve_validation, unseen_as_unknown
 from mfrec.reference import DivergenceError, MatrixFactorization
 from mfrec.reference.ensemble import BlendedEnsemble

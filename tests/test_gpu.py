@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from mfrec import devices
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import MFModule
-
-from mfrec import devices
 
 ROOT = Path(__file__).resolve().parents[1]
 

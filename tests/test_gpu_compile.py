@@ -46,8 +46,9 @@ def numba_ptx(monkeypatch):
 @pytest.mark.parametrize("lanes", [1, 32])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numba_cuda_kernels_compile_for_sm90_with_l2_loads(numba_ptx, lanes, dtype):
-    from mfrec.reference.cuda import LANE_KERNELS
     from numba import float32, float64
+
+    from mfrec.reference.cuda import LANE_KERNELS
 
     ptx = numba_ptx(LANE_KERNELS[lanes], {"float32": float32, "float64": float64}[dtype])
     assert ".target sm_90" in ptx
@@ -67,9 +68,10 @@ def test_numba_cuda_kernels_compile_for_sm90_with_l2_loads(numba_ptx, lanes, dty
 @pytest.mark.parametrize("dtype", ["fp32", "fp64"])
 def test_triton_kernel_compiles_for_sm90_with_l2_loads(dtype):
     triton = pytest.importorskip("triton", reason="triton not installed")
-    from mfrec.torch_impl.triton_sgd import _sgd_tiles
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
+
+    from mfrec.torch_impl.triton_sgd import _sgd_tiles
 
     ptr = f"*{dtype}"
     sig = dict(users="*i64", items="*i64", ratings=ptr, order="*i64", P=ptr, Q=ptr, bu=ptr)

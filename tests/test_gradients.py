@@ -1,45 +1,70 @@
-"""The slides' analytic gradients against torch autograd and central finite differences."""
+"""The slides' analytic gradients against the package's own code: the torch model's autograd,
+central differences of the loss on the Numba predictor, and one step of the Numba kernel."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from mfrec.reference.kernels import _sgd_epoch
-from mfrec.torch_impl import MFModule
 from naive import sgd_step, slide_gradients, slide_loss
 from scipy.differentiate import jacobian
 
+from mfrec.reference.kernels import _predict, _sgd_epoch
+from mfrec.torch_impl import MFModule
+
 
 def _random_case(seed: int, k: int = 8):
+    """P (3, k), Q (4, k) and one observed rating (u, i, r)."""
     rng = np.random.default_rng(seed)
-    return rng.normal(0, 0.5, k), rng.normal(0, 0.5, k), float(rng.uniform(1, 5))
+    P, Q = rng.normal(0, 0.5, (3, k)), rng.normal(0, 0.5, (4, k))
+    return P, Q, int(rng.integers(3)), int(rng.integers(4)), float(rng.uniform(1, 5))
+
+
+def _dense_grad(table: torch.nn.Embedding) -> np.ndarray:
+    """The gradient autograd left on an embedding table, its sparse rows made dense: (n, k)."""
+    grad = table.weight.grad
+    assert grad is not None, "backward() left no gradient on the table"
+    return grad.to_dense().numpy()
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_analytic_gradients_equal_autograd(seed):
-    Pu, Qi, r = _random_case(seed)
-    ref_gP, ref_gQ = slide_gradients(Pu, Qi, r)
-    torch_Pu = torch.tensor(Pu, requires_grad=True)
-    torch_Qi = torch.tensor(Qi, requires_grad=True)
-    loss = (r - (torch_Pu * torch_Qi).sum()) ** 2
-    loss.backward()
+    """The torch model's loss (MFModule.loss: ½e², reg = 0) through autograd is half the
+    slides' gradient of (r − r')², on row Pᵤ and Qᵢ and nowhere else."""
+    P, Q, u, i, r = _random_case(seed)
+    module = MFModule(P, Q, biased=False, mu=0.0)
+    r_t = torch.tensor([r], dtype=torch.float64)
+    loss, _ = module.loss(torch.tensor([u]), torch.tensor([i]), r_t, 0.0)
+    loss.sum().backward()
+    ref_gP, ref_gQ = slide_gradients(P[u], Q[i], r)
+    torch_gP = 2 * _dense_grad(module.P)  # (3, k)
+    torch_gQ = 2 * _dense_grad(module.Q)  # (4, k)
     # float64 with one dot product of k=8 terms: only rounding separates the two (1e-12 relative).
-    for ref, got in ((ref_gP, torch_Pu.grad.numpy()), (ref_gQ, torch_Qi.grad.numpy())):
+    for ref, got in ((ref_gP, torch_gP[u]), (ref_gQ, torch_gQ[i])):
         assert np.max(np.abs(ref - got)) <= 1e-12 * np.max(np.abs(ref))
-    assert abs(slide_loss(Pu, Qi, r) - loss.item()) <= 1e-12 * loss.item()
+    assert not np.delete(torch_gP, u, axis=0).any() and not np.delete(torch_gQ, i, axis=0).any()
+    assert abs(slide_loss(P[u], Q[i], r) - 2 * loss.item()) <= 1e-12 * slide_loss(P[u], Q[i], r)
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_analytic_gradients_equal_central_differences(seed):
-    Pu, Qi, r = _random_case(seed)
-    k = Pu.shape[0]
-    ref_gP, ref_gQ = slide_gradients(Pu, Qi, r)
+    """Central differences of (r − r')², r' from the package's predictor (kernels._predict)."""
+    P, Q, u, i, r = _random_case(seed)
+    k = P.shape[1]
+    ref_gP, ref_gQ = slide_gradients(P[u], Q[i], r)
+    one_u, one_i, zeros = np.array([u]), np.array([i]), np.zeros(4)
 
-    def loss_of(x):  # x: (2k, m) batch of stacked [Pu; Qi] columns, as scipy vectorises
-        return (r - np.sum(x[:k] * x[k:], axis=0)) ** 2
+    def loss_of(x):  # x: (2k, ...) batch of stacked [Pu; Qi] columns, as scipy vectorises
+        columns = x.reshape(2 * k, -1)
+        out = np.empty(columns.shape[1])
+        for c in range(columns.shape[1]):
+            P_c, Q_c = P.copy(), Q.copy()
+            P_c[u], Q_c[i] = columns[:k, c], columns[k:, c]
+            r_hat = _predict(one_u, one_i, P_c, Q_c, zeros, zeros, 0.0, False, np.empty(1))[0]
+            out[c] = (r - r_hat) ** 2
+        return out.reshape(x.shape[1:])
 
-    res = jacobian(loss_of, np.concatenate([Pu, Qi]))
+    res = jacobian(loss_of, np.concatenate([P[u], Q[i]]))
     fd_gP, fd_gQ = res.df[:k], res.df[k:]
     # Central differences with step refinement: truncation error far below 1e-6 for a quadratic.
     assert np.max(np.abs(fd_gP - ref_gP)) <= 1e-6
@@ -74,7 +99,7 @@ def test_torch_exact_loss_gradient_matches_update_rule():
     loss, _ = module.loss(torch.tensor([u]), torch.tensor([i]), torch.tensor([r]), reg)
     loss.sum().backward()
     ref_Pu, ref_Qi = sgd_step(P[u], Q[i], r, lr, reg)
-    torch_Pu = P[u] - lr * module.P.weight.grad.to_dense()[u].numpy()
-    torch_Qi = Q[i] - lr * module.Q.weight.grad.to_dense()[i].numpy()
+    torch_Pu = P[u] - lr * _dense_grad(module.P)[u]
+    torch_Qi = Q[i] - lr * _dense_grad(module.Q)[i]
     np.testing.assert_allclose(torch_Pu, ref_Pu, rtol=0, atol=1e-15)
     np.testing.assert_allclose(torch_Qi, ref_Qi, rtol=0, atol=1e-15)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from mfrec import devices
+from mfrec.modelio import ModelFileError, load_model, save_model
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.als import ALS
 from mfrec.reference.bayes import BayesianMF
@@ -19,9 +22,6 @@ from mfrec.reference.mf import KERNELS, UNKNOWN
 from mfrec.torch_impl import TorchMatrixFactorization
 from mfrec.torch_impl.als import TorchALS
 from mfrec.torch_impl.neural import NeuralMF
-
-from mfrec import devices
-from mfrec.modelio import ModelFileError, load_model, save_model
 
 N_USERS, N_ITEMS, N = 30, 25, 400
 TORCH_DEVICES = ["cpu"] + (["cuda"] if devices.torch_cuda() else [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from mfrec.reference import rmse
 from mfrec.reference.mf import UNKNOWN
 from mfrec.torch_impl.neural import NeuralMF

@@ -66,3 +66,38 @@ def test_mfrec_command_runs_from_a_folder_holding_data(tmp_path):
     (tmp_path / "data" / "__init__.py").write_text("raise ImportError('the user folder')\n")
     proc = subprocess.run([exe, "--help"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0 and "usage: mfrec" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_every_module_of_the_checkout_is_the_one_imported():
+    """Each module under mfrec/, reference/, torch_impl/, data/ imports from this checkout's file.
+
+    Fails when a sub-package is missing from pyproject's ``packages`` or a module added since the
+    strict editable install was not linked yet (``make install`` relinks).
+    """
+    import importlib.util
+
+    roots = {"mfrec": "mfrec", "reference": "mfrec.reference", "torch_impl": "mfrec.torch_impl"}
+    roots["data"] = "mfrec.data"
+    missing = []
+    for folder, package in roots.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT / folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([package, *parts])
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None or Path(spec.origin).resolve() != path:
+                missing.append(f"{name} ({path.relative_to(ROOT)})")
+    assert not missing, "not imported from the checkout: " + ", ".join(missing)
+
+
+def test_version_comes_from_pyproject_only():
+    """``mfrec.__version__`` is the installed metadata's, which is pyproject.toml's version."""
+    import importlib.metadata
+    import re
+
+    import mfrec
+
+    declared = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert declared is not None
+    assert mfrec.__version__ == importlib.metadata.version("mfrec") == declared.group(1)
+    assert declared.group(1) not in (ROOT / "mfrec" / "__init__.py").read_text()

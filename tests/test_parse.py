@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from mfrec.data import DataError, Ratings, read_ratings
 from mfrec.data.parse import cache_path
 

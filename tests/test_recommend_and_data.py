@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from mfrec.data import Ratings, align, read_ratings, train_test_split
-from mfrec.reference import MatrixFactorization, mse, rmse, top_k
 
 from mfrec.cli import main
+from mfrec.data import Ratings, align, read_ratings, train_test_split
+from mfrec.reference import MatrixFactorization, mse, rmse, top_k
 
 
 def test_loader_counts_and_titles(ml100k):

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mfrec.data import RELEASES, DataError, find_release, get_release, load_movielens
 
 from benchmarks.end_to_end import parse_json_output
 from benchmarks.synthetic import generate, read_truth
 from mfrec import cli
+from mfrec.data import RELEASES, DataError, find_release, get_release, load_movielens
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mfrec.reference.recommend import seen_items
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
 

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from mfrec.data import read_ratings
 
 from benchmarks.end_to_end import main as end_to_end
 from benchmarks.end_to_end import parse_json_output
@@ -20,6 +19,7 @@ from benchmarks.synthetic import (
     read_truth,
     user_degrees,
 )
+from mfrec.data import read_ratings
 
 
 def test_format_rows_writes_each_release_rating_style():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
+
 from mfrec.torch_impl.model import MFModule, TorchMatrixFactorization, sparse_sgd_step
 
 
@@ -51,7 +54,7 @@ def test_compiled_minibatch_equals_eager(biased, variant):
     n_users, n_items, n = 120, 90, 3000
     u, i = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
     r = rng.integers(1, 6, n).astype(np.float64)
-    hyper = dict(
+    hyper: dict[str, Any] = dict(
         n_factors=8, n_epochs=3, lr=0.01, reg=0.02, biased=biased, mode="minibatch", batch_size=256
     )
     eager = TorchMatrixFactorization(**hyper).fit(u, i, r, n_users, n_items)

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from mfrec.reference import MatrixFactorization, rmse
 
 from mfrec import devices
+from mfrec.reference import MatrixFactorization, rmse
 
 ROOT = Path(__file__).resolve().parents[1]
 triton = pytest.importorskip("triton", reason="triton not installed (pip install 'mfrec[triton]')")

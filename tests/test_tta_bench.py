@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from mfrec.reference import MatrixFactorization, rmse
 
 from benchmarks.time_to_accuracy import NOISE, reached, render, synthetic, trace
+from mfrec.reference import MatrixFactorization, rmse
 
 
 def test_synthetic_problem_holds_out_a_tenth_and_its_floor_is_the_noise():

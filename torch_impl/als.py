@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
 from mfrec.reference.als import ALS
 from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
 

@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from mfrec.reference.sampling import epoch_order
-from mfrec.torch_impl.model import TorchMatrixFactorization
 
 from mfrec._internal import check_positive
 from mfrec.modelio import read_record, write_record
+from mfrec.reference.sampling import epoch_order
+from mfrec.torch_impl.model import TorchMatrixFactorization
 
 log = logging.getLogger("mfrec.distributed")
 
@@ -150,7 +150,8 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
             self.device = torch.device("cuda", torch.cuda.current_device())
         on_rank0 = callback if dist.get_rank() == 0 else None
         data = (users, items, ratings, n_users, n_items, init)
-        return super().fit(*data, on_rank0, eval_set, patience)
+        super().fit(*data, on_rank0, eval_set, patience)  # pyright: ignore[reportArgumentType]
+        return self
 
     def _start(self, u_np, i_np, r_np, P0, Q0, mu, rng):
         """Build the replica, resume from the checkpoint if asked, and start every rank from
@@ -234,14 +235,14 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
             "history": self.history_,
         }
         arrays = {"P": self.P, "Q": self.Q, "bu": self.bu, "bi": self.bi}
-        write_checkpoint(self.checkpoint, meta, arrays)
+        write_checkpoint(self.checkpoint, meta, arrays)  # pyright: ignore[reportArgumentType]  (set)
 
     def _resume(self, config: dict, rng: np.random.Generator, rank: int) -> int:
         """Rank 0 reads the checkpoint and broadcasts it; returns the number of epochs done."""
         box: list = [None]
         if rank == 0:
             try:
-                box[0] = read_checkpoint(self.checkpoint, config)
+                box[0] = read_checkpoint(self.checkpoint, config)  # pyright: ignore[reportArgumentType]
             except ValueError as e:
                 box[0] = e
         _collective(dist.broadcast_object_list, box, 0, what="sharing the checkpoint")

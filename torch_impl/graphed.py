@@ -59,7 +59,7 @@ class GraphedEpoch:
         args = (self.tables, self.data, self.order, n_batches, self.B, *self.hyper, self.sse)
         full_batch_steps(self.step, *args)
 
-    def _capture(self) -> None:
+    def _capture(self) -> torch.cuda.CUDAGraph:
         saved = [t.clone() for t in self.tables]
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
@@ -68,10 +68,11 @@ class GraphedEpoch:
         torch.cuda.current_stream().wait_stream(stream)
         for t, s in zip(self.tables, saved, strict=True):
             t.copy_(s)  # the warm-up's steps were not the epoch's
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
             self.sse.zero_()
             self._steps()
+        return graph
 
     def __call__(self, order: torch.Tensor) -> torch.Tensor:
         """Run the full batches over ``order``; returns their Σ e² (a device tensor)."""
@@ -81,6 +82,6 @@ class GraphedEpoch:
             self._steps()
             return self.sse.clone()
         if self.graph is None:
-            self._capture()
+            self.graph = self._capture()
         self.graph.replay()
         return self.sse.clone()

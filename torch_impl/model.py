@@ -7,13 +7,13 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from mfrec.reference.mf import SGDModel
-from mfrec.reference.sampling import epoch_order
-from mfrec.torch_impl.graphed import GraphedEpoch
 from torch import nn
 
 from mfrec._internal import check_positive
 from mfrec.devices import torch_cuda
+from mfrec.reference.mf import SGDModel
+from mfrec.reference.sampling import epoch_order
+from mfrec.torch_impl.graphed import GraphedEpoch
 
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
@@ -113,6 +113,8 @@ class MFModule(nn.Module):
     An ``nn.Embedding`` of shape (n, k) *is* a factor matrix: ``embedding(u)`` is row Pᵤ, and
     with ``sparse=True`` its gradient touches only the looked-up rows, as the SGD rule does.
     """
+
+    mu: torch.Tensor  # a registered buffer: moves with .to(device)
 
     def __init__(self, P: np.ndarray, Q: np.ndarray, biased: bool, mu: float) -> None:
         super().__init__()

@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
+
+from mfrec._internal import check_positive, check_ratings, check_size
 from mfrec.data.splits import carve_validation
 from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.mf import SeededFactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
-from torch import nn
-
-from mfrec._internal import check_positive, check_ratings, check_size
 
 
 class NeuralModule(nn.Module):

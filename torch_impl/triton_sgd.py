@@ -19,11 +19,11 @@ import os
 
 import numpy as np
 import torch
-from mfrec.reference.mf import MatrixFactorization
-from mfrec.reference.sampling import WALK_ORDERS, EpochWalks
 
 from mfrec import devices
 from mfrec._internal import check_positive
+from mfrec.reference.mf import MatrixFactorization
+from mfrec.reference.sampling import WALK_ORDERS, EpochWalks
 
 try:
     import triton
