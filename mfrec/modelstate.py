@@ -40,10 +40,17 @@ PREFIX = "state:"
 def ctor_params(model, cls: type | None = None) -> dict:
     """``model``'s keyword arguments of ``cls.__init__`` (default: its own class), JSON-ready:
     a dtype as its name, a tuple as a list; arrays (e.g. features) are left out."""
-    cls = cls or type(model)
+    names = []  # the keyword arguments of cls.__init__ and of the ones its **kwargs reach
+    for klass in (cls or type(model)).__mro__:
+        params = inspect.signature(klass.__init__).parameters.values()
+        names += [
+            p.name for p in params if p.kind == p.KEYWORD_ONLY or p.kind == p.POSITIONAL_OR_KEYWORD
+        ]
+        if not any(p.kind == p.VAR_KEYWORD for p in params) or klass is object:
+            break
     out = {}
-    for name in inspect.signature(cls.__init__).parameters:
-        if name == "self" or not hasattr(model, name):
+    for name in names:
+        if name == "self" or name in out or not hasattr(model, name):
             continue
         v = getattr(model, name)
         if isinstance(v, type):
