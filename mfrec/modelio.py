@@ -5,7 +5,9 @@ of file needs) and named arrays, written atomically by :func:`write_record` and 
 format and version checked, by :func:`read_record`. Two kinds share it: model files
 (``"mfrec-model"``: hyper-parameters, P, Q, biases, id maps, seen items, titles;
 :func:`save_model` / :func:`load_model`) and the distributed trainer's checkpoints
-(``"mfrec-checkpoint"``, :mod:`mfrec.torch_impl.distributed`).
+(``"mfrec-checkpoint"``, :mod:`mfrec.torch_impl.distributed`). A model that is more than its
+factors (a network, a liked-or-not model) is saved as a state record: the same file at format
+version 2 with its class and state added (:mod:`mfrec.modelstate`).
 """
 
 from __future__ import annotations
