@@ -77,8 +77,8 @@ def check_labels(labels: np.ndarray) -> float:
     bad = np.flatnonzero((labels != 0) & (labels != 1))
     if bad.size:
         raise ValueError(
-            f"binary labels must be 0 or 1, found {float(labels[bad[0]])!r} at position {int(bad[0])}; "
-            "make them with mfrec.data.binarize(ratings, threshold)"
+            f"binary labels must be 0 or 1, found {float(labels[bad[0]])!r} at position "
+            f"{int(bad[0])}; make them with mfrec.data.binarize(ratings, threshold)"
         )
     share = float(np.mean(labels))
     if share in (0.0, 1.0):
