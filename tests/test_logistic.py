@@ -199,3 +199,14 @@ def test_metrics_definitions():
         auc(np.ones(3), np.full(3, 0.5))
     with pytest.raises(ValueError, match="must lie in"):
         log_loss(np.ones(3), np.full(3, 2.0))
+
+
+def test_early_stopping_restores_the_best_epoch():
+    rng = np.random.default_rng(6)
+    users, items, labels, n_users, n_items = labelled(rng, n=700)
+    val = (users[600:], items[600:], labels[600:])
+    model = LogisticMF(n_factors=8, n_epochs=60, lr=0.2, seed=0)  # large steps: overfits soon
+    model.fit(users[:600], items[:600], labels[:600], n_users, n_items, eval_set=val, patience=3)
+    assert len(model.val_history_) == model.best_epoch_ + 1 + 3 < 60
+    best = np.sqrt(np.mean((model.predict(*val[:2]) - val[2]) ** 2))
+    assert best == pytest.approx(min(model.val_history_), abs=1e-12)
