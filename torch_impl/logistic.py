@@ -66,8 +66,6 @@ class TorchLogisticMF(LogisticMF):
     and, after each epoch, all rows are, so P and Q are what the forward pass uses.
     """
 
-    refuses = LogisticMF.refuses
-
     def __init__(
         self,
         *,

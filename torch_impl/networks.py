@@ -395,7 +395,7 @@ def restore_module(model, base: FactorModel, params: dict, arrays: dict):
     state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
     model.module.load_state_dict(state, strict=True)
     model.module.to(model.device).eval()
-    model.mu = float(base.mu)
+    model.mu, model.params = float(base.mu), base.params
     model._seen_indptr, model._seen_indices = base._seen_indptr, base._seen_indices
     for k, v in params["scale"].items():
         setattr(model, k, None if v is None else float(v))
