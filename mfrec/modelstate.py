@@ -116,3 +116,8 @@ def refusal(model, action: str) -> str | None:
 def supports_binary(model_or_class) -> bool:
     """Whether a model (or model class) trains on 0/1 labels and predicts probabilities."""
     return bool(getattr(model_or_class, "supports_binary", False))
+
+
+def predicts_probabilities(model) -> bool:
+    """Whether ``model.predict`` returns P(liked) rather than ratings (its ``task``)."""
+    return getattr(model, "task", "rating") == "binary"

@@ -96,6 +96,8 @@ class BinaryOutput:
     """
 
     supports_binary = True
+    task = "binary"
+    """What ``predict`` returns: P(liked) (the networks say ``"rating"`` or ``"binary"``)."""
 
     def predict(self, users, items) -> np.ndarray:
         """P(liked) = σ(μ + bᵤ + bᵢ + score) for each pair (see the class doc for unknowns)."""

@@ -13,7 +13,7 @@ from mfrec.reference.mf import UNKNOWN
 from mfrec.torch_impl.logistic import TorchLogisticMF
 
 from mfrec.modelio import load_model, save_model
-from mfrec.modelstate import refusal, supports_binary
+from mfrec.modelstate import predicts_probabilities, refusal, supports_binary
 
 
 def labelled(rng, n_users=30, n_items=25, n=600):
@@ -173,7 +173,7 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     model = TorchLogisticMF(n_factors=3, n_epochs=2, lr=0.05, seed=1).fit(users, items, labels)
     path = save_model(tmp_path / "m.npz", model, np.arange(n_users) + 1, np.arange(n_items) + 1)
     loaded, user_ids, _, _ = load_model(path)
-    assert type(loaded) is LogisticMF and loaded.n_factors == 3
+    assert type(loaded) is LogisticMF and loaded.n_factors == 3 and predicts_probabilities(loaded)
     np.testing.assert_allclose(loaded.predict(users, items), model.predict(users, items), atol=0)
     np.testing.assert_array_equal(loaded.recommend(0, 5), model.recommend(0, 5))
     assert loaded.predict([UNKNOWN], [UNKNOWN])[0] == pytest.approx(labels.mean())
