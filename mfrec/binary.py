@@ -91,9 +91,13 @@ BINARY_FORMS = {
 """``--model`` name → (description, numba factory, torch factory) of its binary form."""
 
 
+NETWORKS = ("two-towers", "concat", "embedding-mlp")
+"""The chapter-3 networks' names (:func:`network_configs`; each has both tasks)."""
+
+
 def binary_names() -> tuple[str, ...]:
     """Every ``--model`` name that has a binary form (the networks included)."""
-    return (*BINARY_FORMS, *network_configs("binary", True, True))
+    return (*BINARY_FORMS, *NETWORKS)
 
 
 def binary_model(name: str, seed: int = 0, backend: str = "numba", features=(None, None)):
