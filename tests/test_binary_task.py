@@ -55,3 +55,15 @@ def test_binary_cv_refuses_bad_thresholds(ml100k):
         cross_validate_binary(data, "biased", folds=2, threshold=1)
     with pytest.raises(ValueError, match="model 'bayes' has no binary"):
         cross_validate_binary(data, "bayes", folds=2)
+
+
+def test_binary_cv_reports_every_metric_per_fold(ml100k):
+    data = ml100k.subset(np.arange(3000))
+    result = cross_validate_binary(data, "biased", folds=2, k=5, factory=lambda s: LogisticMF(
+        n_factors=3, n_epochs=2, lr=0.05, seed=s))  # fmt: skip
+    keys = {"auc", "log_loss", "precision", "recall", "accuracy", "precision@5", "recall@5",
+            "ndcg@5", "fit_s"}  # fmt: skip
+    assert set(result["mean"]) == keys and len(result["folds"]) == 2
+    assert result["threshold"] == 4.0
+    aucs = [f["auc"] for f in result["folds"]]
+    assert result["mean"]["auc"] == pytest.approx(np.mean(aucs))
