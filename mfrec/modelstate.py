@@ -84,7 +84,7 @@ def model_from_state(path, meta: dict, arrays: dict, base):
             raise ValueError(f"{path}: corrupt model file (NaN or inf in {k})")
     try:
         return cls.from_state(base, meta["state"], state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{path}: corrupt {name} model file ({type(e).__name__}: {e})") from None
 
 
