@@ -1,5 +1,6 @@
 """Dataset loading and splitting (MovieLens files are never committed)."""
 
+from mfrec.data.binary import binarize
 from mfrec.data.dataset import Ratings
 from mfrec.data.io import DataError, align, read_ratings
 from mfrec.data.movielens import (
@@ -19,6 +20,7 @@ __all__ = [
     "DownloadError",
     "Ratings",
     "align",
+    "binarize",
     "fetch_release",
     "find_ml100k",
     "find_release",

@@ -18,10 +18,19 @@ import torch
 from mfrec.reference import MatrixFactorization, mse, rmse, top_k
 from mfrec.reference.als import ALS, als_penalty_weights, csr_by_row
 from mfrec.reference.kernels import _predict, _sgd_epoch
+from mfrec.reference.logistic import LogisticMF, _logistic_epoch
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl import MFModule, TorchMatrixFactorization
+from mfrec.torch_impl.logistic import TorchLogisticMF
+from mfrec.torch_impl.networks import (
+    ConcatModule,
+    EmbeddingMLPModule,
+    TwoTowerModule,
+    as_features,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import naive_networks  # noqa: E402
 from naive import sgd_epoch_literal, sgd_step, slide_gradients, slide_loss  # noqa: E402
 
 
@@ -199,3 +208,61 @@ for user in range(als.n_users):
     by_hand[user] = np.linalg.solve(Qu.T @ Qu + lam[user] * np.eye(k), Qu.T @ obs_r[mask])
 als.solve_users(csr_by_row(obs_u, obs_i, obs_r, als.n_users))
 check("12. What ALS really is", float(np.abs(als.P - by_hand).max()))
+
+# ## 13. Liked or not: the log loss
+lP, lQ = P.copy(), Q.copy()
+lbu, lbi, lmu, y = rng.normal(0, 0.1, n_users), rng.normal(0, 0.1, n_items), 0.4, 1.0
+z = lmu + lbu[u] + lbi[i] + P[u] @ Q[i]
+e = y - 1 / (1 + np.exp(-z))  # e = y − σ(z) in place of r − r̂
+want = (
+    P[u] + lr * (e * Q[i] - reg * P[u]),
+    Q[i] + lr * (e * P[u] - reg * Q[i]),
+    lbu[u] + lr * (e - reg * lbu[u]),
+    lbi[i] + lr * (e - reg * lbi[i]),
+)
+one = (np.array([u]), np.array([i]), np.array([y]), np.array([0]))
+_logistic_epoch(*one, lP, lQ, lbu, lbi, lmu, lr, reg, True)
+liked = (obs_r >= 4).astype(float)
+kw = dict(n_factors=k, n_epochs=3, lr=0.05, reg=0.02)
+ref_l = LogisticMF(**kw).fit(obs_u, obs_i, liked, n_users, n_items)
+emb_l = TorchLogisticMF(**kw, mode="exact").fit(obs_u, obs_i, liked, n_users, n_items)
+check(
+    "13. Liked or not: the log loss",
+    max(
+        np.abs(lP[u] - want[0]).max(),
+        np.abs(lQ[i] - want[1]).max(),
+        abs(lbu[u] - want[2]),
+        abs(lbi[i] - want[3]),
+        np.abs(ref_l.P - emb_l.P).max(),
+        np.abs(ref_l.Q - emb_l.Q).max(),
+    ),
+)
+
+
+def forward_error(module, formula) -> float:
+    """max |module(u, i) − formula(module, u, i)| over every pair (float64)."""
+    with torch.no_grad():
+        got = module(torch.from_numpy(users), torch.from_numpy(items)).numpy()
+    return float(np.abs(got - formula(module, users, items)).max())
+
+
+torch.manual_seed(0)
+bias_mu = 3.5
+
+# ## 14. Two towers
+towers = TwoTowerModule(P, Q, bias_mu, True, (4, 3))
+check("14. Two towers", forward_error(towers, naive_networks.two_tower))
+
+# ## 15. Concatenation MLP (NCF)
+ncf = ConcatModule(P, Q, bias_mu, True, (4, 3))
+check("15. Concatenation MLP (NCF)", forward_error(ncf, naive_networks.concat_mlp))
+
+# ## 16. Embedding-MLP over features
+user_fields = as_features("user_features", rng.integers(0, 3, (n_users, 2)))
+genre_lists = [rng.choice(4, size=int(rng.integers(0, 3)), replace=False) for _ in range(n_items)]
+item_bags = as_features(
+    "item_features",
+    (np.cumsum([0] + [g.size for g in genre_lists]), np.concatenate(genre_lists).astype(int)),
+)
+emlp = EmbeddingMLPModule(P, Q, bias_mu, True, (4,), user_fields, item_bags, 2)
+check("16. Embedding-MLP over features", forward_error(emlp, naive_networks.embedding_mlp))

@@ -28,11 +28,7 @@ def evaluate_fold(
     start = time.perf_counter()
     model.fit(train.users, train.items, train.ratings, data.n_users, data.n_items)
     fit_s = time.perf_counter() - start
-    seen_u = np.bincount(train.users, minlength=data.n_users) > 0
-    seen_i = np.bincount(train.items, minlength=data.n_items) > 0
-    users = np.where(seen_u[test.users], test.users, UNKNOWN)
-    items = np.where(seen_i[test.items], test.items, UNKNOWN)
-    pred = model.predict(users, items)
+    pred = model.predict(*query_indices(data, train, test))
     result = {
         "rmse": rmse(test.ratings, pred),
         "mse": mse(test.ratings, pred),
@@ -46,6 +42,15 @@ def evaluate_fold(
     return result
 
 
+def query_indices(data: Ratings, train: Ratings, test: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """The test (users, items), each ``UNKNOWN`` where it has no rating in ``train``."""
+    seen_u = np.bincount(train.users, minlength=data.n_users) > 0
+    seen_i = np.bincount(train.items, minlength=data.n_items) > 0
+    users = np.where(seen_u[test.users], test.users, UNKNOWN)
+    items = np.where(seen_i[test.items], test.items, UNKNOWN)
+    return users, items
+
+
 def cross_validate(
     data: Ratings,
     name: str,
@@ -55,16 +60,18 @@ def cross_validate(
     threshold: float = 4.0,
     on_fold=None,
     factory=None,
+    evaluate=evaluate_fold,
+    metrics: tuple[str, ...] = METRICS,
 ) -> dict:
     """``folds``-fold CV of configuration ``name`` (or of ``factory(seed)`` models when given):
-    per-fold results and their mean and std."""
+    per-fold results of ``evaluate`` and the mean and std of ``metrics``."""
     per_fold = []
     for f, (tr, te) in enumerate(kfold(len(data), folds, seed)):
         model = factory(seed) if factory is not None else build_model(name, seed)
-        per_fold.append(evaluate_fold(model, data, tr, te, k, threshold))
+        per_fold.append(evaluate(model, data, tr, te, k, threshold))
         if on_fold is not None:
             on_fold(f, per_fold[-1])
-    keys = [m.format(k=k) for m in METRICS]
+    keys = [m.format(k=k) for m in metrics]
     return {
         "model": name,
         "folds": per_fold,

@@ -5,7 +5,9 @@ of file needs) and named arrays, written atomically by :func:`write_record` and 
 format and version checked, by :func:`read_record`. Two kinds share it: model files
 (``"mfrec-model"``: hyper-parameters, P, Q, biases, id maps, seen items, titles;
 :func:`save_model` / :func:`load_model`) and the distributed trainer's checkpoints
-(``"mfrec-checkpoint"``, :mod:`mfrec.torch_impl.distributed`).
+(``"mfrec-checkpoint"``, :mod:`mfrec.torch_impl.distributed`). A model that is more than its
+factors (a network, a liked-or-not model) is saved as a state record: the same file at format
+version 2 with its class and state added (:mod:`mfrec.modelstate`).
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
     path = Path(path)
     if not hasattr(model, "P"):
         raise ModelFileError(f"{path}: the model is not fitted; nothing to save")
-    if not getattr(model, "factor_form", True):
+    state = not getattr(model, "factor_form", True) and hasattr(model, "state")
+    if not getattr(model, "factor_form", True) and not state:
         raise ModelFileError(
             f"{path}: cannot save a {type(model).__name__}: its predictions are not "
             "μ + bᵤ + bᵢ + Pᵤ·Qᵢ, and a model file holds only P, Q and the biases"
@@ -165,8 +168,14 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
         "title_ids": t_ids,
         "title_names": t_names,
     }
+    version = FORMAT_VERSION
+    if state:  # a model that is more than its factors: its state record (mfrec.modelstate)
+        from mfrec.modelstate import STATE_VERSION, state_record
+
+        extra_meta, extra_arrays = state_record(model)
+        meta, arrays, version = {**meta, **extra_meta}, {**arrays, **extra_arrays}, STATE_VERSION
     try:
-        return write_record(path, FORMAT, FORMAT_VERSION, meta, arrays)
+        return write_record(path, FORMAT, version, meta, arrays)
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write the model ({e.strerror or e})") from None
 
@@ -178,7 +187,14 @@ def load_model(path: str | os.PathLike):
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
-    meta, arrays = read_record(path, FORMAT, FORMAT_VERSION)
+    try:
+        meta, arrays = read_record(path, FORMAT, FORMAT_VERSION)
+    except ModelFileError as newer:  # a state record (mfrec.modelstate) is at a later version
+        from mfrec.modelstate import STATE_KIND, STATE_VERSION
+
+        meta, arrays = read_record(path, FORMAT, STATE_VERSION)
+        if meta.get("kind") != STATE_KIND:
+            raise newer from None
     _check_meta(path, meta)
     missing = sorted(set(ARRAYS) - set(arrays))
     if missing:
@@ -195,6 +211,13 @@ def load_model(path: str | os.PathLike):
         if model.params.get(key) is not None:
             setattr(model, key, float(model.params[key]))
     titles = dict(zip(arrays["title_ids"].tolist(), arrays["title_names"].tolist(), strict=True))
+    if meta.get("kind") is not None:
+        from mfrec.modelstate import model_from_state
+
+        try:
+            model = model_from_state(path, meta, arrays, model)
+        except ValueError as e:
+            raise ModelFileError(str(e)) from None
     return model, arrays["user_ids"], arrays["item_ids"], titles
 
 

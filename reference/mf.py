@@ -331,6 +331,17 @@ class HostEpochs:
         """Nothing: the kernel updated the model's arrays."""
 
 
+class EpochFunction:
+    """The :class:`EpochRunner` of an epoch function ``run(lr) -> Σ loss`` that updates the
+    model's own arrays (or its module) in place, so :meth:`copy_out` has nothing to do."""
+
+    def __init__(self, run: Callable[[float], float]) -> None:
+        self.run = run
+
+    def copy_out(self) -> None:
+        """Nothing: the epoch function updated the model's parameters."""
+
+
 class MatrixFactorization(SGDModel):
     """The slides' latent factor model trained by per-sample SGD (the Numba reference).
 

@@ -198,7 +198,7 @@ class TestBayesianMF(ModelAPI):
 
 class TestNeuralMF(ModelAPI):
     devices = TORCH_DEVICES
-    savable = False  # the MLP is not in the file format: saving is refused, not lossy
+    savable = True  # a state record: the factors and the MLP's weights (mfrec.modelstate)
 
     @staticmethod
     def make(device):

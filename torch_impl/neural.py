@@ -16,9 +16,10 @@ from torch import nn
 from mfrec._internal import check_positive, check_ratings, check_size
 from mfrec.data.splits import carve_validation
 from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.mf import SeededFactorModel, check_finite
+from mfrec.reference.mf import FactorModel, SeededFactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
+from mfrec.torch_impl.networks import NO_FOLD_IN, NO_SIMILAR, TorchScored, restore_module
 
 
 class NeuralModule(nn.Module):
@@ -63,14 +64,15 @@ class NeuralModule(nn.Module):
         )
 
 
-class NeuralMF(SeededFactorModel):
+class NeuralMF(TorchScored, SeededFactorModel):
     """The neural extension with the factor models' fit/predict/recommend API (see module doc).
 
-    Not savable to a model file: its predictions pass through the MLP, which the file format
-    (P, Q, biases) does not hold.
+    Its model file is a state record (:mod:`mfrec.modelstate`): the factors and the MLP's
+    weights. Fold-in and similar items are refused (see ``refuses``).
     """
 
     factor_form = False
+    refuses = {"fold-in": NO_FOLD_IN, "similar": NO_SIMILAR}
 
     def __init__(
         self,
@@ -173,24 +175,9 @@ class NeuralMF(SeededFactorModel):
                 stopper.restore(self)
         return self
 
-    def _sync_numpy(self) -> None:
-        m = self.module
-        self.P = m.P.weight.detach().cpu().numpy().copy()
-        self.Q = m.Q.weight.detach().cpu().numpy().copy()
-        self.bu = m.bu.weight.detach().cpu().numpy()[:, 0].copy()
-        self.bi = m.bi.weight.detach().cpu().numpy()[:, 0].copy()
-
-    def raw_predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """Unclipped r̂ from the network (eval mode: no dropout)."""
-        u_t = torch.from_numpy(u).to(self.device)  # (n,)
-        i_t = torch.from_numpy(i).to(self.device)  # (n,)
-        with torch.no_grad():
-            return self.module(u_t, i_t).cpu().numpy()
-
-    def score_all(self, user: int) -> np.ndarray:
-        """Unclipped r̂ of every item for one user (unknown user: μ + bᵢ)."""
-        self._check_fitted()
-        if not 0 <= int(user) < self.n_users:
-            return super().score_all(user)
-        items = np.arange(self.n_items, dtype=np.int64)
-        return self.raw_predict(np.full(self.n_items, int(user), dtype=np.int64), items)
+    @classmethod
+    def from_state(cls, base: FactorModel, params: dict, arrays: dict) -> NeuralMF:
+        """The fitted model a model file holds (``base``: its validated factor part)."""
+        model = cls(**params["ctor"])
+        model.module = NeuralModule(base.P, base.Q, base.mu, model.hidden, model.dropout)
+        return restore_module(model, base, params, arrays)
