@@ -460,8 +460,8 @@ def implicit_feedback(train: Ratings) -> tuple[Features, Features]:
     may enter. Both are aligned to ``train``'s id maps (an entity without training ratings has
     an empty set); feature names are ``rated:<raw item id>`` and ``rater:<raw user id>``.
     """
-    by_user = _sets(train.users, train.items, train.n_users, train.n_items)
-    by_item = _sets(train.items, train.users, train.n_items, train.n_users)
+    by_user = sets_by_row(train.users, train.items, train.n_users, train.n_items)
+    by_item = sets_by_row(train.items, train.users, train.n_items, train.n_users)
     n_names = [f"rated:{x}" for x in train.item_ids.tolist()]
     r_names = [f"rater:{x}" for x in train.user_ids.tolist()]
     source = train.source or "ratings"
@@ -471,7 +471,9 @@ def implicit_feedback(train: Ratings) -> tuple[Features, Features]:
     )
 
 
-def _sets(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int):
+def sets_by_row(
+    rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr, indices) of the distinct ``cols`` of each row, ascending."""
     key = np.unique(rows.astype(np.int64) * n_cols + cols.astype(np.int64))
     r, c = np.divmod(key, n_cols)
