@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+UNKNOWN = -1
+"""Index that marks a user or item the model was not trained on (predict falls back to biases)."""
+
 
 @dataclass
 class Ratings:
@@ -101,3 +104,37 @@ def _lookup(ids: np.ndarray, raw_id, what: str) -> int:
     if pos == ids.shape[0] or ids[pos] != key:
         raise KeyError(f"unknown {what} id {raw_id!r}")
     return pos
+
+
+def reindex(part: Ratings) -> Ratings:
+    """``part`` with id maps of only the users and items it contains."""
+    return Ratings.from_raw(
+        part.user_ids[part.users],
+        part.item_ids[part.items],
+        part.ratings,
+        titles=part.titles,
+        source=part.source,
+    )
+
+
+def align_keep(train: Ratings, test: Ratings) -> tuple[Ratings, int]:
+    """``test`` on ``train``'s indices; a user or item not in training becomes ``UNKNOWN``.
+
+    Returns the table and how many of its ratings have an unknown user or item (the model
+    scores those with its fallback: training mean plus the known bias).
+    """
+    users = _positions(train.user_ids, test.user_ids[test.users])
+    items = _positions(train.item_ids, test.item_ids[test.items])
+    out = Ratings(users, items, test.ratings, train.user_ids, train.item_ids,
+                  None, train.titles, test.source)  # fmt: skip
+    return out, int(np.count_nonzero((users == UNKNOWN) | (items == UNKNOWN)))
+
+
+def _positions(ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    if ids.dtype.kind != raw.dtype.kind:  # integer ids in one file, text ids in the other
+        ids, raw = ids.astype(str), raw.astype(str)
+        order = np.argsort(ids, kind="stable")
+        pos = _positions(ids[order], raw)
+        return np.where(pos == UNKNOWN, UNKNOWN, order[np.maximum(pos, 0)])
+    pos = np.minimum(np.searchsorted(ids, raw), ids.shape[0] - 1)
+    return np.where(ids[pos] == raw, pos, UNKNOWN).astype(np.int64)

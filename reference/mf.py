@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from mfrec.data.dataset import UNKNOWN
 from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.fast import OrderedEpochs
@@ -24,9 +25,6 @@ KERNELS = ("exact", "fast", "hogwild", "blocked")
 """The SGD kernels ``MatrixFactorization(kernel=...)`` and ``mfrec train --kernel`` accept."""
 SERIAL_KERNELS = ("exact", "fast")
 """Kernels that run on one thread (``n_threads > 1`` is an error for them)."""
-
-UNKNOWN = -1
-"""Index that marks a user or item the model was not trained on (predict falls back to biases)."""
 
 
 def check_query_index(name: str, values, n: int) -> tuple[np.ndarray, np.ndarray]:
