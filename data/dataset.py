@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from mfrec.data.ids import UNKNOWN, as_ids, index_ids, lookup
 
-UNKNOWN = -1
-"""Index that marks a user or item the model was not trained on (predict falls back to biases)."""
+from mfrec._internal import check_index, check_size
+
+__all__ = ["UNKNOWN", "Ratings", "align", "index_ids", "reindex", "training_ratings"]
 
 
 @dataclass
@@ -29,13 +31,14 @@ class Ratings:
 
     @classmethod
     def from_raw(cls, raw_users, raw_items, ratings, timestamps=None, **kw) -> Ratings:
-        """Map raw ids (any integers) to contiguous indices in sorted raw-id order."""
-        user_ids, users = index_ids(raw_users)
-        item_ids, items = index_ids(raw_items)
+        """Map raw ids (integers of any size, or text; arrays, lists, pandas or polars columns)
+        to contiguous indices in sorted raw-id order."""
+        user_ids, users = index_ids(as_ids(raw_users, "users"))
+        item_ids, items = index_ids(as_ids(raw_items, "items"))
         return cls(
             users=users,
             items=items,
-            ratings=np.asarray(ratings, dtype=np.float64),
+            ratings=np.array(ratings, dtype=np.float64),  # a copy: pandas may lend read-only
             user_ids=user_ids,
             item_ids=item_ids,
             timestamps=timestamps,
@@ -76,25 +79,6 @@ class Ratings:
         )
 
 
-def index_ids(raw) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct ids, int64 index of each entry): ``ids[index] == raw``.
-
-    Non-negative ids below 4·len + 2²⁰ use an O(n) presence table (MovieLens ids); any other
-    integers fall back to a sort.
-    """
-    raw = np.asarray(raw)
-    if raw.size and np.issubdtype(raw.dtype, np.integer):
-        lo, hi = int(raw.min()), int(raw.max())
-        if lo >= 0 and hi < 4 * raw.size + (1 << 20):
-            from mfrec.data._kernels import _dense_index
-
-            index = np.empty(raw.size, dtype=np.int64)
-            ids = _dense_index(np.ascontiguousarray(raw, dtype=np.int64).reshape(-1), hi, index)
-            return ids.astype(raw.dtype), index.reshape(raw.shape)
-    ids, index = np.unique(raw, return_inverse=True)
-    return ids, index.astype(np.int64).reshape(-1)
-
-
 def _lookup(ids: np.ndarray, raw_id, what: str) -> int:
     try:
         key = ids.dtype.type(raw_id)
@@ -117,24 +101,42 @@ def reindex(part: Ratings) -> Ratings:
     )
 
 
-def align_keep(train: Ratings, test: Ratings) -> tuple[Ratings, int]:
+def align(train: Ratings, test: Ratings) -> tuple[Ratings, int]:
     """``test`` on ``train``'s indices; a user or item not in training becomes ``UNKNOWN``.
 
-    Returns the table and how many of its ratings have an unknown user or item (the model
+    Returns the table and how many of its ratings have an unknown user or item (a model
     scores those with its fallback: training mean plus the known bias).
     """
-    users = _positions(train.user_ids, test.user_ids[test.users])
-    items = _positions(train.item_ids, test.item_ids[test.items])
+    users = lookup(train.user_ids, test.user_ids[test.users])
+    items = lookup(train.item_ids, test.item_ids[test.items])
     out = Ratings(users, items, test.ratings, train.user_ids, train.item_ids,
                   None, train.titles, test.source)  # fmt: skip
     return out, int(np.count_nonzero((users == UNKNOWN) | (items == UNKNOWN)))
 
 
-def _positions(ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    if ids.dtype.kind != raw.dtype.kind:  # integer ids in one file, text ids in the other
-        ids, raw = ids.astype(str), raw.astype(str)
-        order = np.argsort(ids, kind="stable")
-        pos = _positions(ids[order], raw)
-        return np.where(pos == UNKNOWN, UNKNOWN, order[np.maximum(pos, 0)])
-    pos = np.minimum(np.searchsorted(ids, raw), ids.shape[0] - 1)
-    return np.where(ids[pos] == raw, pos, UNKNOWN).astype(np.int64)
+def training_ratings(
+    users, items=None, ratings=None, n_users: int | None = None, n_items: int | None = None
+) -> tuple[Ratings, bool]:
+    """What a model's ``fit`` was given, as (table, whether its ids are raw).
+
+    ``users`` may be a whole :class:`Ratings` (its indices and id maps are used). With
+    ``n_users`` or ``n_items`` the arrays are 0-based indices (identity id maps); without,
+    raw ids, mapped by :meth:`Ratings.from_raw`.
+    """
+    if isinstance(users, Ratings):
+        if items is not None or ratings is not None:
+            raise ValueError("fit(data) with a Ratings table takes no items or ratings arrays")
+        return users, False
+    if items is None or ratings is None:
+        raise ValueError("fit needs users, items and ratings (or one Ratings table as users)")
+    if n_users is None and n_items is None:
+        return Ratings.from_raw(users, items, ratings), True
+    try:
+        u, i = check_index("users", users), check_index("items", items)
+    except ValueError as e:
+        raise ValueError(
+            f"{e}: with n_users/n_items given, users and items are 0-based indices; "
+            "leave n_users and n_items out to fit on raw ids (integers or text)"
+        ) from None
+    n_users, n_items = check_size("n_users", n_users, u), check_size("n_items", n_items, i)
+    return Ratings(u, i, ratings, np.arange(n_users), np.arange(n_items)), False

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.mf import FactorModel, check_finite
+from mfrec.reference.mf import UNKNOWN, FactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES
 from torch import nn
@@ -190,10 +190,12 @@ class NeuralMF(FactorModel):
         with torch.no_grad():
             return self.module(u_t, i_t).cpu().numpy()
 
-    def score_all(self, user: int) -> np.ndarray:
-        """Unclipped r̂ of every item for one user (unknown user: μ + bᵢ)."""
-        self._check_fitted()
-        if not 0 <= int(user) < self.n_users:
-            return super().score_all(user)
-        items = np.arange(self.n_items, dtype=np.int64)
-        return self.raw_predict(np.full(self.n_items, int(user), dtype=np.int64), items)
+    def _score_rows(self, u: np.ndarray) -> np.ndarray:
+        """(len(u), n_items) unclipped r̂ from the network (an ``UNKNOWN`` user: μ + bᵢ)."""
+        S = super()._score_rows(np.full(u.shape[0], UNKNOWN))  # (c, n_items) fallback rows
+        known = np.flatnonzero(u != UNKNOWN)
+        if known.size:
+            users = np.repeat(u[known], self.n_items)  # (c_known·n_items,)
+            items = np.tile(np.arange(self.n_items, dtype=np.int64), known.size)
+            S[known] = self.raw_predict(users, items).reshape(known.size, self.n_items)
+        return S

@@ -13,7 +13,7 @@ from mfrec.data import (
     load_movielens,
     read_ratings,
 )
-from mfrec.data.dataset import align_keep, reindex
+from mfrec.data.dataset import align, reindex
 from mfrec.data.parse import DUPLICATE_POLICIES
 from mfrec.data.splits import train_test_split
 from mfrec.modelio import raw_id
@@ -121,20 +121,27 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
         if args.ratings:
             raise ValueError("give either --ratings or --train/--test, not both")
         train = read_ratings(args.train, **reader_options(args))
-        return (train, *align_keep(train, read_ratings(args.test, **reader_options(args))))
+        return (train, *align(train, read_ratings(args.test, **reader_options(args))))
     full = load_full(args, progress)
     test_size = 0.2 if args.test_size is None else args.test_size
     if test_size == 0:
         return full, full.subset(np.empty(0, dtype=np.int64)), 0
     tr, te = train_test_split(len(full), test_size, args.seed)
     train = reindex(full.subset(tr))
-    return (train, *align_keep(train, full.subset(te)))
+    return (train, *align(train, full.subset(te)))
+
+
+def top_items(model, u: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(item indices, clipped predicted ratings) of the top-k unseen items of user index ``u``
+    (``UNKNOWN``: ranked by the fallback)."""
+    top, scores = model._recommend_indices(np.array([u], dtype=np.int64), k)
+    keep = np.isfinite(scores[0])
+    return top[0][keep], scores[0][keep]
 
 
 def top_json(model, u: int, k: int, item_ids, titles) -> list[dict]:
     """The top-k list as JSON records: raw item id, title (or null), predicted rating."""
-    top = model.recommend(u, k)
-    return items_json(top, model.clip(model.score_all(u)[top]), item_ids, titles, "rating")
+    return items_json(*top_items(model, u, k), item_ids, titles, "rating")
 
 
 def items_json(index, values, item_ids, titles, key: str) -> list[dict]:
@@ -148,9 +155,9 @@ def items_json(index, values, item_ids, titles, key: str) -> list[dict]:
 
 def print_top(model, u: int, raw_user, k: int, item_ids, titles) -> None:
     """Print the top-k unseen items for user index ``u`` with titles and predicted ratings."""
-    top = model.recommend(u, k)
+    top, values = top_items(model, u, k)
     header = f"top {len(top)} unseen movies for user {raw_user}:"
-    print_items(header, top, model.clip(model.score_all(u)[top]), item_ids, titles)
+    print_items(header, top, values, item_ids, titles)
 
 
 def print_items(header: str, index, values, item_ids, titles, fmt: str = "5.2f") -> None:
