@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in (train, cv, recommend, similar, download):
         command.add_parser(sub)
+    for p in (parser, *sub.choices.values()):  # a misspelt flag (--epoch) is an error, never
+        p.allow_abbrev = False  # taken for the flag it begins (--epochs)
     return parser
 
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
 from mfrec.data import (
     RELEASES,
     Ratings,
+    find_release,
     load_movielens,
     read_ratings,
 )
 from mfrec.data.dataset import align, reindex
-from mfrec.data.parse import DUPLICATE_POLICIES
+from mfrec.data.parse import DUPLICATE_POLICIES, default_cache_dir
 from mfrec.data.splits import train_test_split
 from mfrec.modelio import raw_id
+from mfrec.outputs import check_outputs
 
 DELIMITERS = {"tab": "\t", "comma": ",", "::": "::", "|": "|", ";": ";", "space": " "}
 
@@ -74,15 +75,22 @@ def add_output_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:
         p.add_argument("--quiet", action="store_true", help="print only the final results")
 
 
-def check_output_path(option: str, path: str | None) -> None:
-    """An output file's folder must exist (checked before training, not after)."""
-    if path is None:
+def check_output_files(args) -> None:
+    """Before any work: ``--save``, ``--plot`` and ``--checkpoint`` can be written, and none
+    is an input (``--ratings``, ``--train``, ``--test``, a file of the release), another output
+    or inside the parse cache (see :func:`mfrec.outputs.check_outputs`)."""
+    outputs = {f: getattr(args, f[2:], None) for f in ("--save", "--plot", "--checkpoint")}
+    if not any(p is not None for p in outputs.values()):
         return
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{option} {path}: is a folder; give a file name")
-    if not p.parent.is_dir():
-        raise ValueError(f"{option} {path}: no folder {p.parent} (create it first)")
+    inputs = [(f, getattr(args, f[2:], None)) for f in ("--ratings", "--train", "--test")]
+    if not (args.ratings or args.train):
+        try:
+            folder = find_release(args.dataset, args.data_dir, download=False)
+        except FileNotFoundError:  # not here yet: it will be downloaded into a fresh folder
+            folder = None
+        if folder is not None:
+            inputs += [(f"--dataset {args.dataset}", f) for f in sorted(folder.iterdir())]
+    check_outputs(outputs, inputs, cache_dir=default_cache_dir() / "parsed")
 
 
 def reader_options(args) -> dict:

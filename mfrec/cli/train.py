@@ -12,7 +12,7 @@ from mfrec.cli._common import (
     HelpFormatter,
     add_data_options,
     add_output_flags,
-    check_output_path,
+    check_output_files,
     load_split,
     print_top,
     top_json,
@@ -151,8 +151,7 @@ def check_args(args) -> None:
         if not 0.0 <= args.test_size < 1.0:
             raise ValueError(f"--test-size must be in [0, 1) (0: train on all), got "
                              f"{args.test_size!r}")  # fmt: skip
-    check_output_path("--save", args.save)
-    check_output_path("--plot", args.plot)
+    check_output_files(args)
     if args.plot:
         from mfrec.plot import check_plot_path
 
