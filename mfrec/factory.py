@@ -6,13 +6,11 @@ with the attributes the train flags set, e.g. an ``argparse.Namespace``).
 
 from __future__ import annotations
 
+import argparse
 import inspect
 
 from mfrec import devices
 from mfrec.configs import build_model
-from mfrec.data import (
-    Ratings,
-)
 from mfrec.job import DefaultModel
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.ensemble import Ensemble
@@ -111,7 +109,7 @@ def resolve_plan(args) -> None:
         make_model(args, backend, check_only=True)
 
 
-def default_model(args, train: Ratings | None = None):
+def default_model(args):
     """The model ``mfrec train`` fits with no model flags: :class:`mfrec.job.DefaultModel`.
 
     It sizes its members by the training data at fit; its SGD members run on ``--device``
@@ -120,8 +118,7 @@ def default_model(args, train: Ratings | None = None):
     return DefaultModel(seed=args.seed, device=args.device or "auto")
 
 
-def make_model(args, backend: str | None = None, train: Ratings | None = None,
-               check_only: bool = False):  # fmt: skip
+def make_model(args, backend: str | None = None, check_only: bool = False):
     """The model the flags ask for, on ``backend``: the named configuration with every given
     hyper-parameter flag applied; a flag the model does not take is a ``ValueError``.
 
@@ -130,11 +127,7 @@ def make_model(args, backend: str | None = None, train: Ratings | None = None,
     if args.model == "auto" or args.backend is None:
         resolve_plan(args)
     backend = backend or ("numba" if args.backend == "both" else args.backend)
-    base = (
-        default_model(args, train)
-        if args.model == "default"
-        else build_model(args.model, args.seed)
-    )
+    base = default_model(args) if args.model == "default" else build_model(args.model, args.seed)
     cls = torch_class(type(base)) if backend == "torch" and args.model != "neural" else type(base)
     takes = constructor_args(cls, type(base))
     overrides = {}
@@ -281,3 +274,22 @@ def step_name(model) -> str:
     if hasattr(model, "n_samples"):
         return "sweep"
     return "iteration" if hasattr(model, "n_iters") else "epoch"
+
+
+def model_from_flags(model: str = "auto", backend: str | None = None, seed: int = 0, **flags):
+    """A fresh model as ``mfrec train --model MODEL --backend BACKEND --seed SEED --FLAG …``
+    would build it, from Python: ``flags`` are the train flags by their argparse names
+    (``factors=50``, ``epochs=20``, ``lr_decay=0.95``, ``device="cuda"``, ...).
+
+    A flag the model does not take is a ``ValueError`` naming it, as on the command line.
+    """
+    unknown = sorted(set(flags) - set(MODEL_FLAGS) - set(SCHEDULE_FLAGS))
+    if unknown:
+        known = ", ".join(flag(d) for d in (*MODEL_FLAGS, *SCHEDULE_FLAGS))
+        raise ValueError(f"unknown flag {flag(unknown[0])}; model flags: {known}")
+    args = argparse.Namespace(model=model, backend=backend, seed=seed, distributed=False,
+                              plot=None, save=None, checkpoint=None, resume=False)  # fmt: skip
+    for dest in (*MODEL_FLAGS, *SCHEDULE_FLAGS):
+        setattr(args, dest, flags.get(dest, False if dest == "compile" else None))
+    resolve_plan(args)
+    return make_model(args)

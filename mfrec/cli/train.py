@@ -34,7 +34,7 @@ from mfrec.factory import (
 )
 from mfrec.job import DefaultModel
 from mfrec.modelio import id_index, raw_id, save_model
-from mfrec.progress import epoch_bar, eta_bar, progress_enabled, stage
+from mfrec.progress import eta_bar, progress_enabled, stage
 from mfrec.reference import mae, mse, rmse
 from mfrec.reference.ensemble import Ensemble, member_label
 from mfrec.reference.mf import KERNELS
@@ -158,7 +158,7 @@ def check_args(args) -> None:
         check_plot_path(args.plot)
 
 
-def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool,
+def fit_one(args, backend: str, model, train: Ratings, test: Ratings, say, bar_on: bool,
             val: Ratings | None = None, prefix: str = ""):  # fmt: skip
     """Fit one backend; returns (model, seconds, curves).
 
@@ -166,13 +166,12 @@ def fit_one(args, backend: str, train: Ratings, test: Ratings, say, bar_on: bool
     train/test RMSE. A sampler's progress is shown every tenth sweep (its running average of
     the kept samples, from the end of burn-in), every other model's every step.
     """
-    model = make_model(args, backend, train)
     if isinstance(model, DefaultModel):
         return fit_default(model, train, say, bar_on, not args.quiet)
     ensemble = isinstance(model, Ensemble)
     curves: dict[str, dict[str, list[float]]] = {}
     track = bool(args.plot) or not args.quiet
-    bar = epoch_bar(fit_steps(model), bar_on, desc=backend)
+    bar = eta_bar(fit_steps(model), bar_on, backend, not args.quiet, unit=step_name(model))
 
     def report(step: int, m, series: str) -> None:
         total = fit_steps(m)
@@ -247,7 +246,7 @@ def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: b
             unit = "sweeps" if hasattr(m, "burn_in") else "epochs"
             where = model.device_ if hasattr(m, "n_epochs") else "cpu"
             say(f"{name} ({fit_steps(m)} {unit} max, on {where})")
-            bar = eta_bar(fit_steps(m), bar_on, name, lines)
+            bar = eta_bar(fit_steps(m), bar_on, name, lines, unit=unit[:-1])
         bar.update(1)
 
     start = time.perf_counter()
@@ -267,9 +266,9 @@ def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: b
     return model, seconds, {}
 
 
-def fit_and_score(args, backend: str, train, test, val, say, bars, prefix: str) -> tuple:
+def fit_and_score(args, backend: str, model, train, test, val, say, bars, prefix: str) -> tuple:
     """Fit on ``backend`` and score every test rating; returns (model, curves, result dict)."""
-    model, seconds, curves = fit_one(args, backend, train, test, say, bars, val, prefix)
+    model, seconds, curves = fit_one(args, backend, model, train, test, say, bars, val, prefix)
     result = {"model": args.model, **label(model, backend)}
     result.update(n_train=len(train), n_test=len(test), seconds=seconds)
     history = getattr(model, "history_", None)
@@ -277,12 +276,31 @@ def fit_and_score(args, backend: str, train, test, val, say, bars, prefix: str) 
         result["epochs_run"] = len(history)
     if len(test):
         with stage(f"scoring {len(test):,} test ratings", say):
-            pred = model.predict(test.users, test.items)
+            pred, n_unknown = score(model, test, bars, not args.quiet)
         result.update(rmse=rmse(test.ratings, pred), mse=mse(test.ratings, pred),
-                      mae=mae(test.ratings, pred), n_unknown=int(model.n_unknown_))  # fmt: skip
+                      mae=mae(test.ratings, pred), n_unknown=n_unknown)  # fmt: skip
     else:
         result.update(rmse=None, mse=None, mae=None, n_unknown=0)
     return model, curves, result
+
+
+SCORE_CHUNK = 1 << 20
+"""Test ratings scored per progress step."""
+
+
+def score(model, test: Ratings, bar_on: bool, lines: bool) -> tuple[np.ndarray, int]:
+    """(predictions, how many had an unknown user or item) of every test rating, in chunks
+    with a progress bar (or lines) when there is more than one."""
+    n_chunks = -(-len(test) // SCORE_CHUNK)
+    bar = eta_bar(n_chunks, bar_on and n_chunks > 1, "scoring", lines and n_chunks > 1, "chunk")
+    pred, n_unknown = np.empty(len(test)), 0
+    for start in range(0, len(test), SCORE_CHUNK):
+        part = slice(start, start + SCORE_CHUNK)
+        pred[part] = model._predict_indices(test.users[part], test.items[part])
+        n_unknown += model.n_unknown_
+        bar.update(1)
+    bar.close()
+    return pred, n_unknown
 
 
 def cmd_train(args) -> int:
@@ -291,7 +309,8 @@ def cmd_train(args) -> int:
     resolve_plan(args)
     say = (lambda *a: None) if args.quiet else print
     bars = progress_enabled(args.quiet, args.json)
-    with stage("reading and splitting the ratings", say):
+    lines = not args.quiet
+    with stage("reading and splitting the ratings", say, bar=bars, lines=lines):
         train, test, n_unknown = load_split(args, progress=bars)
     u = 0 if args.user is None else id_index(train.user_ids, args.user)
     if u is None:
@@ -318,8 +337,10 @@ def cmd_train(args) -> int:
     fits, results = {}, {}
     for name in backends:
         prefix = f"[{name}] " if len(backends) > 1 else ""
-        say(f"{prefix}model {args.model}: {label_text(label(make_model(args, name), name))}")
-        model, curves, result = fit_and_score(args, name, train, test, val, say, bars, prefix)
+        model = make_model(args, name)  # built once: labelled, then fitted
+        say(f"{prefix}model {args.model}: {label_text(label(model, name))}")
+        model, curves, result = fit_and_score(args, name, model, train, test, val, say, bars,
+                                              prefix)  # fmt: skip
         fits[name], results[name] = (model, curves), result
         scores = (f"test RMSE {result['rmse']:.4f}  MSE {result['mse']:.4f}  "
                   f"MAE {result['mae']:.4f}" if len(test) else "no test ratings")  # fmt: skip
@@ -340,7 +361,8 @@ def cmd_train(args) -> int:
             declared = get_release(args.dataset).scale
         if declared is not None:  # the scale --rate checks against (else the training range)
             model.scale_min, model.scale_max = (float(x) for x in declared)
-        path = save_model(args.save, model, train.user_ids, train.item_ids, train.titles)
+        with stage("saving the model", lambda *a: None, bar=bars, lines=lines, tick=say):
+            path = save_model(args.save, model, train.user_ids, train.item_ids, train.titles)
         say(f"saved model to {path}")
     if args.plot:
         from mfrec.plot import plot_curves
