@@ -12,9 +12,9 @@ from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.fast import OrderedEpochs
 from mfrec.reference.kernels import _predict
-from mfrec.reference.recommend import seen_items, top_k_rows
+from mfrec.reference.recommend import seen_items, top_k, top_k_rows
 from mfrec.reference.sampling import init_factors
-from mfrec.reference.serving import similar_items
+from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
 
 from mfrec._internal import (
     check_dtype,
@@ -57,6 +57,14 @@ def _is_arange(ids: np.ndarray) -> bool:
     return bool(np.array_equal(ids, np.arange(ids.shape[0])))
 
 
+ENTRY_NOTE = """
+
+        Takes raw ids (integers or text: arrays, lists, pandas or polars columns) or one
+        :class:`mfrec.data.Ratings` as ``users``; with ``n_users``/``n_items``, 0-based
+        indices. The id maps are kept in ``user_ids_`` and ``item_ids_``.
+        """
+
+
 def fit_entry(fit: Callable) -> Callable:
     """The public ``fit`` over a class's index-level ``fit`` body (see :class:`FactorModel`).
 
@@ -84,6 +92,7 @@ def fit_entry(fit: Callable) -> Callable:
             self.titles_ = data.titles
         return out
 
+    entry.__doc__ = (fit.__doc__ or "").rstrip() + ENTRY_NOTE
     return entry
 
 
@@ -271,6 +280,23 @@ class FactorModel:
         top = np.stack([ids[p[0]] for p in pairs])
         cos = np.stack([p[1] for p in pairs])
         return (top[0], cos[0]) if np.ndim(items) == 0 else (top, cos)
+
+    def recommend_new_user(self, items, ratings, k: int = 10):
+        """(item ids, scores) of the ``k`` best items for a user the model never saw, who rated
+        ``items`` (raw ids) with ``ratings``: their row of P is folded in by a ridge solve
+        against the fixed Q (:func:`mfrec.reference.serving.fold_in`, with the model's L2
+        penalty); the rated items are left out. An unknown item is a ``ValueError``."""
+        self._check_fitted()
+        i = self._item_index(items, "items")
+        if np.any(i == UNKNOWN):
+            bad = as_ids(items, "items")[np.flatnonzero(i == UNKNOWN)[0]].item()
+            raise ValueError(f"items: {bad!r} is not an item id this model was trained on")
+        params = getattr(self, "params", None) or vars(self)
+        reg = float(params.get("reg") or 0.0)
+        p, bu = fold_in(self.Q, self.bi, self.mu, self.biased, i, ratings, reg)
+        scores = fold_in_scores(self.Q, self.bi, self.mu, self.biased, p, bu)
+        top = top_k(scores, i, check_positive("k", k, integer=True, allow_zero=True))
+        return self._item_ids()[top], self.clip(scores[top])
 
     def save(self, path, titles: dict | None = None):
         """Write the model file at ``path`` atomically (read back by :func:`mfrec.load`).

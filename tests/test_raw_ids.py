@@ -215,3 +215,31 @@ def test_a_polars_column_is_taken_like_a_numpy_one():
     a = MatrixFactorization(**SGD).fit(cols["user"], cols["item"], cols["rating"])
     b = MatrixFactorization(**SGD).fit(df.user, df.item, df.rating)
     np.testing.assert_array_equal(a.P, b.P)
+
+
+def test_the_cli_model_factory_is_a_library_function():
+    from mfrec.factory import model_from_flags
+
+    m = model_from_flags("biased", factors=5, epochs=2)
+    assert type(m) is MatrixFactorization and (m.n_factors, m.n_epochs, m.biased) == (5, 2, True)
+    t = model_from_flags(factors=7, backend="torch")  # auto + a flag: biased SGD MF, on torch
+    assert type(t) is TorchMatrixFactorization and t.mode == "minibatch"
+    with pytest.raises(ValueError, match="--lr does not apply to --model als on numba"):
+        model_from_flags("als", lr=0.1)
+    with pytest.raises(ValueError, match="unknown flag --foo"):
+        model_from_flags("als", foo=1)
+
+
+def test_a_new_user_is_folded_in_from_raw_item_ids():
+    from mfrec.reference.serving import fold_in, fold_in_scores
+
+    df = frame()
+    model = MatrixFactorization(**SGD).fit(df.user, df.item, df.rating)
+    items, scores = model.recommend_new_user(["m3", "m7"], [5.0, 1.0], k=4)
+    i = np.array([model.item_ids_.tolist().index(x) for x in ("m3", "m7")])
+    p, bu = fold_in(model.Q, model.bi, model.mu, True, i, [5.0, 1.0], SGD["reg"])
+    ref = top_k(fold_in_scores(model.Q, model.bi, model.mu, True, p, bu), i, 4)
+    assert items.tolist() == model.item_ids_[ref].tolist() and not {"m3", "m7"} & set(items)
+    assert scores.shape == (4,) and np.all(np.diff(scores) <= 0)
+    with pytest.raises(ValueError, match="items: 'nothing' is not an item id"):
+        model.recommend_new_user(["nothing"], [3.0])

@@ -16,8 +16,6 @@ from mfrec.cli._common import (
 )
 from mfrec.modelio import id_index, load_model, raw_id
 from mfrec.reference.mf import UNKNOWN
-from mfrec.reference.recommend import top_k
-from mfrec.reference.serving import fold_in, fold_in_scores
 
 
 def add_parser(sub) -> None:
@@ -78,12 +76,8 @@ def cmd_recommend(args) -> int:
     model, user_ids, item_ids, titles = load_model(args.model)
     if args.rate:
         items, ratings = parse_rates(args.rate, model, item_ids, args.model)
-        reg = float(model.params.get("reg", 0.0))
-        p, bu = fold_in(model.Q, model.bi, model.mu, model.biased, items, ratings, reg)
-        scores = fold_in_scores(model.Q, model.bi, model.mu, model.biased, p, bu)
-        top = top_k(scores, items, args.top)
+        top, values = model.recommend_new_user(items, ratings, args.top)  # ids are indices here
         header = f"top {len(top)} movies for a new user with {plural(len(items), 'rating')}:"
-        values = model.clip(scores[top])
         print_items(header, top, values, item_ids, titles)
         args.result = {"user": None, "known_user": False, "n_rated": len(items),
                        "items": items_json(top, values, item_ids, titles, "rating")}  # fmt: skip
