@@ -118,7 +118,10 @@ class _Ticker:
             if self.bar is not None:
                 self.bar.refresh()
             elif self.lines:
-                self.say(f"  {self.name}: {time.perf_counter() - self.start:.0f} s elapsed")
+                try:
+                    self.say(f"  {self.name}: {time.perf_counter() - self.start:.0f} s elapsed")
+                except (OSError, ValueError):  # stdout closed (`| head`): the main thread
+                    return  # reports it when it next writes; this one just stops ticking
 
     def stop(self) -> None:
         self.done.set()
