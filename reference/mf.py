@@ -202,16 +202,18 @@ class FactorModel:
         return self._score_rows(np.where(known, u, UNKNOWN))[0]
 
     def _score_rows(self, u: np.ndarray) -> np.ndarray:
-        """(len(u), n_items) unclipped scores for user indices ``u``; an ``UNKNOWN`` row is
-        μ̄ + bᵢ."""
-        known = u != UNKNOWN
-        S = np.empty((u.shape[0], self.n_items))  # (c, n_items)
-        k = u[known]
-        if k.size:
-            S[known] = self.P[k] @ self.Q.T  # (c_known, n_items)
-            if self.biased:
-                S[known] += self.mu + self.bu[k][:, None] + self.bi
-        S[~known] = self.r_mean + self.bi.astype(np.float64)
+        """(len(u), n_items) unclipped scores for user indices ``u``, in P's dtype; an
+        ``UNKNOWN`` row is μ̄ + bᵢ. Biases are added in place: one pass over the scores each."""
+        known = np.flatnonzero(u != UNKNOWN)
+        M = self.P[u[known]] @ self.Q.T  # (c_known, n_items)
+        if self.biased:
+            M += (self.mu + self.bu[u[known]])[:, None]
+            M += self.bi
+        if known.size == u.shape[0]:
+            return M
+        S = np.empty((u.shape[0], self.n_items), dtype=M.dtype)  # (c, n_items)
+        S[known] = M
+        S[u == UNKNOWN] = self.r_mean + self.bi
         return S
 
     def recommend(self, users, k: int = 10, filter_seen: bool = True):
