@@ -309,9 +309,10 @@ class FactorModel:
         """
         from mfrec.modelio import save_model
 
-        self._check_fitted()
+        fitted = hasattr(self, "P")  # else save_model refuses, naming the file
+        ids = (self._user_ids(), self._item_ids()) if fitted else (None, None)
         titles = getattr(self, "titles_", None) if titles is None else titles
-        return save_model(path, self, self._user_ids(), self._item_ids(), titles)
+        return save_model(path, self, *ids, titles)
 
     def _user_ids(self) -> np.ndarray:
         return np.arange(self.n_users) if self.user_ids_ is None else self.user_ids_
