@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mfrec._internal import check_index, check_size
+from mfrec.data.ids import UNKNOWN, as_ids, index_ids, lookup
+
+__all__ = ["UNKNOWN", "Ratings", "align", "index_ids", "reindex", "training_ratings"]
+
 
 @dataclass
 class Ratings:
@@ -26,13 +31,14 @@ class Ratings:
 
     @classmethod
     def from_raw(cls, raw_users, raw_items, ratings, timestamps=None, **kw) -> Ratings:
-        """Map raw ids (any integers) to contiguous indices in sorted raw-id order."""
-        user_ids, users = index_ids(raw_users)
-        item_ids, items = index_ids(raw_items)
+        """Map raw ids (integers of any size, or text; arrays, lists, pandas or polars columns)
+        to contiguous indices in sorted raw-id order."""
+        user_ids, users = index_ids(as_ids(raw_users, "users"))
+        item_ids, items = index_ids(as_ids(raw_items, "items"))
         return cls(
             users=users,
             items=items,
-            ratings=np.asarray(ratings, dtype=np.float64),
+            ratings=np.array(ratings, dtype=np.float64),  # a copy: pandas may lend read-only
             user_ids=user_ids,
             item_ids=item_ids,
             timestamps=timestamps,
@@ -73,25 +79,6 @@ class Ratings:
         )
 
 
-def index_ids(raw) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct ids, int64 index of each entry): ``ids[index] == raw``.
-
-    Non-negative ids below 4·len + 2²⁰ use an O(n) presence table (MovieLens ids); any other
-    integers fall back to a sort.
-    """
-    raw = np.asarray(raw)
-    if raw.size and np.issubdtype(raw.dtype, np.integer):
-        lo, hi = int(raw.min()), int(raw.max())
-        if lo >= 0 and hi < 4 * raw.size + (1 << 20):
-            from mfrec.data._kernels import _dense_index
-
-            index = np.empty(raw.size, dtype=np.int64)
-            ids = _dense_index(np.ascontiguousarray(raw, dtype=np.int64).reshape(-1), hi, index)
-            return ids.astype(raw.dtype), index.reshape(raw.shape)
-    ids, index = np.unique(raw, return_inverse=True)
-    return ids, index.astype(np.int64).reshape(-1)
-
-
 def _lookup(ids: np.ndarray, raw_id, what: str) -> int:
     try:
         key = ids.dtype.type(raw_id)
@@ -101,3 +88,55 @@ def _lookup(ids: np.ndarray, raw_id, what: str) -> int:
     if pos == ids.shape[0] or ids[pos] != key:
         raise KeyError(f"unknown {what} id {raw_id!r}")
     return pos
+
+
+def reindex(part: Ratings) -> Ratings:
+    """``part`` with id maps of only the users and items it contains."""
+    return Ratings.from_raw(
+        part.user_ids[part.users],
+        part.item_ids[part.items],
+        part.ratings,
+        titles=part.titles,
+        source=part.source,
+    )
+
+
+def align(train: Ratings, test: Ratings) -> tuple[Ratings, int]:
+    """``test`` on ``train``'s indices; a user or item not in training becomes ``UNKNOWN``.
+
+    Returns the table and how many of its ratings have an unknown user or item (a model
+    scores those with its fallback: training mean plus the known bias).
+    """
+    users = lookup(train.user_ids, test.user_ids[test.users])
+    items = lookup(train.item_ids, test.item_ids[test.items])
+    out = Ratings(users, items, test.ratings, train.user_ids, train.item_ids,
+                  None, train.titles, test.source)  # fmt: skip
+    return out, int(np.count_nonzero((users == UNKNOWN) | (items == UNKNOWN)))
+
+
+def training_ratings(
+    users, items=None, ratings=None, n_users: int | None = None, n_items: int | None = None
+) -> tuple[Ratings, bool]:
+    """What a model's ``fit`` was given, as (table, whether its ids are raw).
+
+    ``users`` may be a whole :class:`Ratings` (its indices and id maps are used). With
+    ``n_users`` or ``n_items`` the arrays are 0-based indices (identity id maps); without,
+    raw ids, mapped by :meth:`Ratings.from_raw`.
+    """
+    if isinstance(users, Ratings):
+        if items is not None or ratings is not None:
+            raise ValueError("fit(data) with a Ratings table takes no items or ratings arrays")
+        return users, False
+    if items is None or ratings is None:
+        raise ValueError("fit needs users, items and ratings (or one Ratings table as users)")
+    if n_users is None and n_items is None:
+        return Ratings.from_raw(users, items, ratings), True
+    try:
+        u, i = check_index("users", users), check_index("items", items)
+    except ValueError as e:
+        raise ValueError(
+            f"{e}: with n_users/n_items given, users and items are 0-based indices; "
+            "leave n_users and n_items out to fit on raw ids (integers or text)"
+        ) from None
+    n_users, n_items = check_size("n_users", n_users, u), check_size("n_items", n_items, i)
+    return Ratings(u, i, ratings, np.arange(n_users), np.arange(n_items)), False

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mfrec.data.dataset import Ratings
+from mfrec.data.ids import UNKNOWN
 
 
 def train_test_split(
@@ -30,10 +31,6 @@ def kfold(n: int, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.
         (np.sort(np.concatenate(folds[:f] + folds[f + 1 :])), np.sort(folds[f]))
         for f in range(n_folds)
     ]
-
-
-UNKNOWN = -1
-"""Index that marks a user or item the model was not trained on (predict falls back to biases)."""
 
 
 class Carved(NamedTuple):

@@ -150,7 +150,9 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
         "biased": bool(model.biased),
     }
     titles = titles or {}
-    t_ids = np.array(sorted(titles), dtype=np.int64)
+    t_ids = np.array(
+        sorted(titles), dtype=None if titles and isinstance(next(iter(titles)), str) else np.int64
+    )
     t_names = np.array([titles[t] for t in t_ids], dtype=np.str_)
     if path.is_dir():
         raise ModelFileError(f"{path}: is a directory; give a file name for the model")

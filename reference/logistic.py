@@ -99,9 +99,11 @@ class BinaryOutput:
     task = "binary"
     """What ``predict`` returns: P(liked) (the networks say ``"rating"`` or ``"binary"``)."""
 
-    def predict(self, users, items) -> np.ndarray:
-        """P(liked) = σ(μ + bᵤ + bᵢ + score) for each pair (see the class doc for unknowns)."""
-        return sigmoid(FactorModel.predict(self, users, items))
+    def clip(self, r_hat: np.ndarray) -> np.ndarray:
+        """The output scale of a binary model: P(liked) = σ(z) of the unclipped score z, so
+        ``predict`` and the scores of ``recommend`` are probabilities (see the class doc for
+        unknowns)."""
+        return sigmoid(r_hat)
 
     def _remember_scale(self, labels: np.ndarray) -> None:
         """The fallback logit (of the training share of 1s); probabilities are not clipped."""

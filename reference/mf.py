@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -14,13 +15,15 @@ from mfrec._internal import (
     check_ratings,
     check_size,
 )
-from mfrec.data.splits import UNKNOWN
+from mfrec.data.dataset import Ratings, training_ratings
+from mfrec.data.ids import UNKNOWN, as_ids, lookup
 from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.fast import OrderedEpochs
 from mfrec.reference.kernels import _predict
-from mfrec.reference.recommend import seen_items, top_k
+from mfrec.reference.recommend import seen_items, top_k, top_k_rows
 from mfrec.reference.sampling import init_factors
+from mfrec.reference.serving import fold_in, fold_in_scores, similar_items
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -39,12 +42,80 @@ def check_query_index(name: str, values, n: int) -> tuple[np.ndarray, np.ndarray
     return np.where(known, a, 0), known
 
 
+SCORE_CHUNK = 1 << 23
+"""Scores held at once by a batched ``recommend`` (users per chunk × items; 64 MiB)."""
+
+
+def _index_of(ids: np.ndarray | None, n: int, raw, name: str) -> np.ndarray:
+    """Index of each raw id in the map ``ids`` (None: ids are the indices 0 … n−1), with
+    ``UNKNOWN`` where the model does not know it."""
+    a = as_ids(raw, name)
+    if ids is None or (ids.dtype.kind in "iu" and ids.shape[0] == n and _is_arange(ids)):
+        if a.dtype.kind not in "iu":
+            return lookup(np.arange(n), a)
+        return np.where((a >= 0) & (a < n), a, UNKNOWN).astype(np.int64)
+    return lookup(ids, a)
+
+
+def _is_arange(ids: np.ndarray) -> bool:
+    return bool(np.array_equal(ids, np.arange(ids.shape[0])))
+
+
+ENTRY_NOTE = """
+
+        Takes raw ids (integers or text: arrays, lists, pandas or polars columns) or one
+        :class:`mfrec.data.Ratings` as ``users``; with ``n_users``/``n_items``, 0-based
+        indices. The id maps are kept in ``user_ids_`` and ``item_ids_``.
+        """
+
+
+def fit_entry(fit: Callable) -> Callable:
+    """The public ``fit`` over a class's index-level ``fit`` body (see :class:`FactorModel`).
+
+    ``fit(users, items=None, ratings=None, n_users=None, n_items=None, **kw)``: a
+    :class:`Ratings` as ``users``, raw ids, or with ``n_users``/``n_items`` 0-based indices.
+    A tuple ``eval_set`` holds raw ids like the training data (a :class:`Ratings` aligned to the
+    training one, its indices); ``init=(P0, Q0)`` has one row per distinct user and item.
+    """
+
+    @functools.wraps(fit)
+    def entry(self, users, items=None, ratings=None, n_users=None, n_items=None, *args, **kw):
+        data, raw = training_ratings(users, items, ratings, n_users, n_items)
+        eval_set = kw.get("eval_set")
+        if isinstance(eval_set, Ratings):
+            kw["eval_set"] = (eval_set.users, eval_set.items, eval_set.ratings)
+        elif eval_set is not None and raw:
+            vu, vi, vr = eval_set
+            vu = lookup(data.user_ids, as_ids(vu, "eval_set users"))
+            kw["eval_set"] = (vu, lookup(data.item_ids, as_ids(vi, "eval_set items")), vr)
+        self.user_ids_ = self.item_ids_ = None  # index-level while the body runs
+        u, i, r, nu, ni = data.users, data.items, data.ratings, data.n_users, data.n_items
+        out = fit(self, u, i, r, nu, ni, *args, **kw)
+        self.user_ids_, self.item_ids_ = data.user_ids, data.item_ids
+        if data.titles:
+            self.titles_ = data.titles
+        return out
+
+    entry.__doc__ = (fit.__doc__ or "").rstrip() + ENTRY_NOTE
+    return entry
+
+
 class DivergenceError(FloatingPointError, ValueError):
     """Training produced a NaN or infinite loss."""
 
 
 class FactorModel:
-    """What every fitted factor model shares: P, Q, biases, prediction and top-K."""
+    """What every fitted factor model shares: P, Q, biases, prediction and top-K.
+
+    The public methods speak raw ids: ``fit`` takes (users, items, ratings) as integers of any
+    size or text (NumPy arrays, lists, pandas or polars columns), or one
+    :class:`mfrec.data.Ratings`, and keeps the id maps ``user_ids_`` and ``item_ids_`` (index →
+    raw id). Given ``n_users``/``n_items``, ``fit`` takes 0-based indices instead (identity
+    maps). ``predict``, ``recommend`` and ``similar_items`` take and return raw ids; an unknown
+    id is scored by the fallback (training mean plus the known bias) and counted in
+    ``n_unknown_``. Every subclass's own ``fit`` is the index-level body under that entry
+    (:func:`fit_entry` wraps it when the class is defined).
+    """
 
     P: np.ndarray
     Q: np.ndarray
@@ -56,6 +127,13 @@ class FactorModel:
     """The hyper-parameters a model file recorded (set by :func:`mfrec.modelio.load_model`)."""
     factor_form: bool = True
     """Whether predictions are μ + bᵤ + bᵢ + Pᵤ·Qᵢ of the arrays, so a model file holds them."""
+    user_ids_: np.ndarray | None = None
+    item_ids_: np.ndarray | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "fit" in cls.__dict__:
+            cls.fit = fit_entry(cls.__dict__["fit"])
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "P"):
@@ -75,12 +153,24 @@ class FactorModel:
         self._check_fitted()
         return self.Q.shape[0]
 
-    def predict(self, users, items) -> np.ndarray:
-        """r̂ᵤᵢ = Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ when biased), clipped to the training rating scale.
+    def predict(self, users, items):
+        """Predicted ratings of (user, item) pairs given by raw id, clipped to the training scale.
 
-        A user or item index equal to ``UNKNOWN`` (-1) or >= n_users / n_items is unknown: its
-        pair falls back to the training mean plus the biases that are known (see ``n_unknown_``).
+        ``users`` and ``items`` are two raw ids (returns a float) or two sequences of one length
+        (returns an array). An id the model was not trained on is unknown: its pair falls back
+        to the training mean plus the biases that are known (``n_unknown_`` counts them).
         """
+        self._check_fitted()
+        u = self._user_index(users, "users")
+        i = self._item_index(items, "items")
+        if u.shape != i.shape:
+            raise ValueError(f"users and items differ in length: {u.shape[0]}, {i.shape[0]}")
+        out = self._predict_indices(u, i)
+        return float(out[0]) if np.ndim(users) == 0 and np.ndim(items) == 0 else out
+
+    def _predict_indices(self, users, items) -> np.ndarray:
+        """``predict`` on 0-based index arrays; ``UNKNOWN`` (-1) or >= n_users / n_items marks
+        an unknown user or item (the index-level path for fit, ensembles and the CLI)."""
         self._check_fitted()
         u, u_known = check_query_index("users", users, self.n_users)
         i, i_known = check_query_index("items", items, self.n_items)
@@ -115,22 +205,132 @@ class FactorModel:
         """Unclipped predicted rating of every item for one user index (unknown: μ̄ + bᵢ)."""
         self._check_fitted()
         u, known = check_query_index("user", [user], self.n_users)
-        if not known[0]:
-            return self.r_mean + self.bi.astype(np.float64)
-        scores = self.Q @ self.P[int(u[0])]  # (n_items,)
-        if self.biased:
-            scores = scores + self.mu + self.bu[int(u[0])] + self.bi
-        return scores
+        return self._score_rows(np.where(known, u, UNKNOWN))[0]
 
-    def recommend(self, user: int, k: int = 10) -> np.ndarray:
-        """The ``k`` best-scored items the user did not rate in training, best first."""
-        scores = self.score_all(user)
-        u = int(user)
-        if 0 <= u < self.n_users:
-            exclude = self._seen_indices[self._seen_indptr[u] : self._seen_indptr[u + 1]]
-        else:
-            exclude = np.empty(0, dtype=np.int64)
-        return top_k(scores, exclude, k)
+    def _score_rows(self, u: np.ndarray) -> np.ndarray:
+        """(len(u), n_items) unclipped scores for user indices ``u``, in P's dtype; an
+        ``UNKNOWN`` row is μ̄ + bᵢ. Biases are added in place: one pass over the scores each."""
+        known = np.flatnonzero(u != UNKNOWN)
+        M = self.P[u[known]] @ self.Q.T  # (c_known, n_items)
+        if self.biased:
+            M += (self.mu + self.bu[u[known]])[:, None]
+            M += self.bi
+        if known.size == u.shape[0]:
+            return M
+        S = np.empty((u.shape[0], self.n_items), dtype=M.dtype)  # (c, n_items)
+        S[known] = M
+        S[u == UNKNOWN] = self.r_mean + self.bi
+        return S
+
+    def recommend(self, users, k: int = 10, filter_seen: bool = True):
+        """(item ids, scores) of the ``k`` best-scored items for raw user id(s), best first.
+
+        One user gives two 1-D arrays (shorter than ``k`` when fewer items are left unseen);
+        a sequence of users gives two (n_users, k) arrays computed in one batched pass, a row
+        with fewer than ``k`` candidates padded with score -inf. Scores are predicted ratings
+        clipped to the training scale. ``filter_seen`` leaves out the items each user rated in
+        training. An unknown user is ranked by the fallback μ̄ + bᵢ.
+        """
+        self._check_fitted()
+        k = check_positive("k", k, integer=True, allow_zero=True)
+        u = self._user_index(users, "users")
+        top, scores = self._recommend_indices(u, k, filter_seen)
+        items = self._item_ids()[top]
+        if np.ndim(users) == 0:
+            keep = np.isfinite(scores[0])
+            return items[0][keep], scores[0][keep]
+        return items, scores
+
+    def _recommend_indices(self, u: np.ndarray, k: int, filter_seen: bool = True):
+        """(item indices, clipped scores), both (len(u), min(k, n_items)), for user indices
+        (``UNKNOWN``: the fallback): scores in chunks of users, seen items set to -inf, then
+        each row's top k (ties: the lower index first, as :func:`top_k`)."""
+        n_items = self.n_items
+        k = min(k, n_items)
+        top = np.empty((u.shape[0], k), dtype=np.int64)
+        scores = np.empty((u.shape[0], k))
+        chunk = max(1, SCORE_CHUNK // n_items)
+        for start in range(0, u.shape[0], chunk):
+            uc = u[start : start + chunk]
+            S = self._score_rows(uc)  # (c, n_items)
+            if filter_seen:
+                rows, cols = self._seen_cells(uc)
+                S[rows, cols] = -np.inf
+            top[start : start + chunk], scores[start : start + chunk] = top_k_rows(S, k)
+        finite = np.isfinite(scores)
+        scores[finite] = self.clip(scores[finite])
+        return top, scores
+
+    def _seen_cells(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, item) of every training rating of the users ``u`` (none for ``UNKNOWN``)."""
+        known = u != UNKNOWN
+        starts = np.where(known, self._seen_indptr[np.maximum(u, 0)], 0)
+        counts = np.where(known, self._seen_indptr[np.maximum(u, 0) + 1] - starts, 0)
+        rows = np.repeat(np.arange(u.shape[0]), counts)
+        first = np.cumsum(counts) - counts  # (c,) offset of each row's run in ``rows``
+        pos = np.arange(rows.shape[0]) - first[rows] + starts[rows]
+        return rows, self._seen_indices[pos]
+
+    def similar_items(self, items, k: int = 10):
+        """(item ids, cosines) of the ``k`` items nearest to raw item id(s) by cosine on Q.
+
+        One item gives 1-D arrays; a sequence gives (n_items, k) arrays. An item the model
+        does not know is a ``ValueError`` naming it.
+        """
+        self._check_fitted()
+        k = check_positive("k", k, integer=True, allow_zero=True)
+        i = self._item_index(items, "items")
+        if np.any(i == UNKNOWN):
+            bad = as_ids(items, "items")[np.flatnonzero(i == UNKNOWN)[0]].item()
+            raise ValueError(f"items: {bad!r} is not an item id this model was trained on")
+        pairs = [similar_items(self.Q, int(j), k) for j in i]
+        ids = self._item_ids()
+        top = np.stack([ids[p[0]] for p in pairs])
+        cos = np.stack([p[1] for p in pairs])
+        return (top[0], cos[0]) if np.ndim(items) == 0 else (top, cos)
+
+    def recommend_new_user(self, items, ratings, k: int = 10):
+        """(item ids, scores) of the ``k`` best items for a user the model never saw, who rated
+        ``items`` (raw ids) with ``ratings``: their row of P is folded in by a ridge solve
+        against the fixed Q (:func:`mfrec.reference.serving.fold_in`, with the model's L2
+        penalty); the rated items are left out. An unknown item is a ``ValueError``."""
+        self._check_fitted()
+        i = self._item_index(items, "items")
+        if np.any(i == UNKNOWN):
+            bad = as_ids(items, "items")[np.flatnonzero(i == UNKNOWN)[0]].item()
+            raise ValueError(f"items: {bad!r} is not an item id this model was trained on")
+        params = getattr(self, "params", None) or vars(self)
+        reg = float(params.get("reg") or 0.0)
+        p, bu = fold_in(self.Q, self.bi, self.mu, self.biased, i, ratings, reg)
+        scores = fold_in_scores(self.Q, self.bi, self.mu, self.biased, p, bu)
+        top = top_k(scores, i, check_positive("k", k, integer=True, allow_zero=True))
+        return self._item_ids()[top], self.clip(scores[top])
+
+    def save(self, path, titles: dict | None = None):
+        """Write the model file at ``path`` atomically (read back by :func:`mfrec.load`).
+
+        ``titles`` (raw item id → title) defaults to those of the :class:`Ratings` it was fit
+        on. Refused (``ModelFileError``) for a model whose predictions are not
+        μ + bᵤ + bᵢ + Pᵤ·Qᵢ (``NeuralMF``) and for an unfitted one. Returns the path.
+        """
+        from mfrec.modelio import save_model
+
+        fitted = hasattr(self, "P")  # else save_model refuses, naming the file
+        ids = (self._user_ids(), self._item_ids()) if fitted else (None, None)
+        titles = getattr(self, "titles_", None) if titles is None else titles
+        return save_model(path, self, *ids, titles)
+
+    def _user_ids(self) -> np.ndarray:
+        return np.arange(self.n_users) if self.user_ids_ is None else self.user_ids_
+
+    def _item_ids(self) -> np.ndarray:
+        return np.arange(self.n_items) if self.item_ids_ is None else self.item_ids_
+
+    def _user_index(self, users, name: str) -> np.ndarray:
+        return _index_of(self.user_ids_, self.n_users, users, name)
+
+    def _item_index(self, items, name: str) -> np.ndarray:
+        return _index_of(self.item_ids_, self.n_items, items, name)
 
     def _remember_scale(self, ratings: np.ndarray) -> None:
         self.r_min = float(ratings.min())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mfrec.data.ids import UNKNOWN
+
 
 def user_ranking_metrics(
     top: np.ndarray, relevant: np.ndarray, k: int
@@ -29,7 +31,8 @@ def user_ranking_metrics(
 def ranking_metrics(model, users, items, ratings, k: int = 10, threshold: float = 4.0) -> dict:
     """Mean precision@k, recall@k, NDCG@k over test users with a held-out rating >= threshold.
 
-    Each user's list is ``model.recommend(u, k)``: items seen in training are excluded.
+    Each user's list is the model's top k (one batched pass over the test users): items seen
+    in training are excluded; a user index outside the model is unknown (ranked by μ̄ + bᵢ).
     Relevant items are the user's test items rated at or above ``threshold``.
     """
     u = np.asarray(users, dtype=np.int64)
@@ -43,9 +46,12 @@ def ranking_metrics(model, users, items, ratings, k: int = 10, threshold: float 
     u, i = u[order], i[order]
     starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if u.size else np.empty(0, np.int64)
     ends = np.r_[starts[1:], u.size]
+    who = u[starts]
+    who = np.where((who >= 0) & (who < model.n_users), who, UNKNOWN)
+    top, scores = model._recommend_indices(who, k)
     per_user = [
-        user_ranking_metrics(model.recommend(int(u[s]), k), i[s:e], k)
-        for s, e in zip(starts, ends, strict=True)
+        user_ranking_metrics(top[row][np.isfinite(scores[row])], i[s:e], k)
+        for row, (s, e) in enumerate(zip(starts, ends, strict=True))
     ]
     if not per_user:
         raise ValueError(f"no test rating is >= threshold {threshold}: ranking metrics undefined")

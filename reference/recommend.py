@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
-from mfrec._internal import njit
+from mfrec._internal import njit, njit_parallel
 
 
 def seen_items(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,3 +51,64 @@ def top_k(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     # Stable sort on −score keeps equal scores in index order, so results are deterministic.
     return np.argsort(-s, kind="stable")[:k].astype(np.int64)
+
+
+def top_k_rows(S: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, values) of the ``k`` largest entries of every row of ``S``, best first.
+
+    Ties keep the lower column first, as :func:`top_k` does; ``k`` is cut to the row length.
+    """
+    k = min(int(k), S.shape[1])
+    top = np.empty((S.shape[0], k), dtype=np.int64)
+    val = np.empty((S.shape[0], k), dtype=S.dtype)
+    if k:
+        _top_k_rows(np.ascontiguousarray(S), top, val)
+    return top, val
+
+
+@njit_parallel
+def _top_k_rows(S, top, val):
+    """Per row (in parallel): a heap of the k best (score, column) seen so far, whose root is
+    the worst kept one — lowest score, and of equal scores the highest column. Columns come in
+    ascending order, so a later column that ties the root never displaces it. The heap is then
+    emptied worst first into positions k−1 … 0."""
+    k = top.shape[1]
+    for row in prange(S.shape[0]):
+        s = S[row]
+        h = top[row]  # heap of columns, root at 0
+        for j in range(k):
+            h[j] = j
+        for start in range(k // 2 - 1, -1, -1):
+            _sift_down(s, h, start, k)
+        for j in range(k, s.shape[0]):
+            if s[j] > s[h[0]]:
+                h[0] = j
+                _sift_down(s, h, 0, k)
+        for size in range(k, 0, -1):
+            worst = h[0]
+            h[0] = h[size - 1]
+            _sift_down(s, h, 0, size - 1)
+            h[size - 1] = worst
+        for j in range(k):
+            val[row, j] = s[h[j]]
+
+
+@njit
+def _sift_down(s, h, pos, size):
+    """Restore the heap below ``pos``: a parent is worse than (or as bad as) its children."""
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            return
+        if child + 1 < size and _worse(s, h[child + 1], h[child]):
+            child += 1
+        if not _worse(s, h[child], h[pos]):
+            return
+        h[pos], h[child] = h[child], h[pos]
+        pos = child
+
+
+@njit
+def _worse(s, a, b):
+    """Whether column ``a`` ranks below column ``b``: lower score, or equal and higher column."""
+    return s[a] < s[b] or (s[a] == s[b] and a > b)

@@ -155,13 +155,13 @@ def test_cuda_without_a_device_is_a_clear_error():
 def test_progress_lines_carry_elapsed_time_and_eta(capsys, monkeypatch):
     from mfrec import progress
 
-    monkeypatch.setattr(progress, "QUIET_SECONDS", 0.0)
-    bar = progress.eta_bar(20, enabled=False, desc="validate 1/2: X")
+    monkeypatch.setenv("MFREC_PROGRESS_SECONDS", "0")  # a line at every step, not every 5 s
+    bar = progress.eta_bar(20, enabled=False, desc="validate 1/2: X", unit="epoch")
     for _ in range(20):
         bar.update(1)
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 10, lines  # one line per tenth of the way
-    assert lines[0].startswith("  validate 1/2: X: 2/20, ") and "ETA" in lines[0]
+    assert len(lines) == 19, lines  # the clock starts at the first step: no line for it
+    assert lines[0].startswith("  validate 1/2: X: 2/20 epochs, ") and "ETA" in lines[0]
     assert lines[-1].endswith("ETA 0 s")
     silent = progress.eta_bar(20, enabled=False, desc="quiet", lines=False)
     silent.update(20)

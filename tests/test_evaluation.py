@@ -41,7 +41,7 @@ def test_ranking_excludes_training_items_and_uses_threshold():
     model = MatrixFactorization(n_factors=1, n_epochs=0, init_std=0.0, biased=True)
     model.fit([0, 0, 1], [0, 1, 2], [5.0, 1.0, 3.0], 2, 4)
     model.bi[:] = [9.0, 8.0, 7.0, 6.0]  # item 0 scores best but user 0 rated it in training
-    assert model.recommend(0, 2).tolist() == [2, 3]
+    assert model.recommend(0, 2)[0].tolist() == [2, 3]
     # Test ratings: user 0 liked item 3 (>= 4), disliked item 2; user 1 rated nothing >= 4.
     metrics = ranking_metrics(model, [0, 0, 1], [3, 2, 3], [4.0, 2.0, 3.5], k=2, threshold=4.0)
     assert metrics["n_users"] == 1
@@ -72,8 +72,12 @@ def test_unknown_user_and_item_fall_back_to_biases_and_mean():
     np.testing.assert_allclose(pred, np.clip(expected, 1, 5), rtol=0, atol=1e-12)
     assert model.n_unknown_ == 4
     np.testing.assert_allclose(model.score_all(UNKNOWN), mu + model.bi, rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="users must be >= 0, found -2"):
-        model.predict([-2], [0])
+    # predict takes raw ids (here the indices themselves): -2 and "u3" are ids it never saw
+    known = model.predict([0], [0])[0]
+    assert model.predict([-2, 0], ["u3", 0]).tolist() == pytest.approx([mu, known])
+    assert model.n_unknown_ == 1
+    with pytest.raises(ValueError, match="items must hold integer or text ids, found 0.5"):
+        model.predict([0], [0.5])
     plain = MatrixFactorization(n_factors=2, n_epochs=1).fit(users, items, ratings)
     assert plain.predict([UNKNOWN], [UNKNOWN])[0] == pytest.approx(mu)  # plain: training mean
 

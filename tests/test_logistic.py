@@ -130,7 +130,7 @@ def test_logistic_learns_predicts_probabilities_and_ranks_by_them():
     assert auc(labels[test], p) > 0.7, "a rank-2 logit must be learned"
     z = model.raw_predict(users[test], items[test])
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-z)), rtol=1e-14)
-    top = model.recommend(0, 5)
+    top, _ = model.recommend(0, 5)
     scores = model.predict(np.zeros(n_items, np.int64), np.arange(n_items))
     seen = items[fit][users[fit] == 0]
     best = [j for j in np.argsort(-scores, kind="stable") if j not in seen][:5]
@@ -175,7 +175,7 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     loaded, user_ids, _, _ = load_model(path)
     assert type(loaded) is LogisticMF and loaded.n_factors == 3 and predicts_probabilities(loaded)
     np.testing.assert_allclose(loaded.predict(users, items), model.predict(users, items), atol=0)
-    np.testing.assert_array_equal(loaded.recommend(0, 5), model.recommend(0, 5))
+    np.testing.assert_array_equal(loaded.recommend(0, 5)[0], model.recommend(0, 5)[0])
     assert loaded.predict([UNKNOWN], [UNKNOWN])[0] == pytest.approx(labels.mean())
     assert "cannot fold in a new user's ratings (--rate): " in refusal(loaded, "fold-in")
     assert refusal(loaded, "similar") is None and refusal(loaded, "save") is None

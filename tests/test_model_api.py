@@ -102,13 +102,13 @@ class ModelAPI:
         users, items, _ = ratings_data()
         for u in (0, 7, N_USERS - 1):
             seen = set(items[users == u].tolist())
-            top = fitted.recommend(u, k=5)
+            top, _ = fitted.recommend(u, k=5)
             assert len(top) == 5 and not seen & set(top.tolist())
             scores = fitted.score_all(u)
             unseen = [j for j in np.argsort(-scores, kind="stable") if j not in seen]
             assert top.tolist() == unseen[:5]
             assert scores[top[0]] > scores[top[-1]]
-        new_user = fitted.recommend(N_USERS + 5, k=5)  # unknown: ranked by μ + bᵢ
+        new_user, _ = fitted.recommend(N_USERS + 5, k=5)  # unknown: ranked by μ + bᵢ
         by_bias = np.argsort(-fitted.score_all(UNKNOWN), kind="stable")[:5]
         assert new_user.tolist() == by_bias.tolist()
 
@@ -130,7 +130,7 @@ class ModelAPI:
         tol = self.tolerance(fitted)
         np.testing.assert_allclose(loaded.predict(u, i), fitted.predict(u, i), rtol=tol, atol=tol)
         for user in (0, 11, N_USERS + 1):
-            assert loaded.recommend(user, 6).tolist() == fitted.recommend(user, 6).tolist()
+            assert loaded.recommend(user, 6)[0].tolist() == fitted.recommend(user, 6)[0].tolist()
 
 
 SGD = dict(n_factors=4, n_epochs=8, lr=0.02, reg=0.02, biased=True, seed=3)

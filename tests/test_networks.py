@@ -82,7 +82,7 @@ def test_learns_shares_the_api_and_round_trips_a_model_file(name, task, tmp_path
     else:
         assert pred.min() >= 1 and pred.max() <= 5
         assert rmse(y[val], pred) < 0.8 * np.std(y[val]), "must beat predicting the mean"
-    top = model.recommend(0, 3)  # user 0 has 4 items left: the pairs not in ``fit``
+    top, _ = model.recommend(0, 3)  # user 0 has 4 items left: the pairs not in ``fit``
     assert top.shape == (3,) and not np.isin(top, i[fit][u[fit] == 0]).any()
     assert np.all(np.diff(model.score_all(0)[top]) <= 0)
     assert supports_binary(model)
@@ -91,7 +91,7 @@ def test_learns_shares_the_api_and_round_trips_a_model_file(name, task, tmp_path
     assert type(loaded) is type(model) and predicts_probabilities(loaded) == (task == "binary")
     np.testing.assert_array_equal(item_ids, np.arange(25) + 1)
     np.testing.assert_allclose(loaded.predict(u, i), model.predict(u, i), rtol=0, atol=0)
-    np.testing.assert_array_equal(loaded.recommend(0, 3), top)
+    np.testing.assert_array_equal(loaded.recommend(0, 3)[0], top)
     unknown = loaded.predict([UNKNOWN], [3])[0]
     want = model.mu + model.bi[3]
     assert unknown == pytest.approx(1 / (1 + np.exp(-want)) if task == "binary" else want)

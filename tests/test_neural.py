@@ -25,7 +25,7 @@ def test_neural_learns_and_shares_the_api():
     assert val_rmse < np.std(r[val]), "must beat predicting the mean"
     pred = model.predict(u, i)
     assert pred.min() >= 1 and pred.max() <= 5
-    top = model.recommend(0, 5)
+    top, _ = model.recommend(0, 5)
     assert top.shape == (5,) and not np.isin(top, i[fit][u[fit] == 0]).any()
     mine = u == 0
     np.testing.assert_allclose(model.score_all(0)[i[mine]], model.raw_predict(u[mine], i[mine]))
@@ -42,5 +42,6 @@ def test_neural_carves_its_own_validation_split():
     assert len(model.val_history_) == model.best_epoch_ + 1 + model.patience < 60
     # Ratings carved out for validation are still training ratings: never recommended back.
     rated = np.unique(items[users == 0])
-    assert not np.isin(model.recommend(0, 12), rated).any()
-    assert model.recommend(0, 12).shape[0] == 12 - rated.shape[0]
+    top, _ = model.recommend(0, 12)
+    assert not np.isin(top, rated).any()
+    assert top.shape[0] == 12 - rated.shape[0]

@@ -36,7 +36,7 @@ def test_wheel_holds_one_top_level_package(tmp_path):
     top = {n.split("/", 1)[0] for n in names}
     dist_info = {t for t in top if t.endswith(".dist-info")}
     assert top - dist_info == {"mfrec"}, sorted(top)
-    for module in ("reference/mf.py", "torch_impl/model.py", "data/parse.py", "cli.py"):
+    for module in ("reference/mf.py", "torch_impl/model.py", "data/parse.py", "cli/__init__.py"):
         assert f"mfrec/{module}" in names, module
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from mfrec.cli import main
 from mfrec.data import Ratings, align, read_ratings, train_test_split
+from mfrec.data.ids import UNKNOWN
 from mfrec.reference import MatrixFactorization, mse, rmse, top_k
 
 
@@ -31,7 +32,7 @@ def test_recommend_excludes_training_items_and_is_sorted(ml100k_split):
     )
     for u in (0, 5, 100, train.n_users - 1):
         rated = set(train.items[train.users == u].tolist())
-        top = model.recommend(u, k=20)
+        top, _ = model.recommend(u, k=20)
         assert len(top) == 20
         assert not rated & set(top.tolist())
         # recommend ranks by the unclipped score (predict() clips to [1, 5], where this
@@ -100,12 +101,13 @@ def test_read_ratings_formats(tmp_path):
         assert data.ratings.tolist() == [4.0, 3.5, 1.0]
 
 
-def test_align_drops_unknown_ids():
+def test_align_keeps_unknown_ids_as_unknown_and_counts_them():
     train = Ratings.from_raw([1, 2], [5, 6], [3.0, 4.0])
     test = Ratings.from_raw([2, 3], [5, 5], [1.0, 2.0])
-    aligned, dropped = align(train, test)
-    assert dropped == 1
-    assert aligned.users.tolist() == [1] and aligned.items.tolist() == [0]
+    aligned, n_unknown = align(train, test)
+    assert n_unknown == 1
+    assert aligned.users.tolist() == [1, UNKNOWN] and aligned.items.tolist() == [0, 0]
+    assert aligned.ratings.tolist() == [1.0, 2.0]
 
 
 def test_cli_train_explicit_files_json(tmp_path, ml100k, capsys):

@@ -210,7 +210,7 @@ def test_predict_is_mu_plus_biases_plus_w_dot_z(ml100k_split):
         w[row] += m.Z[g].sum(0) / np.sqrt(len(g))
     want = np.clip(m.mu + m.bu[u] + m.bi[i] + (z * w).sum(1), 1, 5)
     np.testing.assert_allclose(m.predict(u, i), want, rtol=0, atol=1e-12)
-    assert m.recommend(0, 5).shape == (5,)
+    assert m.recommend(0, 5)[0].shape == (5,)
     assert "47 user features, 24 item features" in m.describe()
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec.data.ids import UNKNOWN
 from mfrec.devices import torch_cuda
 from mfrec.modelstate import ctor_params
 from mfrec.reference.early_stopping import EarlyStopping
@@ -211,13 +212,15 @@ class TorchScored:
         with torch.no_grad():
             return self.module(u_t, i_t).cpu().numpy()
 
-    def score_all(self, user: int) -> np.ndarray:
-        """The network's score of every item for one user (unknown user: μ̄ + bᵢ)."""
-        self._check_fitted()
-        if not 0 <= int(user) < self.n_users:
-            return super().score_all(user)
-        items = np.arange(self.n_items, dtype=np.int64)
-        return self.raw_predict(np.full(self.n_items, int(user), dtype=np.int64), items)
+    def _score_rows(self, u: np.ndarray) -> np.ndarray:
+        """(len(u), n_items) unclipped scores from the network (an ``UNKNOWN`` user: μ + bᵢ)."""
+        S = super()._score_rows(np.full(u.shape[0], UNKNOWN))  # (c, n_items) fallback rows
+        known = np.flatnonzero(u != UNKNOWN)
+        if known.size:
+            users = np.repeat(u[known], self.n_items)  # (c_known·n_items,)
+            items = np.tile(np.arange(self.n_items, dtype=np.int64), known.size)
+            S[known] = self.raw_predict(users, items).reshape(known.size, self.n_items)
+        return S
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """The constructor's arguments, the training scale, and the module's state dict."""
@@ -365,10 +368,10 @@ class NetworkMF(TorchScored, FactorModel):
         else:
             super()._remember_scale(ratings)
 
-    def predict(self, users, items) -> np.ndarray:
-        """Predicted ratings (clipped to the training scale), or P(liked) for the binary task."""
-        out = super().predict(users, items)
-        return sigmoid(out) if self.task == "binary" else out
+    def clip(self, r_hat: np.ndarray) -> np.ndarray:
+        """The output scale: ratings clipped to the training scale, or P(liked) = σ(z) for the
+        binary task (so ``predict`` and ``recommend``'s scores are probabilities)."""
+        return sigmoid(r_hat) if self.task == "binary" else super().clip(r_hat)
 
     @classmethod
     def from_state(cls, base: FactorModel, params: dict, arrays: dict) -> NetworkMF:

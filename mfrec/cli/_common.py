@@ -1,0 +1,181 @@
+"""What the subcommands share: data flags, loading, output flags and item lists."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from mfrec.data import (
+    RELEASES,
+    Ratings,
+    find_release,
+    load_movielens,
+    read_ratings,
+)
+from mfrec.data.dataset import align, reindex
+from mfrec.data.parse import DUPLICATE_POLICIES, default_cache_dir
+from mfrec.data.splits import train_test_split
+from mfrec.modelio import raw_id
+from mfrec.outputs import check_outputs
+
+DELIMITERS = {"tab": "\t", "comma": ",", "::": "::", "|": "|", ";": ";", "space": " "}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help, except ``None`` (such a flag's help says what happens without it)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_data_options(p: argparse.ArgumentParser):
+    """The data flags ``train`` and ``cv`` share; returns their argument group."""
+    src = p.add_argument_group("data (default: --dataset ml-100k)")
+    src.add_argument("--dataset", choices=list(RELEASES), default="ml-100k", help="MovieLens")
+    src.add_argument("--data-dir", help="folder holding the release (else $MFREC_DATA, cache)")
+    src.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="download the release when it is not found (checksum verified)",
+    )
+    src.add_argument("--ratings", help="one ratings file 'user item rating [timestamp]'")
+    src.add_argument(
+        "--delimiter",
+        choices=list(DELIMITERS),
+        help="field separator of the ratings files (default: sniffed from the first line)",
+    )
+    src.add_argument(
+        "--rating-scale",
+        nargs=2,
+        type=float,
+        metavar=("MIN", "MAX"),
+        help="reject ratings outside [MIN, MAX] (MovieLens releases use their own scale)",
+    )
+    src.add_argument(
+        "--duplicates",
+        choices=DUPLICATE_POLICIES,
+        default="error",
+        help="a repeated (user, item) pair: stop with an error, or keep its last rating",
+    )
+    return src
+
+
+def add_output_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:
+    """``--json`` (and ``--quiet``): the output flags every result-printing subcommand has."""
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document of results on stdout; everything else goes to stderr",
+    )
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="print only the final results")
+
+
+def check_output_files(args) -> None:
+    """Before any work: ``--save``, ``--plot`` and ``--checkpoint`` can be written, and none
+    is an input (``--ratings``, ``--train``, ``--test``, a file of the release), another output
+    or inside the parse cache (see :func:`mfrec.outputs.check_outputs`)."""
+    outputs = {f: getattr(args, f[2:], None) for f in ("--save", "--plot", "--checkpoint")}
+    if not any(p is not None for p in outputs.values()):
+        return
+    inputs = [(f, getattr(args, f[2:], None)) for f in ("--ratings", "--train", "--test")]
+    if not (args.ratings or args.train):
+        try:
+            folder = find_release(args.dataset, args.data_dir, download=False)
+        except FileNotFoundError:  # not here yet: it will be downloaded into a fresh folder
+            folder = None
+        if folder is not None:
+            inputs += [(f"--dataset {args.dataset}", f) for f in sorted(folder.iterdir())]
+    check_outputs(outputs, inputs, cache_dir=default_cache_dir() / "parsed")
+
+
+def reader_options(args) -> dict:
+    """The parse options of the data flags (``read_ratings`` keyword arguments)."""
+    return dict(
+        delimiter=DELIMITERS.get(args.delimiter),
+        rating_scale=args.rating_scale,
+        duplicates=args.duplicates,
+    )
+
+
+def load_full(args, progress: bool = False) -> Ratings:
+    """All ratings of ``--ratings`` or of ``--dataset`` (found, else downloaded)."""
+    if args.ratings:
+        return read_ratings(args.ratings, **reader_options(args))
+    data = load_movielens(args.dataset, args.data_dir, download=args.download, progress=progress)
+    if args.rating_scale is not None:
+        lo, hi = args.rating_scale
+        if data.ratings.min() < lo or data.ratings.max() > hi:
+            raise ValueError(
+                f"{args.dataset} has ratings in [{data.ratings.min():g}, {data.ratings.max():g}]"
+                f", outside --rating-scale {lo:g} {hi:g}"
+            )
+    return data
+
+
+def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
+    """(train, test, n_unknown): explicit files, or a seeded split of one file or a release.
+
+    The training part is indexed on its own users and items; test ratings of a user or item
+    not in it keep index ``UNKNOWN`` and are counted (``test_size=0``: an empty test).
+    """
+    if args.train or args.test:
+        if not (args.train and args.test):
+            raise ValueError("--train and --test go together")
+        if args.ratings:
+            raise ValueError("give either --ratings or --train/--test, not both")
+        train = read_ratings(args.train, **reader_options(args))
+        return (train, *align(train, read_ratings(args.test, **reader_options(args))))
+    full = load_full(args, progress)
+    test_size = 0.2 if args.test_size is None else args.test_size
+    if test_size == 0:
+        return full, full.subset(np.empty(0, dtype=np.int64)), 0
+    tr, te = train_test_split(len(full), test_size, args.seed)
+    train = reindex(full.subset(tr))
+    return (train, *align(train, full.subset(te)))
+
+
+def top_items(model, u: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(item indices, clipped predicted ratings) of the top-k unseen items of user index ``u``
+    (``UNKNOWN``: ranked by the fallback)."""
+    top, scores = model._recommend_indices(np.array([u], dtype=np.int64), k)
+    keep = np.isfinite(scores[0])
+    return top[0][keep], scores[0][keep]
+
+
+def top_json(model, u: int, k: int, item_ids, titles) -> list[dict]:
+    """The top-k list as JSON records: raw item id, title (or null), predicted rating."""
+    return items_json(*top_items(model, u, k), item_ids, titles, "rating")
+
+
+def items_json(index, values, item_ids, titles, key: str) -> list[dict]:
+    """JSON records of items by index: raw id, title (or null) and one value under ``key``."""
+    out = []
+    for i, v in zip(index, values, strict=True):
+        raw = raw_id(item_ids[i])
+        out.append({"item": raw, "title": titles.get(raw), key: float(v)})
+    return out
+
+
+def print_top(model, u: int, raw_user, k: int, item_ids, titles) -> None:
+    """Print the top-k unseen items for user index ``u`` with titles and predicted ratings."""
+    top, values = top_items(model, u, k)
+    header = f"top {len(top)} unseen movies for user {raw_user}:"
+    print_items(header, top, values, item_ids, titles)
+
+
+def print_items(header: str, index, values, item_ids, titles, fmt: str = "5.2f") -> None:
+    """A numbered list of items (by index) with one value each and the title."""
+    print(header)
+    for rank, (i, v) in enumerate(zip(index, values, strict=True), start=1):
+        raw = raw_id(item_ids[i])
+        print(f"{rank:3d}. {v:{fmt}}  {titles.get(raw, f'item {raw}')}")
+
+
+def plural(n: int, word: str) -> str:
+    """'1 rating', '2 ratings'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
