@@ -149,6 +149,19 @@ def evaluate_binary_fold(
     return result
 
 
+def score_binary(model, users, items, ratings, k: int, threshold: float) -> dict:
+    """A fitted binary model's metrics on test (users, items, ratings) given as 0-based
+    indices (``UNKNOWN`` allowed: the fallback scores them, ``n_unknown`` counts them)."""
+    y = (np.asarray(ratings) >= threshold).astype(np.float64)
+    if y.size == 0:
+        return {"n_test": 0, "n_unknown": 0}
+    result = binary_metrics(y, model._predict_indices(users, items))
+    result["n_unknown"] = int(model.n_unknown_)
+    ranks = ranking_metrics(model, users, items, ratings, k, threshold)
+    result.update({key: v for key, v in ranks.items() if "@" in key})
+    return result
+
+
 def cross_validate_binary(
     data: Ratings,
     name: str,

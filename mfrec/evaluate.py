@@ -54,7 +54,7 @@ def query_indices(data: Ratings, train: Ratings, test: Ratings) -> tuple[np.ndar
 def cross_validate(
     data: Ratings,
     name: str,
-    folds: int = 5,
+    folds: int | list[tuple[np.ndarray, np.ndarray]] = 5,
     seed: int = 0,
     k: int = 10,
     threshold: float = 4.0,
@@ -64,9 +64,11 @@ def cross_validate(
     metrics: tuple[str, ...] = METRICS,
 ) -> dict:
     """``folds``-fold CV of configuration ``name`` (or of ``factory(seed)`` models when given):
-    per-fold results of ``evaluate`` and the mean and std of ``metrics``."""
+    per-fold results of ``evaluate`` and the mean and std of ``metrics``. ``folds`` may also be
+    the (train, test) row indices of each fold (e.g. ml-100k's canonical u1..u5)."""
     per_fold = []
-    for f, (tr, te) in enumerate(kfold(len(data), folds, seed)):
+    splits = kfold(len(data), folds, seed) if isinstance(folds, int) else folds
+    for f, (tr, te) in enumerate(splits):
         model = factory(seed) if factory is not None else build_model(name, seed)
         per_fold.append(evaluate(model, data, tr, te, k, threshold))
         if on_fold is not None:

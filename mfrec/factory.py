@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import inspect
 
+import numpy as np
+
 from mfrec import devices
+from mfrec.binary import NETWORKS, network_configs
 from mfrec.configs import build_model
 from mfrec.job import DefaultModel
 from mfrec.reference import MatrixFactorization
@@ -53,7 +56,19 @@ BACKENDS = {
     "neural": ("torch",),
     "equal": ("numba",),
     "default": ("numba",),
+    "svdpp": ("numba", "torch"),
+    "two-towers": ("torch",),
+    "concat": ("torch",),
+    "embedding-mlp": ("torch",),
+    "book": ("torch",),
 }
+
+MODEL_CHOICES = tuple(BACKENDS)
+"""Every ``--model`` name: the configurations of :mod:`mfrec.configs`, SVD++, the chapter-3
+networks and the book's liked-or-not model (``--binary`` only)."""
+
+FEATURE_MODELS = ("svdpp", "embedding-mlp")
+"""The models that use user and item features (``--user-features``, a release's files)."""
 
 
 def flag(dest: str) -> str:
@@ -73,6 +88,10 @@ def resolve_plan(args) -> None:
     ``--model auto`` is the 'default' configuration, or 'biased' SGD MF when an SGD flag or
     ``--backend torch``/``both`` is given (the default ensemble has no torch version).
     """
+    binary = getattr(args, "binary", None) is not None
+    if args.model == "auto" and binary:
+        args.model, args.auto_reason = "biased", None
+        args.auto_binary = True  # biased logistic MF, and the label says why
     if args.model == "auto":
         default_takes = constructor_args(DefaultModel, DefaultModel)  # --threads, --device
         sgd = [d for d in (*MODEL_FLAGS, *SCHEDULE_FLAGS)
@@ -85,7 +104,19 @@ def resolve_plan(args) -> None:
             args.model = "biased"
         else:
             args.model = "default"
+    if binary:
+        from mfrec.binary import binary_names
+
+        if args.model not in binary_names():
+            raise ValueError(
+                f"--binary: model {args.model!r} has no binary (liked-or-not) form; these have "
+                f"one: {', '.join(binary_names())}"
+            )
+    elif args.model == "book":
+        raise ValueError("--model book is the book's liked-or-not model: add --binary 4")
     have = BACKENDS[args.model]
+    if binary and args.model in ("plain", "biased"):
+        have = ("numba", "torch")
     if args.backend is None:
         args.backend = have[0]
     wanted = ("numba", "torch") if args.backend == "both" else (args.backend,)
@@ -93,17 +124,12 @@ def resolve_plan(args) -> None:
     if missing:
         raise ValueError(
             f"--model {args.model} has no {missing[0]} version (it runs on {' and '.join(have)}); "
-            "torch versions exist for plain, biased, als and neural"
+            "torch versions exist for plain, biased, als, svdpp and the networks"
         )
     if args.model == "default" and getattr(args, "plot", None):
         raise ValueError(
             "--plot draws per-epoch learning curves; the default model does not score every "
             "epoch (at scale that costs more than the epoch): name a model, e.g. --model biased"
-        )
-    if args.model == "neural" and getattr(args, "save", None):
-        raise ValueError(
-            "--save: a model file holds a factor model (μ + bᵤ + bᵢ + Pᵤ·Qᵢ); the neural "
-            "model's MLP is not one, so it cannot be saved"
         )
     for backend in wanted:
         make_model(args, backend, check_only=True)
@@ -115,7 +141,7 @@ def default_model(args):
     It sizes its members by the training data at fit; its SGD members run on ``--device``
     (default auto: CUDA when Numba sees a device).
     """
-    return DefaultModel(seed=args.seed, device=args.device or "auto")
+    return DefaultModel(seed=args.seed, device=getattr(args, "device", None) or "auto")
 
 
 def make_model(args, backend: str | None = None, check_only: bool = False):
@@ -127,8 +153,9 @@ def make_model(args, backend: str | None = None, check_only: bool = False):
     if args.model == "auto" or args.backend is None:
         resolve_plan(args)
     backend = backend or ("numba" if args.backend == "both" else args.backend)
-    base = default_model(args) if args.model == "default" else build_model(args.model, args.seed)
-    cls = torch_class(type(base)) if backend == "torch" and args.model != "neural" else type(base)
+    base = base_model(args, backend, check_only)
+    converts = args.model in ("plain", "biased", "als") and getattr(args, "binary", None) is None
+    cls = torch_class(type(base)) if backend == "torch" and converts else type(base)
     takes = constructor_args(cls, type(base))
     overrides = {}
     other = {"numba": TORCH_ONLY_FLAGS, "torch": ("kernel", "threads")}[backend]
@@ -170,9 +197,48 @@ def make_model(args, backend: str | None = None, check_only: bool = False):
     if cls is type(base) and not overrides:
         return base
     params = {k: v for k, v in vars(base).items() if k in takes and not k.startswith("_")}
+    for side in ("user_features", "item_features"):  # an EmbeddingMLP's, as it holds them
+        f = params.get(side)
+        if isinstance(f, dict):
+            params[side] = f["fields"] if "fields" in f else (f["indptr"], f["indices"])
     if "device" in params:  # a torch.device; the constructors take its name
         params["device"] = str(params["device"])
     return cls(**{**params, **overrides})
+
+
+def base_model(args, backend: str, check_only: bool = False):
+    """The unfitted model ``--model`` names on ``backend``, before flags apply: a configuration
+    of :mod:`mfrec.configs`, SVD++, a chapter-3 network or (``--binary T``) a binary form.
+
+    Features come from ``args.features_`` (user, item), set once the data is read; with
+    ``check_only`` a one-row stand-in lets the flags be checked before.
+    """
+    features = getattr(args, "features_", None) or (None, None)
+    if check_only and args.model == "embedding-mlp":
+        stub = np.zeros((1, 1), dtype=np.int64)
+        features = tuple(stub if f is None else f for f in features)
+    if args.model == "embedding-mlp" and None in features:
+        raise ValueError(
+            "--model embedding-mlp needs user and item features: --dataset ml-100k or ml-1m "
+            "finds them in the release, or give --user-features F and --item-features F"
+        )
+    if getattr(args, "binary", None) is not None:
+        from mfrec.binary import binary_model
+
+        return binary_model(args.model, args.seed, backend, features)
+    if args.model == "svdpp":
+        if backend == "torch":
+            from mfrec.torch_impl.svdpp import TorchSVDpp
+
+            return TorchSVDpp(seed=args.seed, mode="minibatch")
+        from mfrec.reference.svdpp import SVDpp
+
+        return SVDpp(seed=args.seed)
+    if args.model in NETWORKS:
+        return network_configs("rating", *features)[args.model][1](args.seed)
+    if args.model == "default":
+        return default_model(args)
+    return build_model(args.model, args.seed)
 
 
 def constructor_args(cls: type, base: type) -> set[str]:

@@ -7,15 +7,21 @@ import argparse
 import numpy as np
 
 from mfrec.data import (
+    CANONICAL_SPLITS,
     RELEASES,
     Ratings,
+    canonical_split,
     find_release,
+    get_release,
     load_movielens,
+    read_features,
     read_ratings,
+    release_features,
 )
 from mfrec.data.dataset import align, reindex
 from mfrec.data.parse import DUPLICATE_POLICIES, default_cache_dir
 from mfrec.data.splits import train_test_split
+from mfrec.factory import FEATURE_MODELS
 from mfrec.modelio import raw_id
 from mfrec.outputs import check_outputs
 
@@ -62,6 +68,68 @@ def add_data_options(p: argparse.ArgumentParser):
         help="a repeated (user, item) pair: stop with an error, or keep its last rating",
     )
     return src
+
+
+def add_task_options(p: argparse.ArgumentParser) -> None:
+    """The flags ``train`` and ``cv`` share beyond the data: the liked-or-not task, features."""
+    g = p.add_argument_group("task and side information")
+    g.add_argument(
+        "--binary",
+        type=float,
+        metavar="T",
+        help="the liked-or-not task: a rating >= T is liked (the book's reading: 4 on 1-5); "
+        "prints AUC, log loss, precision/recall/accuracy at 0.5 and the ranked lists' @K",
+    )
+    g.add_argument("--user-features", metavar="F", help="CSV/TSV with a header, first column the "
+                   "raw user id (svdpp, embedding-mlp)")  # fmt: skip
+    g.add_argument("--item-features", metavar="F", help="the same for items (a MovieLens "
+                   "movies.csv works as it is)")  # fmt: skip
+    g.add_argument(
+        "--features",
+        choices=["auto", "none"],
+        default="auto",
+        help="auto: the release's feature files (u.user, u.item, ...) for svdpp and "
+        "embedding-mlp; none: ignore them",
+    )
+
+
+def load_features(args, train: Ratings, say=print) -> tuple:
+    """(user, item) :class:`~mfrec.data.Features` for a model that uses them, aligned to
+    ``train``'s ids: from --user-features/--item-features, else the release's files (with
+    --dataset and --features auto); (None, None) for the other models."""
+    if args.model not in FEATURE_MODELS:
+        for f in ("--user-features", "--item-features"):
+            if getattr(args, f[2:].replace("-", "_")):
+                raise ValueError(f"{f}: only {' and '.join(FEATURE_MODELS)} use features, not "
+                                 f"--model {args.model}")  # fmt: skip
+        return None, None
+    if args.features == "none":
+        return None, None
+    users = items = None
+    if not (
+        args.ratings or getattr(args, "train", None) or args.user_features or args.item_features
+    ):
+        folder = find_release(args.dataset, args.data_dir, download=False)
+        users, items = release_features(args.dataset, folder, train)
+    if args.user_features:
+        users = read_features(args.user_features, train.user_ids, what="user")
+    if args.item_features:
+        items = read_features(args.item_features, train.item_ids, what="item")
+    for side, f in (("user", users), ("item", items)):
+        if f is not None:
+            say(f"{side} features: {f.n_features} from {f.source}")
+            if f.note:
+                say(f.note)
+    return users, items
+
+
+def rating_scale(args, data: Ratings) -> tuple[float, float]:
+    """The rating scale: --rating-scale, else the release's, else the range of ``data``."""
+    if args.rating_scale is not None:
+        return tuple(float(x) for x in args.rating_scale)
+    if not (args.ratings or getattr(args, "train", None)):
+        return tuple(float(x) for x in get_release(args.dataset).scale)
+    return float(data.ratings.min()), float(data.ratings.max())
 
 
 def add_output_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:
@@ -123,6 +191,18 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
     The training part is indexed on its own users and items; test ratings of a user or item
     not in it keep index ``UNKNOWN`` and are counted (``test_size=0``: an empty test).
     """
+    split = getattr(args, "split", None)
+    if split is not None:
+        if args.ratings or args.train or args.test or args.test_size is not None:
+            raise ValueError(f"--split {split} is a split of ml-100k's u.data: it does not go "
+                             "with --ratings, --train/--test or --test-size")  # fmt: skip
+        if args.dataset != "ml-100k":
+            raise ValueError(f"--split {split}: only ml-100k ships canonical splits "
+                             f"({', '.join(CANONICAL_SPLITS)}), not {args.dataset}")  # fmt: skip
+        full = load_full(args, progress)
+        tr, te = canonical_split(full, split)
+        train = reindex(full.subset(tr))
+        return (train, *align(train, full.subset(te)))
     if args.train or args.test:
         if not (args.train and args.test):
             raise ValueError("--train and --test go together")

@@ -12,9 +12,11 @@ from mfrec.cli._common import (
     plural,
     print_items,
     print_top,
+    top_items,
     top_json,
 )
 from mfrec.modelio import id_index, load_model, raw_id
+from mfrec.modelstate import predicts_probabilities, refusal
 from mfrec.reference.mf import UNKNOWN
 
 
@@ -75,6 +77,9 @@ def cmd_recommend(args) -> int:
     check_positive("-k/--top", args.top, integer=True)
     model, user_ids, item_ids, titles = load_model(args.model)
     if args.rate:
+        why = refusal(model, "fold-in")
+        if why is not None:
+            raise ValueError(f"--rate: {why}")
         items, ratings = parse_rates(args.rate, model, item_ids, args.model)
         top, values = model.recommend_new_user(items, ratings, args.top)  # ids are indices here
         header = f"top {len(top)} movies for a new user with {plural(len(items), 'rating')}:"
@@ -90,7 +95,13 @@ def cmd_recommend(args) -> int:
         )
     u = UNKNOWN if pos is None else pos
     raw_user = args.user if pos is None else raw_id(user_ids[pos])
-    print_top(model, u, raw_user, args.top, item_ids, titles)
-    args.result = {"user": raw_user, "known_user": pos is not None,
-                   "items": top_json(model, u, args.top, item_ids, titles)}  # fmt: skip
+    if predicts_probabilities(model):  # a liked-or-not model: its values are P(liked)
+        top, values = top_items(model, u, args.top)
+        header = f"top {len(top)} unseen movies for user {raw_user} (P(liked)):"
+        print_items(header, top, values, item_ids, titles, fmt="5.3f")
+        items = items_json(top, values, item_ids, titles, "p_liked")
+    else:
+        print_top(model, u, raw_user, args.top, item_ids, titles)
+        items = top_json(model, u, args.top, item_ids, titles)
+    args.result = {"user": raw_user, "known_user": pos is not None, "items": items}
     return 0

@@ -10,6 +10,7 @@ from mfrec.cli._common import (
     print_items,
 )
 from mfrec.modelio import id_index, load_model, raw_id
+from mfrec.modelstate import refusal
 from mfrec.reference.serving import similar_items
 
 
@@ -29,6 +30,9 @@ def cmd_similar(args) -> int:
     """The items nearest to one item by cosine similarity of their rows of Q."""
     check_positive("-k/--top", args.top, integer=True)
     model, _, item_ids, titles = load_model(args.model)
+    why = refusal(model, "similar")
+    if why is not None:
+        raise ValueError(why)
     pos = id_index(item_ids, args.item)
     if pos is None:
         raise ValueError(f"item {args.item} is not in {args.model}")

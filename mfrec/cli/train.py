@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
 
 from mfrec._internal import check_positive
+from mfrec.binary import NETWORKS, score_binary
 from mfrec.cli._common import (
     HelpFormatter,
     add_data_options,
     add_output_flags,
+    add_task_options,
     check_output_files,
+    items_json,
+    load_features,
     load_split,
+    print_items,
     print_top,
+    rating_scale,
     top_json,
 )
 from mfrec.configs import CONFIGS
 from mfrec.data import (
+    CANONICAL_SPLITS,
     Ratings,
+    binarize,
     get_release,
 )
-from mfrec.data.splits import train_test_split
+from mfrec.data.splits import carve_validation, unseen_as_unknown
 from mfrec.factory import (
+    MODEL_CHOICES,
     fit_steps,
     flag,
     label,
@@ -53,16 +63,24 @@ def add_parser(sub) -> None:
         help="held-out fraction of --dataset/--ratings (default 0.2); 0 trains on every rating "
         "and evaluates nothing",
     )
+    src.add_argument(
+        "--split",
+        choices=CANONICAL_SPLITS,
+        help="one of ml-100k's canonical train/test splits (its u1.base/u1.test, ...)",
+    )
+    add_task_options(t)
     m = t.add_argument_group(
         "model (a flag the chosen model does not take is refused; unset: the model's own value)"
     )
     models = "; ".join(f"{name}: {desc}" for name, (desc, _) in CONFIGS.items()).replace("%", "%%")
     m.add_argument(
         "--model",
-        choices=["auto", *CONFIGS],
+        choices=["auto", *MODEL_CHOICES],
         default="auto",
         help="auto: 'default' on numba, or 'biased' when an SGD flag or --backend torch/both "
-        f"is given. {models}",
+        f"is given (with --binary: biased logistic MF). {models}; svdpp: SVD++ (implicit "
+        "feedback, and features when present); two-towers, concat, embedding-mlp: the book's "
+        "chapter-3 networks (torch); book: the book's σ(Pᵤ·Qᵢ) by AdamW (--binary only)",
     )
     m.add_argument("--factors", type=int, help="k, columns of P and Q")
     m.add_argument("--epochs", type=int, help="passes over the data (ALS: iterations)")
@@ -213,8 +231,10 @@ def fit_one(args, backend: str, model, train: Ratings, test: Ratings, say, bar_o
     if track:
         callback = member_report if ensemble else (lambda s, m: report(s, m, backend))
     extra = {}
+    if args.model == "svdpp":
+        extra = dict(zip(("user_features", "item_features"), args.features_, strict=True))
     if val is not None:
-        extra = {"eval_set": (val.users, val.items, val.ratings), "patience": args.patience}
+        extra.update(eval_set=val, patience=args.patience)
     try:
         model.fit(train.users, train.items, train.ratings, train.n_users, train.n_items,
                   callback=callback, **extra)  # fmt: skip
@@ -303,6 +323,62 @@ def score(model, test: Ratings, bar_on: bool, lines: bool) -> tuple[np.ndarray, 
     return pred, n_unknown
 
 
+def carve(args, train: Ratings, test: Ratings, n_unknown: int) -> tuple:
+    """Carve ``--val-fraction`` of ``train`` out as a validation split (seeded by --seed + 1):
+    (fit part, validation (users, items, ratings), test, n_val_unknown, n_test_unknown).
+
+    A held-out or test rating whose user or item only the held-out part has becomes
+    ``UNKNOWN`` (scored by the fallback) and is counted.
+    """
+    carved = carve_validation(train.users, train.items, train.ratings, args.val_fraction,
+                              args.seed + 1)  # fmt: skip
+    fit = train.subset(carved.fit_rows)
+    tu, ti, n_test_unknown = unseen_as_unknown(test.users, test.items, fit.users, fit.items)
+    test = dataclasses.replace(test, users=tu, items=ti)
+    return fit, carved.val, test, carved.n_unknown, n_test_unknown if len(test) else n_unknown
+
+
+def train_binary(args, train: Ratings, test: Ratings, u: int, raw_user, say) -> int:
+    """``--binary T``: fit the liked-or-not form on labels 1[r >= T], print and return its
+    pointwise metrics at 0.5 and the ranked lists' precision/recall/NDCG@K."""
+    if args.backend == "both" or args.val_fraction or args.plot:
+        raise ValueError("--binary does not go with --backend both, --val-fraction or --plot")
+    t = args.binary
+    y = binarize(train.ratings, t, rating_scale(args, train), part="training")
+    model = make_model(args, args.backend)
+    what = " (biased logistic MF: no --model given)" if getattr(args, "auto_binary", 0) else ""
+    info = label_text(label(model, args.backend))
+    say(f"model {args.model}{what}, liked = rating >= {t:g}: {info}")
+    start = time.perf_counter()
+    model.fit(train.users, train.items, y, train.n_users, train.n_items)
+    result = {"model": args.model, **label(model, args.backend), "n_train": len(train),
+              "n_test": len(test), "seconds": time.perf_counter() - start}  # fmt: skip
+    metrics = score_binary(model, test.users, test.items, test.ratings, args.top, t)
+    result["binary"] = {"threshold": t, **metrics}
+    m = metrics
+    k = args.top
+    if len(test):
+        print(f"{args.backend} ({result['class']}): AUC {m['auc']:.4f}  log loss "
+              f"{m['log_loss']:.4f}  at 0.5: precision {m['precision']:.4f}  recall "
+              f"{m['recall']:.4f}  accuracy {m['accuracy']:.4f}; precision@{k} "
+              f"{m[f'precision@{k}']:.4f}  recall@{k} {m[f'recall@{k}']:.4f}  NDCG@{k} "
+              f"{m[f'ndcg@{k}']:.4f}  ({result['seconds']:.2f} s training)")  # fmt: skip
+    else:
+        print(f"{args.backend} ({result['class']}): no test ratings "
+              f"({result['seconds']:.2f} s training)")  # fmt: skip
+    top, values = model._recommend_indices(np.array([u], dtype=np.int64), k)
+    keep = np.isfinite(values[0])
+    print_items(f"top {int(keep.sum())} unseen movies for user {raw_user} (P(liked)):",
+                top[0][keep], values[0][keep], train.item_ids, train.titles, "5.3f")  # fmt: skip
+    result["top"] = items_json(top[0][keep], values[0][keep], train.item_ids, train.titles,
+                               "p_liked")  # fmt: skip
+    if args.save:
+        path = save_model(args.save, model, train.user_ids, train.item_ids, train.titles)
+        say(f"saved model to {path}")
+    args.result = result
+    return 0
+
+
 def cmd_train(args) -> int:
     """Train, print per-epoch and final errors and a top-k list; optionally save and plot."""
     check_args(args)
@@ -322,17 +398,21 @@ def cmd_train(args) -> int:
     )
     if len(test) == 0:
         say("--test-size 0: training on every rating; nothing is held out, nothing evaluated")
-    if n_unknown:
-        say(f"{n_unknown:,} test ratings have a user or item not in the training data: "
-            "scored by the fallback (training mean + the known bias)")  # fmt: skip
     if getattr(args, "auto_reason", None):
         say(f"--model auto: biased SGD MF ({args.auto_reason}; the default ensemble runs only "
             "on numba with its own settings)")  # fmt: skip
+    args.features_ = load_features(args, train, say)
+    if args.binary is not None:
+        return train_binary(args, train, test, u, raw_user, say)
     val = None
-    if args.val_fraction and args.model != "neural":
-        fit_part, val_part = train_test_split(len(train), args.val_fraction, args.seed + 1)
-        train, val = train.subset(fit_part), train.subset(val_part)
-        say(f"validation: {len(val):,} training ratings held out, {len(train):,} left to fit")
+    if args.val_fraction and args.model not in ("neural", *NETWORKS):  # those carve their own
+        train, val, test, n_val_unknown, n_unknown = carve(args, train, test, n_unknown)
+        say(f"validation: {len(val[2]):,} training ratings held out, {len(train):,} left to fit"
+            f"; {n_val_unknown:,} of them have a user or item not in the fit part")  # fmt: skip
+    if n_unknown:
+        part = "fit part" if val else "training data"
+        say(f"{n_unknown:,} test ratings have a user or item not in the {part}: scored by the "
+            "fallback (training mean + the known bias)")  # fmt: skip
     backends = ["numba", "torch"] if args.backend == "both" else [args.backend]
     fits, results = {}, {}
     for name in backends:
