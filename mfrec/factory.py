@@ -245,8 +245,10 @@ def constructor_args(cls: type, base: type) -> set[str]:
     """The keyword arguments ``cls`` takes (``**kwargs`` passed on to ``base`` count too)."""
     params = inspect.signature(cls.__init__).parameters
     names = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()) and base is not cls:
-        names |= constructor_args(base, base)
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        parent = base if base is not cls else cls.__mro__[1]  # where **kwargs go
+        if parent is not object:
+            names |= constructor_args(parent, parent)
     return names - {"self"}
 
 

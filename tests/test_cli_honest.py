@@ -115,8 +115,13 @@ def test_neural_runs_on_torch_and_is_labelled_so(capsys, ratings):
                            "--epochs", 1, "--factors", 4)  # fmt: skip
     assert result["class"] == "NeuralMF" and result["backend"] == "torch"
     assert "NeuralMF(k=4, 1 epochs" in err and "on torch" in err and "numba" not in err
-    err = refused(capsys, "train", "--ratings", ratings, "--model", "neural", "--save", "m.npz")
-    assert "the neural model's MLP is not one" in err
+
+
+def test_neural_model_is_saved_as_a_state_record(capsys, ratings, tmp_path):
+    path = tmp_path / "m.npz"
+    code, out, _ = run(capsys, "train", "--ratings", ratings, "--model", "neural", "--epochs", 1,
+                       "--factors", 4, "--save", path)  # fmt: skip
+    assert code == 0 and type(load_model(path)[0]).__name__ == "NeuralMF"
 
 
 # 3. --test-size 0 trains on every rating, evaluates nothing, and the saved model excludes
