@@ -1,0 +1,136 @@
+"""Features, canonical splits and the validation carver on the command line (issue 19)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mfrec.cli import main
+from mfrec.data import canonical_split, load_ml100k
+from mfrec.data.dataset import align, reindex
+from mfrec.data.splits import carve_validation, train_test_split, unseen_as_unknown
+
+needs_ml100k = pytest.mark.skipif(not os.environ.get("MFREC_DATA"), reason="needs MFREC_DATA")
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFREC_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Ratings of 30 users × 20 items, a user file with one id not in them, an item file."""
+    rng = np.random.default_rng(1)
+    rows = [(u, i) for u in range(30) for i in range(20) if rng.random() < 0.5]
+    r = tmp_path / "r.csv"
+    r.write_text("".join(f"{u + 1},{i + 101},{rng.integers(1, 6)}\n" for u, i in rows))
+    uf = tmp_path / "users.csv"
+    uf.write_text("id,group\n" + "".join(f"{u + 1},g{u % 3}\n" for u in range(31)))
+    itf = tmp_path / "items.csv"
+    itf.write_text("id,genre\n" + "".join(f"{i + 101},a|b{i % 2}\n" for i in range(20)))
+    return r, uf, itf
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *argv) -> tuple[dict, str]:
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out), err
+
+
+def test_user_and_item_feature_files_reach_svdpp(capsys, files):
+    r, uf, itf = files
+    result, err = run_json(capsys, "train", "--ratings", r, "--model", "svdpp", "--epochs", 1,
+                           "--factors", 2, "--user-features", uf, "--item-features", itf)  # fmt: skip
+    assert result["class"] == "SVDpp"
+    assert "user features: 3 from" in err and "item features: 3 from" in err
+    assert "1 rows with ids absent from the ratings ignored" in err  # the file's .note
+
+
+def test_features_none_and_models_without_features(capsys, files):
+    r, uf, itf = files
+    _, err = run_json(capsys, "train", "--ratings", r, "--model", "svdpp", "--epochs", 1,
+                      "--user-features", uf, "--features", "none")  # fmt: skip
+    assert "user features" not in err
+    code, _, err = run(capsys, "train", "--ratings", r, "--model", "plain", "--user-features", uf)
+    assert code == 2 and "only svdpp and embedding-mlp use features" in err
+
+
+def test_embedding_mlp_needs_features(capsys, files):
+    r, uf, itf = files
+    code, _, err = run(capsys, "train", "--ratings", r, "--model", "embedding-mlp")
+    assert code == 2 and "needs user and item features" in err
+    result, _ = run_json(capsys, "train", "--ratings", r, "--model", "embedding-mlp", "--epochs",
+                         1, "--factors", 2, "--user-features", uf, "--item-features", itf)  # fmt: skip
+    assert result["class"] == "EmbeddingMLP" and result["params"]["n_factors"] == 2
+
+
+def test_torch_svdpp(capsys, files):
+    r, uf, itf = files
+    result, _ = run_json(capsys, "train", "--ratings", r, "--model", "svdpp", "--backend",
+                         "torch", "--epochs", 1, "--factors", 2)  # fmt: skip
+    assert result["class"] == "TorchSVDpp" and result["backend"] == "torch"
+
+
+def test_split_is_refused_off_ml100k_or_with_other_split_flags(capsys, files):
+    r, _, _ = files
+    code, _, err = run(capsys, "train", "--ratings", r, "--split", "u1")
+    assert code == 2 and "--split u1 is a split of ml-100k's u.data" in err
+    code, _, err = run(capsys, "train", "--split", "u2", "--test-size", "0.1")
+    assert code == 2 and "--test-size" in err
+    code, _, err = run(capsys, "train", "--dataset", "ml-1m", "--split", "u1", "--no-download")
+    assert code == 2 and "only ml-100k ships canonical splits" in err
+    code, _, err = run(capsys, "cv", "--ratings", r, "--splits", "canonical")
+    assert code == 2 and "only ml-100k ships canonical splits" in err
+
+
+@needs_ml100k
+def test_train_split_u1_is_the_release_cut(capsys):
+    result, _ = run_json(capsys, "train", "--split", "u1", "--model", "plain", "--epochs", 1,
+                         "--no-download")  # fmt: skip
+    data = load_ml100k(os.path.join(os.environ["MFREC_DATA"], "ml-100k"))
+    tr, te = canonical_split(data, "u1")
+    assert (result["n_train"], result["n_test"]) == (len(tr), len(te)) == (80_000, 20_000)
+
+
+@needs_ml100k
+def test_cv_canonical_runs_u1_to_u5(capsys):
+    result, err = run_json(capsys, "cv", "--splits", "canonical", "--model", "plain",
+                           "--no-download")  # fmt: skip
+    assert result["splits"] == "canonical" and len(result["folds"]) == 5
+    assert all(f"u{n}: RMSE" in err for n in range(1, 6))
+    assert [f["n_test"] for f in result["folds"]] == [20_000] * 5
+    mean = np.mean([f["rmse"] for f in result["folds"]])
+    assert result["mean"]["rmse"] == pytest.approx(mean, rel=1e-12)
+
+
+@needs_ml100k
+def test_release_features_are_found_by_dataset(capsys):
+    _, err = run_json(capsys, "train", "--model", "svdpp", "--epochs", 1, "--factors", 2,
+                      "--no-download")  # fmt: skip
+    assert "user features: " in err and "u.user" in err and "u.item" in err
+
+
+@needs_ml100k
+def test_val_fraction_counts_match_a_direct_carve(capsys):
+    _, err = run_json(capsys, "train", "--model", "biased", "--epochs", 1, "--factors", 2,
+                      "--val-fraction", 0.1, "--no-download")  # fmt: skip
+    data = load_ml100k(os.path.join(os.environ["MFREC_DATA"], "ml-100k"))
+    tr, te = train_test_split(len(data), 0.2, 0)
+    train = reindex(data.subset(tr))
+    test, _ = align(train, data.subset(te))
+    carved = carve_validation(train.users, train.items, train.ratings, 0.1, 1)
+    fit = train.subset(carved.fit_rows)
+    n_test_unknown = unseen_as_unknown(test.users, test.items, fit.users, fit.items)[2]
+    assert carved.n_unknown > 0 and n_test_unknown > 0
+    assert f"8,000 training ratings held out, 72,000 left to fit; {carved.n_unknown:,} of" in err
+    assert f"{n_test_unknown:,} test ratings have a user or item not in the fit part" in err
