@@ -49,8 +49,9 @@ def run_json(capsys, *argv) -> tuple[dict, str]:
 
 def test_user_and_item_feature_files_reach_svdpp(capsys, files):
     r, uf, itf = files
+    feats = ("--user-features", uf, "--item-features", itf)
     result, err = run_json(capsys, "train", "--ratings", r, "--model", "svdpp", "--epochs", 1,
-                           "--factors", 2, "--user-features", uf, "--item-features", itf)  # fmt: skip
+                           "--factors", 2, *feats)  # fmt: skip
     assert result["class"] == "SVDpp"
     assert "user features: 3 from" in err and "item features: 3 from" in err
     assert "1 rows with ids absent from the ratings ignored" in err  # the file's .note
@@ -69,8 +70,9 @@ def test_embedding_mlp_needs_features(capsys, files):
     r, uf, itf = files
     code, _, err = run(capsys, "train", "--ratings", r, "--model", "embedding-mlp")
     assert code == 2 and "needs user and item features" in err
+    feats = ("--user-features", uf, "--item-features", itf)
     result, _ = run_json(capsys, "train", "--ratings", r, "--model", "embedding-mlp", "--epochs",
-                         1, "--factors", 2, "--user-features", uf, "--item-features", itf)  # fmt: skip
+                         1, "--factors", 2, *feats)  # fmt: skip
     assert result["class"] == "EmbeddingMLP" and result["params"]["n_factors"] == 2
 
 
