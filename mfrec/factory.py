@@ -112,6 +112,16 @@ def resolve_plan(args) -> None:
                 f"--binary: model {args.model!r} has no binary (liked-or-not) form; these have "
                 f"one: {', '.join(binary_names())}"
             )
+        early = [d for d in SCHEDULE_FLAGS if given(args, d)]
+        if early and args.model not in NETWORKS:
+            raise ValueError(f"{flag(early[0])} with --binary: of the liked-or-not models only "
+                             f"the networks ({', '.join(NETWORKS)}) early-stop")  # fmt: skip
+        if args.model == "book" and given(args, "mode"):
+            raise ValueError("--mode does not apply to --model book: the book's training is "
+                             "AdamW on minibatches with max_norm 1")  # fmt: skip
+        if args.backend == "both" or getattr(args, "plot", None):
+            what = "--backend both" if args.backend == "both" else "--plot"
+            raise ValueError(f"{what} does not go with --binary (it compares or draws RMSE)")
     elif args.model == "book":
         raise ValueError("--model book is the book's liked-or-not model: add --binary 4")
     have = BACKENDS[args.model]

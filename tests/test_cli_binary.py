@@ -121,3 +121,17 @@ def test_train_binary_on_ml100k_beats_chance(capsys):
     result, _ = run_json(capsys, "train", "--binary", 4, "--epochs", 2, "--factors", 4,
                          "--no-download")  # fmt: skip
     assert result["n_test"] == 20_000 and result["binary"]["auc"] > 0.7
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--backend", "both"), "--backend both does not go with --binary"),
+        (("--plot", "c.png"), "--plot does not go with --binary"),
+        (("--val-fraction", "0.1"), "--val-fraction with --binary"),
+    ],
+)
+def test_binary_refuses_what_it_cannot_do(capsys, ratings, extra, message):
+    code, out, err = run(capsys, "train", "--ratings", ratings, "--binary", 4, "--model",
+                         "biased", *extra)  # fmt: skip
+    assert code == 2 and message in err and "epoch" not in out

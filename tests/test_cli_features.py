@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from mfrec.cli import main
 from mfrec.data import canonical_split, load_ml100k
 from mfrec.data.dataset import align, reindex
 from mfrec.data.splits import carve_validation, train_test_split, unseen_as_unknown
+from mfrec.factory import MODEL_FLAGS, SCHEDULE_FLAGS, make_model, resolve_plan
 
 needs_ml100k = pytest.mark.skipif(not os.environ.get("MFREC_DATA"), reason="needs MFREC_DATA")
 
@@ -76,6 +80,13 @@ def test_embedding_mlp_needs_features(capsys, files):
     assert result["class"] == "EmbeddingMLP" and result["params"]["n_factors"] == 2
 
 
+def test_svdpp_val_fraction_early_stops(capsys, files):
+    r, _, _ = files
+    _, err = run_json(capsys, "train", "--ratings", r, "--model", "svdpp", "--epochs", 3,
+                      "--factors", 2, "--val-fraction", 0.2, "--patience", 1)  # fmt: skip
+    assert "training ratings held out" in err and "validation RMSE best at epoch" in err
+
+
 def test_torch_svdpp(capsys, files):
     r, uf, itf = files
     result, _ = run_json(capsys, "train", "--ratings", r, "--model", "svdpp", "--backend",
@@ -136,3 +147,62 @@ def test_val_fraction_counts_match_a_direct_carve(capsys):
     assert carved.n_unknown > 0 and n_test_unknown > 0
     assert f"8,000 training ratings held out, 72,000 left to fit; {carved.n_unknown:,} of" in err
     assert f"{n_test_unknown:,} test ratings have a user or item not in the fit part" in err
+
+
+# Every cell of docs/cli.md's table of the extra models' flags: "yes" sets the constructor
+# argument on the model built, "refused" is an error naming the flag.
+DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+COLUMNS = {
+    "svdpp (numba)": [("svdpp", None, "numba")],
+    "svdpp (torch)": [("svdpp", None, "torch")],
+    "two-towers, concat": [("two-towers", None, "torch"), ("concat", None, "torch")],
+    "embedding-mlp": [("embedding-mlp", None, "torch")],
+    "--binary plain/biased (numba)": [("plain", 4.0, "numba"), ("biased", 4.0, "numba")],
+    "--binary plain/biased (torch)": [("plain", 4.0, "torch"), ("biased", 4.0, "torch")],
+    "--binary book": [("book", 4.0, "torch")],
+}
+VALUES = {"factors": 3, "epochs": 2, "lr": 0.02, "reg": 0.07, "biased": True, "init_std": 0.05,
+          "dtype": "float32", "lr_decay": 0.9, "kernel": "fast", "threads": 2, "mode": "exact",
+          "batch_size": 64, "compile": True, "device": "cpu", "val_fraction": 0.2,
+          "patience": 3}  # fmt: skip
+
+
+def doc_cells() -> list[tuple[str, str, str]]:
+    text = DOC.read_text(encoding="utf-8")
+    table = text.split("<!-- flag-table: extra models -->")[1].split("<!-- end flag-table -->")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.strip().splitlines()]
+    header, body = rows[0], rows[2:]
+    assert header[1:] == list(COLUMNS)
+    return [
+        (row[0].strip("`"), col, cell)
+        for row in body
+        for col, cell in zip(header[1:], row[1:], strict=True)
+    ]
+
+
+@pytest.mark.parametrize(("flag_name", "column", "cell"), doc_cells())
+def test_documented_flag_table_of_the_extra_models(flag_name, column, cell):
+    dest = flag_name[2:].replace("-", "_")
+    assert dest in VALUES and cell in ("yes", "refused")
+    stub = np.zeros((1, 1), dtype=np.int64)
+    for model, binary, backend in COLUMNS[column]:
+        args = argparse.Namespace(model=model, backend=backend, seed=0, binary=binary,
+                                  distributed=False, plot=None, save=None, checkpoint=None,
+                                  resume=False, features_=(stub, stub))  # fmt: skip
+        for d in (*MODEL_FLAGS, *SCHEDULE_FLAGS):
+            setattr(args, d, False if d == "compile" else None)
+        setattr(args, dest, VALUES[dest])
+        if cell == "refused":
+            with pytest.raises(ValueError, match=re.escape(flag_name)):
+                resolve_plan(args)
+            continue
+        resolve_plan(args)
+        built = make_model(args)
+        if dest in SCHEDULE_FLAGS and not hasattr(built, dest):
+            continue  # the CLI's own carver (see test_svdpp_val_fraction_early_stops)
+        param = MODEL_FLAGS.get(dest, dest)
+        names = param if isinstance(param, tuple) else (param,)
+        value = next(getattr(built, n) for n in names if hasattr(built, n))
+        if dest == "dtype":
+            value = np.dtype(value).name
+        assert str(value) == str(VALUES[dest]), (model, backend, dest, value)

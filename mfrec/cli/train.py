@@ -161,7 +161,7 @@ def check_args(args) -> None:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction!r}")
     if args.patience is not None:
         check_positive("--patience", args.patience, integer=True)
-        if not args.val_fraction and args.model != "neural":
+        if not args.val_fraction and args.model not in ("neural", *NETWORKS):
             raise ValueError("--patience needs a validation split: add --val-fraction, e.g. 0.1")
     if args.test_size is not None:
         if args.train or args.test:
@@ -341,8 +341,6 @@ def carve(args, train: Ratings, test: Ratings, n_unknown: int) -> tuple:
 def train_binary(args, train: Ratings, test: Ratings, u: int, raw_user, say) -> int:
     """``--binary T``: fit the liked-or-not form on labels 1[r >= T], print and return its
     pointwise metrics at 0.5 and the ranked lists' precision/recall/NDCG@K."""
-    if args.backend == "both" or args.val_fraction or args.plot:
-        raise ValueError("--binary does not go with --backend both, --val-fraction or --plot")
     t = args.binary
     y = binarize(train.ratings, t, rating_scale(args, train), part="training")
     model = make_model(args, args.backend)
