@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pytest
+from cli_run import run, run_json
 
-from mfrec.cli import main
 from mfrec.modelio import load_model
 
 
@@ -27,18 +26,6 @@ def ratings(tmp_path):
     path.write_text("".join(f"{u + 1},{i + 101},{np.clip(np.rint(3 + P[u] @ Q[i]), 1, 5):g}\n"
                             for u, i in rows))  # fmt: skip
     return path
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv) -> tuple[dict, str]:
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    return json.loads(out), err
 
 
 def test_train_binary_without_model_is_biased_logistic_mf(capsys, ratings):

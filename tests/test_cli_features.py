@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run, run_json
 
-from mfrec.cli import main
 from mfrec.data import canonical_split, load_ml100k
 from mfrec.data.dataset import align, reindex
 from mfrec.data.splits import carve_validation, train_test_split, unseen_as_unknown
@@ -37,18 +36,6 @@ def files(tmp_path):
     itf = tmp_path / "items.csv"
     itf.write_text("id,genre\n" + "".join(f"{i + 101},a|b{i % 2}\n" for i in range(20)))
     return r, uf, itf
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv) -> tuple[dict, str]:
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    return json.loads(out), err
 
 
 def test_user_and_item_feature_files_reach_svdpp(capsys, files):

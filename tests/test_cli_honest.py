@@ -3,7 +3,6 @@ trained on every rating, text ids work, --json is one document, pipes close quie
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run, run_json
 
 from mfrec import cli
-from mfrec.cli import main
 from mfrec.modelio import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,19 +41,6 @@ def ratings(tmp_path) -> Path:
     path = tmp_path / "r.csv"
     path.write_text("\n".join(ratings_lines()) + "\n")
     return path
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv) -> tuple[dict, str]:
-    """Run with --json: stdout must be exactly one JSON document; returns it and stderr."""
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    return json.loads(out), err
 
 
 def refused(capsys, *argv) -> str:
