@@ -193,3 +193,14 @@ def test_documented_flag_table_of_the_extra_models(flag_name, column, cell):
         if dest == "dtype":
             value = np.dtype(value).name
         assert str(value) == str(VALUES[dest]), (model, backend, dest, value)
+
+
+def test_cv_embedding_mlp_reads_features_and_svdpp_says_what_it_uses(capsys, files):
+    r, uf, itf = files
+    feats = ("--user-features", uf, "--item-features", itf)
+    result, err = run_json(capsys, "cv", "--ratings", r, "--model", "embedding-mlp", "--folds",
+                           2, *feats)  # fmt: skip
+    assert len(result["folds"]) == 2 and "user features: 3 from" in err
+    assert all(np.isfinite(f["rmse"]) for f in result["folds"])
+    _, err = run_json(capsys, "cv", "--ratings", r, "--model", "svdpp", "--folds", 2)
+    assert "svdpp in cv: implicit feedback only" in err
