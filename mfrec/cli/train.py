@@ -111,9 +111,9 @@ def add_parser(sub) -> None:
     b.add_argument(
         "--backend",
         choices=["numba", "torch", "both"],
-        help="where the model runs (default: numba; torch for --model neural); torch versions "
-        "exist for plain, biased, als and neural; both: train each from the same seed and "
-        "compare (saves the numba model)",
+        help="where the model runs (default: numba; torch for neural, the networks and book); "
+        "torch versions exist for plain, biased, als, svdpp, neural and the networks; both: "
+        "train each from the same seed and compare (saves the numba model)",
     )
     b.add_argument(
         "--kernel",
