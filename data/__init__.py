@@ -17,6 +17,7 @@ from mfrec.data.movielens import (
     find_release,
     load_ml100k,
     load_movielens,
+    place_release,
 )
 from mfrec.data.registry import RELEASES, get_release
 from mfrec.data.splits import CANONICAL_SPLITS, canonical_split, kfold, train_test_split
@@ -34,6 +35,7 @@ __all__ = [
     "fetch_release",
     "find_ml100k",
     "find_release",
+    "place_release",
     "get_release",
     "implicit_feedback",
     "kfold",

@@ -82,6 +82,41 @@ def fetch_release(name: str, root: Path, url: str | None = None, progress: bool 
     return folder
 
 
+def place_release(name: str, root: Path, progress: bool = False) -> tuple[Path, Path | None]:
+    """(folder, copied_from): release ``name`` in ``root``, already there, copied from where
+    :func:`find_release` finds it on this machine, or downloaded (``copied_from`` is None then).
+
+    A copy goes to a temp folder in ``root`` first, then is renamed to ``root/name``; a
+    ``root/name`` that exists but does not hold the release is an error, never overwritten.
+    """
+    import shutil
+    import tempfile
+
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--data-dir {root}: not a folder")
+    try:
+        here = find_release(name, root, download=False) if root.is_dir() else None
+    except FileNotFoundError:
+        here = None
+    if here is not None and here.resolve().is_relative_to(root.resolve()):
+        return here, None
+    try:
+        found = find_release(name, None, download=False)
+    except FileNotFoundError:
+        found = None
+    if found is None:  # nowhere on this machine: download it into root
+        return fetch_release(name, root, progress=progress), None
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / get_release(name).name
+    if final.exists():
+        raise ValueError(f"{final} exists but does not hold {name}; move it away first")
+    with tempfile.TemporaryDirectory(dir=root, prefix=f".{final.name}-") as tmp:
+        staged = Path(tmp) / final.name
+        shutil.copytree(found, staged)
+        os.replace(staged, final)
+    return final, found
+
+
 def load_movielens(
     name: str,
     data_dir: str | os.PathLike | None = None,

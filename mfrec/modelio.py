@@ -255,7 +255,7 @@ def _check_meta(path: Path, meta: dict) -> None:
 # What each array must hold: "f" real floats, "i" integers, "id" integers or text.
 KINDS_OF_ARRAYS = {
     "P": "f", "Q": "f", "bu": "f", "bi": "f", "user_ids": "id", "item_ids": "id",
-    "seen_indptr": "i", "seen_indices": "i", "title_ids": "i", "title_names": "U",
+    "seen_indptr": "i", "seen_indices": "i", "title_ids": "id", "title_names": "U",
 }  # fmt: skip
 _KIND_WORDS = {"f": "real floats", "i": "integers", "id": "integer or text ids", "U": "text"}
 

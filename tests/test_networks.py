@@ -132,7 +132,7 @@ def test_features_are_validated():
     model = EmbeddingMLP(user_features=np.zeros((3, 1), np.int64),
                          item_features=np.zeros((4, 1), np.int64), n_epochs=1)  # fmt: skip
     with pytest.raises(ValueError, match="user_features has 3 rows but the data has 5"):
-        model.fit([0, 4], [0, 3], [1.0, 2.0])
+        model.fit([0, 4], [0, 3], [1.0, 2.0], 5, 4)  # indices: 5 users, 4 items
 
 
 def ml100k_features(root: Path, user_ids: np.ndarray, item_ids: np.ndarray):

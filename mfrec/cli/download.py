@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from mfrec.cli._common import (
@@ -11,7 +10,7 @@ from mfrec.cli._common import (
 from mfrec.data import (
     RELEASES,
     find_release,
-    get_release,
+    place_release,
 )
 from mfrec.progress import progress_enabled
 
@@ -37,43 +36,8 @@ def cmd_download(args) -> int:
     if args.data_dir is None:
         folder = find_release(args.name, progress=progress)
     else:
-        folder = release_into(args.name, Path(args.data_dir), progress)
+        folder, copied_from = place_release(args.name, Path(args.data_dir), progress)
+        if copied_from is not None:
+            print(f"copied {args.name} from {copied_from}")
     print(f"{args.name} is in {folder}")
     return 0
-
-
-def release_into(name: str, root: Path, progress: bool) -> Path:
-    """Release ``name`` in ``root``: already there, copied from where it is found, or downloaded.
-
-    A copy goes to a temp folder in ``root`` first, then is renamed to ``root/name``.
-    """
-    import shutil
-    import tempfile
-
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"--data-dir {root}: not a folder")
-    try:
-        here = find_release(name, root, download=False) if root.is_dir() else None
-    except FileNotFoundError:
-        here = None
-    if here is not None and here.resolve().is_relative_to(root.resolve()):
-        return here
-    try:
-        found = find_release(name, None, download=False)
-    except FileNotFoundError:
-        found = None
-    if found is None:  # nowhere on this machine: download it into root
-        from mfrec.data import fetch_release
-
-        return fetch_release(name, root, progress=progress)
-    root.mkdir(parents=True, exist_ok=True)
-    rel = get_release(name)
-    final = root / rel.name
-    if final.exists():
-        raise ValueError(f"{final} exists but does not hold {name}; move it away first")
-    with tempfile.TemporaryDirectory(dir=root, prefix=f".{rel.name}-") as tmp:
-        staged = Path(tmp) / rel.name
-        shutil.copytree(found, staged)
-        os.replace(staged, final)
-    print(f"copied {name} from {found}")
-    return final
