@@ -169,7 +169,7 @@ def _open_regular(path: Path) -> io.FileIO:
 # Compressed formats by their magic bytes: (name, opener of a decompressing stream).
 def _zstd_reader(raw):
     try:
-        import zstandard
+        import zstandard  # pyright: ignore[reportMissingImports] (optional, may be absent)
     except ImportError:
         return None
     return zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
@@ -588,7 +588,7 @@ def _apply_duplicates(path, table: Ratings, policy: str, locate) -> Ratings:
 def _hasher():
     """xxHash's XXH3-128 when the ``xxhash`` module is installed, else SHA-256."""
     try:
-        import xxhash
+        import xxhash  # pyright: ignore[reportMissingImports] (optional, may be absent)
     except ImportError:
         return "sha256", hashlib.sha256
     return "xxh3_128", xxhash.xxh3_128
@@ -626,7 +626,7 @@ def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
         pieces.append(lambda h=f"{name}:{a.dtype.str}:{a.shape}": h.encode())
         flat = a.reshape(-1).view(np.uint8) if a.size else np.empty(0, dtype=np.uint8)
         for s in range(0, max(flat.shape[0], 1), HASH_PIECE):
-            pieces.append(lambda f=flat, s=s: memoryview(f[s : s + HASH_PIECE]))
+            pieces.append(lambda f=flat, s=s: f[s : s + HASH_PIECE].data)  # a memoryview
     return _tree_digest(pieces)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,9 @@ def _logistic(biased: bool, backend: str):
     {0.02, 0.05, 0.1} by validation AUC on a 10% split of fold 0's training part (ML-100k)."""
 
     def build(seed: int = 0):
-        kw = dict(n_factors=50, n_epochs=30, lr=0.03, reg=0.05, biased=biased, seed=seed)
+        kw: dict[str, Any] = dict(
+            n_factors=50, n_epochs=30, lr=0.03, reg=0.05, biased=biased, seed=seed
+        )
         if backend == "torch":
             from mfrec.torch_impl.logistic import TorchLogisticMF
 
@@ -57,8 +60,8 @@ def network_configs(
     :class:`mfrec.torch_impl.networks.EmbeddingMLP`). Early-stopped on a 10% split."""
     from mfrec.torch_impl.networks import ConcatMLP, EmbeddingMLP, TwoTowerMF
 
-    kw = dict(n_factors=32, n_epochs=30, lr=2e-3, reg=0.05, batch_size=1024, val_fraction=0.1,
-              task=task)  # fmt: skip
+    kw: dict[str, Any] = dict(n_factors=32, n_epochs=30, lr=2e-3, reg=0.05, batch_size=1024,
+                              val_fraction=0.1, task=task)  # fmt: skip
     configs = {
         "two-towers": (
             "two towers (Linear+Tanh 64, 32 each), dot product + biases: k=32, AdamW 2e-3",
@@ -178,9 +181,10 @@ def cross_validate_binary(
     if factory is None:
         binary_model(name, seed, backend)  # refuse a model without a binary form up front
 
-        def factory(s: int):
+        def named_factory(s: int):
             return binary_model(name, s, backend)
 
+        factory = named_factory
     result = cross_validate(data, name, folds, seed, k, threshold, on_fold, factory,
                             evaluate_binary_fold, BINARY_METRICS)  # fmt: skip
     return {**result, "threshold": threshold}

@@ -92,7 +92,7 @@ class ALS(SeededFactorModel):
         ``history_`` holds the training MSE after each one.
         """
         u, i, r, P, Q, mu, _ = self._setup(users, items, ratings, n_users, n_items, init)
-        n_users, n_items = P.shape[0], Q.shape[0]
+        n_users, n_items = int(P.shape[0]), int(Q.shape[0])  # the validated sizes
         bu = np.zeros(n_users, dtype=self.dtype)
         bi = np.zeros(n_items, dtype=self.dtype)
         self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu

@@ -107,8 +107,15 @@ class BinaryOutput:
 
     def _remember_scale(self, labels: np.ndarray) -> None:
         """The fallback logit (of the training share of 1s); probabilities are not clipped."""
-        self.r_mean_ = logit(check_labels(labels))
-        self.r_min = self.r_max = None
+        remember_label_scale(self, labels)
+
+
+def remember_label_scale(model, labels: np.ndarray) -> None:
+    """Set ``model``'s fallback to the logit of the training share of 1s and clear its rating
+    scale (probabilities are not clipped): :meth:`BinaryOutput._remember_scale`'s body, for
+    models whose task is chosen per instance."""
+    model.r_mean_ = logit(check_labels(labels))
+    model.r_min = model.r_max = None
 
 
 class LogisticMF(BinaryOutput, SGDModel):

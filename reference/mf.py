@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, overload
 
 import numpy as np
 
@@ -129,6 +129,8 @@ class FactorModel:
     """Whether predictions are μ + bᵤ + bᵢ + Pᵤ·Qᵢ of the arrays, so a model file holds them."""
     user_ids_: np.ndarray | None = None
     item_ids_: np.ndarray | None = None
+    titles_: dict
+    """Raw item id → title, when the training data or the model file had titles."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -153,7 +155,11 @@ class FactorModel:
         self._check_fitted()
         return self.Q.shape[0]
 
-    def predict(self, users, items):
+    @overload
+    def predict(self, users: int | str | np.integer, items: int | str | np.integer) -> float: ...
+    @overload
+    def predict(self, users, items) -> np.ndarray: ...
+    def predict(self, users, items) -> float | np.ndarray:
         """Predicted ratings of (user, item) pairs given by raw id, clipped to the training scale.
 
         ``users`` and ``items`` are two raw ids (returns a float) or two sequences of one length
@@ -380,7 +386,11 @@ class SeededFactorModel(FactorModel):
         self.dtype = check_dtype(dtype)
         self.biased = bool(biased)
 
-    def _setup(self, users, items, ratings, n_users, n_items, init) -> tuple:
+    def _setup(
+        self, users, items, ratings, n_users, n_items, init
+    ) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.random.Generator
+    ]:
         """Validated (u, i, r), the initial P and Q (drawn from ``seed`` or copied from
         ``init``), μ, and the generator the epochs' orders are drawn from next."""
         u, i, r = check_ratings(users, items, ratings, self.dtype)

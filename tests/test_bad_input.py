@@ -159,7 +159,7 @@ def _gz(text: str) -> bytes:
 
 def _zst(text: str) -> bytes:
     try:
-        import zstandard
+        import zstandard  # pyright: ignore[reportMissingImports] (optional, may be absent)
     except ImportError:
         return b"\x28\xb5\x2f\xfd" + b"\0" * 16  # the magic: enough to be recognised
     return zstandard.ZstdCompressor().compress(text.encode())
@@ -167,7 +167,7 @@ def _zst(text: str) -> bytes:
 
 def _has_zstandard() -> bool:
     try:
-        import zstandard  # noqa: F401
+        import zstandard  # noqa: F401  # pyright: ignore[reportMissingImports] (optional)
     except ImportError:
         return False
     return True

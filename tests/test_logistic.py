@@ -177,7 +177,8 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     np.testing.assert_allclose(loaded.predict(users, items), model.predict(users, items), atol=0)
     np.testing.assert_array_equal(loaded.recommend(0, 5)[0], model.recommend(0, 5)[0])
     assert loaded.predict([UNKNOWN], [UNKNOWN])[0] == pytest.approx(labels.mean())
-    assert "cannot fold in a new user's ratings (--rate): " in refusal(loaded, "fold-in")
+    reason = refusal(loaded, "fold-in")
+    assert reason is not None and "cannot fold in a new user's ratings (--rate): " in reason
     assert refusal(loaded, "similar") is None and refusal(loaded, "save") is None
 
 

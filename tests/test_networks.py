@@ -15,7 +15,13 @@ from mfrec.modelstate import predicts_probabilities, refusal, supports_binary
 from mfrec.reference import rmse
 from mfrec.reference.classification import auc
 from mfrec.reference.mf import UNKNOWN
-from mfrec.torch_impl.networks import ConcatMLP, EmbeddingMLP, TwoTowerMF, as_features
+from mfrec.torch_impl.networks import (
+    ConcatMLP,
+    EmbeddingMLP,
+    EmbeddingMLPModule,
+    TwoTowerMF,
+    as_features,
+)
 from mfrec.torch_impl.neural import NeuralMF
 
 
@@ -96,7 +102,8 @@ def test_learns_shares_the_api_and_round_trips_a_model_file(name, task, tmp_path
     want = model.mu + model.bi[3]
     assert unknown == pytest.approx(1 / (1 + np.exp(-want)) if task == "binary" else want)
     for action in ("fold-in", "similar"):
-        assert f"a {type(model).__name__} cannot " in refusal(loaded, action)
+        reason = refusal(loaded, action)
+        assert reason is not None and f"a {type(model).__name__} cannot " in reason
     assert refusal(loaded, "save") is None
 
 
@@ -108,7 +115,8 @@ def test_neural_mf_saves_and_loads(tmp_path):
     loaded = load_model(path)[0]
     assert type(loaded) is NeuralMF and loaded.hidden == (8,)
     np.testing.assert_allclose(loaded.predict(u, i), model.predict(u, i), rtol=0, atol=0)
-    assert "cannot fold in" in refusal(loaded, "fold-in")
+    reason = refusal(loaded, "fold-in")
+    assert reason is not None and "cannot fold in" in reason
 
 
 def test_a_damaged_state_record_is_refused_naming_the_file(tmp_path):
@@ -166,5 +174,6 @@ def test_embedding_mlp_on_ml100k_side_information(ml100k_split, ml100k):
     assert auc(binarize(test.ratings[:5000], 4), probs) > 0.6
     # The features reach the score: another occupation changes user 0's predictions.
     before = model.score_all(0)
+    assert isinstance(model.module, EmbeddingMLPModule)
     model.module.user_features.fields[0, 2] = (fields[0, 2] + 1) % (fields[:, 2].max() + 1)
     assert np.abs(model.score_all(0) - before).max() > 1e-6

@@ -72,7 +72,7 @@ class TorchALS(ALS):
     ) -> TorchALS:
         """Same arguments, initialisation and half-step order as the reference ALS."""
         u_np, i_np, r_np, P0, Q0, mu, _ = self._setup(users, items, ratings, n_users, n_items, init)
-        n_users, n_items = P0.shape[0], Q0.shape[0]
+        n_users, n_items = int(P0.shape[0]), int(Q0.shape[0])  # the validated sizes
         dtype = TORCH_DTYPES[self.dtype]
         dev = self.device
         u = torch.from_numpy(u_np).to(dev)

@@ -276,14 +276,14 @@ class DistributedEpochs:
 
     def __init__(self, model: DistributedMatrixFactorization, u_np, i_np, r_np, rng, epoch: int):
         self.model, self.rng, self.n, self.epoch = model, rng, r_np.shape[0], epoch
-        self.data = model._to_device(u_np, i_np, r_np)
+        self.u, self.i, self.r = model._to_device(u_np, i_np, r_np)  # (N,) each
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
 
     def run(self, lr: float) -> float:
         """One data-parallel epoch at ``lr``; returns Σ e² over all ranks."""
         m = self.model
         order = torch.from_numpy(epoch_order(self.rng, self.n, m.shuffle)).to(m.device)
-        sse = m._epoch_dp(*self.data, order, self.rank, self.world_size, self.epoch, lr)
+        sse = m._epoch_dp(self.u, self.i, self.r, order, self.rank, self.world_size, self.epoch, lr)
         self.epoch += 1
         return sse
 

@@ -90,7 +90,7 @@ class TorchEpochs:
 
     def __init__(self, model: TorchMatrixFactorization, u_np, i_np, r_np, rng) -> None:
         self.model, self.rng, self.n = model, rng, r_np.shape[0]
-        self.data = model._to_device(u_np, i_np, r_np)
+        self.u, self.i, self.r = model._to_device(u_np, i_np, r_np)  # (N,) each
         self.B = 1 if model.mode == "exact" else model.batch_size
         self.optimizer = torch.optim.SGD(model.module.parameters(), lr=model.lr * self.B)
 
@@ -100,7 +100,7 @@ class TorchEpochs:
         order = torch.from_numpy(epoch_order(self.rng, self.n, m.shuffle)).to(m.device)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * self.B
-        return m._epoch(*self.data, order, self.optimizer, self.B)
+        return m._epoch(self.u, self.i, self.r, order, self.optimizer, self.B)
 
     def copy_out(self) -> None:
         """The module's weights into the model's numpy P, Q, bu, bi."""

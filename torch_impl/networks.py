@@ -28,7 +28,7 @@ from mfrec.data.ids import UNKNOWN
 from mfrec.devices import torch_cuda
 from mfrec.modelstate import ctor_params
 from mfrec.reference.early_stopping import EarlyStopping
-from mfrec.reference.logistic import BinaryOutput, check_labels, logit, sigmoid
+from mfrec.reference.logistic import check_labels, logit, remember_label_scale, sigmoid
 from mfrec.reference.mf import FactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES
@@ -90,6 +90,11 @@ class FeatureEmbedding(nn.Module):
     The feature arrays are buffers, so a model file holds them.
     """
 
+    fields: torch.Tensor  # (n, F) buffers: fields (and offsets (F,)), or indptr and indices
+    offsets: torch.Tensor
+    indptr: torch.Tensor
+    indices: torch.Tensor
+
     def __init__(self, features: dict[str, np.ndarray], dim: int, dtype) -> None:
         super().__init__()
         for key, a in features.items():
@@ -119,7 +124,22 @@ class FeatureEmbedding(nn.Module):
         return self.table(flat, bag_offsets)  # (B, dim)
 
 
-class NetworkModule(nn.Module):
+class ScoredModule(nn.Module):
+    """A torch module scoring pairs (u, i) over embeddings P, Q, biases bu, bi (n, 1) and the
+    buffer μ: what :class:`TorchScored` reads back into numpy."""
+
+    P: nn.Embedding
+    Q: nn.Embedding
+    bu: nn.Embedding
+    bi: nn.Embedding
+    mu: torch.Tensor
+
+    def penalty(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """The per-sample L2 penalty of the looked-up rows, (B,)."""
+        raise NotImplementedError
+
+
+class NetworkModule(ScoredModule):
     """Embeddings P, Q, biases bu, bi and μ around an interaction f: μ + bᵤ + bᵢ + f(u, i)."""
 
     def __init__(self, P: np.ndarray, Q: np.ndarray, mu: float, biased: bool) -> None:
@@ -193,9 +213,12 @@ class EmbeddingMLPModule(NetworkModule):
         return self.mlp(x).squeeze(-1)  # (B,)
 
 
-class TorchScored:
+class TorchScored(FactorModel):
     """What a :class:`FactorModel` scored by a torch ``module`` over its embeddings P, Q and
     biases bu, bi shares: numpy copies of those, scores by the network, its model file."""
+
+    module: ScoredModule
+    device: torch.device
 
     def _sync_numpy(self) -> None:
         """P, Q, bu, bi as numpy copies of the module's weights."""
@@ -364,7 +387,7 @@ class NetworkMF(TorchScored, FactorModel):
 
     def _remember_scale(self, ratings: np.ndarray) -> None:
         if self.task == "binary":
-            BinaryOutput._remember_scale(self, ratings)
+            remember_label_scale(self, ratings)
         else:
             super()._remember_scale(ratings)
 

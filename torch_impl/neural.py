@@ -19,10 +19,16 @@ from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.mf import FactorModel, SeededFactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
-from mfrec.torch_impl.networks import NO_FOLD_IN, NO_SIMILAR, TorchScored, restore_module
+from mfrec.torch_impl.networks import (
+    NO_FOLD_IN,
+    NO_SIMILAR,
+    ScoredModule,
+    TorchScored,
+    restore_module,
+)
 
 
-class NeuralModule(nn.Module):
+class NeuralModule(ScoredModule):
     """Embeddings, biases and an MLP head: r̂ = μ + bᵤ + bᵢ + MLP([Pᵤ, Qᵢ, Pᵤ·Qᵢ])."""
 
     def __init__(self, P: np.ndarray, Q: np.ndarray, mu: float, hidden: tuple, dropout: float):

@@ -39,11 +39,13 @@ def gather_bags(
     return idx[pos], offsets, wt[pos]
 
 
-def _table(weight: np.ndarray, bag: bool) -> nn.Module:
+def _table(weight: np.ndarray) -> nn.Embedding:
+    return nn.Embedding.from_pretrained(torch.from_numpy(weight.copy()), freeze=False)
+
+
+def _bag_table(weight: np.ndarray) -> nn.EmbeddingBag:
     w = torch.from_numpy(weight.copy())
-    if bag:
-        return nn.EmbeddingBag.from_pretrained(w, freeze=False, mode="sum")
-    return nn.Embedding.from_pretrained(w, freeze=False)
+    return nn.EmbeddingBag.from_pretrained(w, freeze=False, mode="sum")
 
 
 class SVDppModule(nn.Module):
@@ -54,15 +56,17 @@ class SVDppModule(nn.Module):
     backward of ``embedding_bag`` measured ~10× faster than the sparse one on ML-100k batches.
     """
 
+    mu: torch.Tensor  # () buffer
+
     def __init__(self, P, Q, Y, Z, mu: float) -> None:
         super().__init__()
         dtype = TORCH_DTYPES[P.dtype.type]
-        self.P, self.Q = _table(P, False), _table(Q, False)
-        self.bu = _table(np.zeros((P.shape[0], 1), dtype=P.dtype), False)
-        self.bi = _table(np.zeros((Q.shape[0], 1), dtype=P.dtype), False)
+        self.P, self.Q = _table(P), _table(Q)
+        self.bu = _table(np.zeros((P.shape[0], 1), dtype=P.dtype))
+        self.bi = _table(np.zeros((Q.shape[0], 1), dtype=P.dtype))
         # A table needs a row to exist; an empty one gets a zero row no bag points at.
-        self.Y = _table(Y if Y.shape[0] else np.zeros((1, P.shape[1]), P.dtype), True)
-        self.Z = _table(Z if Z.shape[0] else np.zeros((1, P.shape[1]), P.dtype), True)
+        self.Y = _bag_table(Y if Y.shape[0] else np.zeros((1, P.shape[1]), P.dtype))
+        self.Z = _bag_table(Z if Z.shape[0] else np.zeros((1, P.shape[1]), P.dtype))
         self.register_buffer("mu", torch.tensor(mu, dtype=dtype))
 
     def bag_sum(self, table: nn.EmbeddingBag, bag: tuple) -> torch.Tensor:
@@ -192,16 +196,15 @@ class TorchSVDpp(SVDpp):
 
         def run_epoch(lr: float) -> float:
             if self.mode == "exact":
-                self._lr = lr
                 order = user_block_order(rng, u_np, P.shape[0], self.shuffle)
-                return self._exact_epoch(u, i, r, order, A, G)
+                return self._exact_epoch(u, i, r, order, A, G, lr)
             opt.param_groups[0]["lr"] = lr * B
             order = epoch_order(rng, r_np.shape[0], self.shuffle)
             return self._minibatch_epoch(u, i, r, torch.from_numpy(order).to(dev), A, G, opt)
 
         return EpochFunction(run_epoch), 0
 
-    def _exact_epoch(self, u, i, r, order: np.ndarray, A, G) -> float:
+    def _exact_epoch(self, u, i, r, order: np.ndarray, A, G, lr: float) -> float:
         """The Numba kernel's rule by autograd, user block by user block (see
         :func:`exact_block`), on the module's weights in place."""
         m = self.module
@@ -210,7 +213,6 @@ class TorchSVDpp(SVDpp):
         users, items = u.cpu().numpy()[order], i.cpu().numpy()[order]
         ratings = r.cpu().numpy()[order]
         cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True]).tolist()
-        lr = self._lr
         sse = 0.0
         for start, end in zip(cuts[:-1], cuts[1:], strict=True):
             user = int(users[start])
@@ -230,9 +232,9 @@ class TorchSVDpp(SVDpp):
         for start in range(0, order.shape[0], self.batch_size):
             idx = order[start : start + self.batch_size]  # (B,)
             opt.zero_grad(set_to_none=True)
-            user_bag = gather_bags(*A, u[idx])
+            user_bag = gather_bags(A[0], A[1], A[2], u[idx])
             s = m.bag_sum(m.Y, user_bag)  # (B, k)
-            item_bag = gather_bags(*G, i[idx])
+            item_bag = gather_bags(G[0], G[1], G[2], i[idx])
             loss, err = m.sample_loss(u[idx], i[idx], r[idx], s, item_bag, self.reg, user_bag)
             (loss / idx.shape[0]).backward()
             opt.step()

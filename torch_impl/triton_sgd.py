@@ -152,6 +152,7 @@ class TritonEpochs:
 
     def launch(self, order: torch.Tensor, mu, lr, reg, biased: bool, a: int = 1, b: int = 0):
         """Queue one epoch over walk t ↦ order[(a·t + b) mod n]; Σ e² per program in ``sse``."""
+        assert triton is not None, "TritonMatrixFactorization refuses a machine without triton"
         k = self.P.shape[1]
         BK = triton.next_power_of_2(k)
         _sgd_tiles[(self.programs,)](
@@ -173,7 +174,7 @@ class TritonEpochs:
             BK=BK,
             BR=self.tile,
             BIASED=bool(biased),
-            num_warps=warps_for(self.tile, BK),
+            num_warps=warps_for(self.tile, BK),  # pyright: ignore[reportCallIssue] (launch option)
         )
 
     def _hyper(self, mu, lr, reg) -> torch.Tensor:
@@ -255,12 +256,13 @@ class TritonMatrixFactorization(MatrixFactorization):
     ) -> None:
         """``params``: those of :class:`~mfrec.reference.MatrixFactorization`."""
         super().__init__(**params)
-        self.device = available()
-        if self.device is None:
+        device = available()
+        if device is None:
             raise ValueError(
                 "TritonMatrixFactorization needs triton with a CUDA device (or "
                 "TRITON_INTERPRET=1 for the CPU interpreter); pip install 'mfrec[triton]'"
             )
+        self.device = device
         self.tile = check_positive("tile", tile, integer=True)
         self.programs = None if programs is None else check_positive("programs", programs, True)
         if order not in WALK_ORDERS:
