@@ -372,7 +372,8 @@ class BayesianFM(BayesianMF):
         item_implicit: bool = False,
     ) -> BayesianFM:
         """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` after each sees the
-        running average. ``history_``: each sweep's training MSE; ``alpha_``: the last α."""
+        running average. ``history_``: each sweep's training MSE; ``alpha_``: the last α;
+        ``w0_``, ``w_``, ``V_``: the current (after fit, the last) sample."""
         u, i, r = check_ratings(users, items, ratings, np.float64)
         n_users = check_size("n_users", n_users, u)
         n_items = check_size("n_items", n_items, i)
@@ -421,6 +422,7 @@ class BayesianFM(BayesianMF):
                 r, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, kernel_blocks, states_t, w0
             )
             self.history_.append(float(e @ e) / r.shape[0])
+            self.w0_, self.w_, self.V_ = w0, w, V  # the current sample (w, V updated in place)
             if sweep >= self.burn_in and (sweep - self.burn_in) % self.thin == 0:
                 cols = slice(k * self._kept, k * (self._kept + 1))
                 self._samples[0][:, cols] = q_u
@@ -432,7 +434,6 @@ class BayesianFM(BayesianMF):
             if callback is not None:
                 callback(sweep, self)
         self.alpha_ = float(alpha)
-        self.w0_, self.w_, self.V_ = w0, w, V
         self.P, self.Q, self.bu, self.bi = self._averaged()
         del self._samples, self._current
         return self
