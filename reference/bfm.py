@@ -74,15 +74,21 @@ def _block_state(ptr, idx, val, w, V, q, s, lin):
 
 
 @njit
-def _residuals(y, users, items, w0, lin_u, q_u, s_u, lin_i, q_i, s_i, e):
-    """eₙ = yₙ − ŷₙ from the blocks' cached state (the module doc's two-block form of ŷ)."""
-    k = q_u.shape[1]
+def _residuals(y, w0, blocks, states, e):
+    """eₙ = yₙ − ŷₙ from the blocks' cached state: ŷₙ = w₀ + Σ_b lin_b + ½Σ_f[(Σ_b q_bf)² −
+    Σ_b s_bf], each block at its row of rating n."""
+    k = states[0][0].shape[1]
     for n in range(y.shape[0]):
-        u, i = users[n], items[n]
-        r_hat = w0 + lin_u[u] + lin_i[i]
+        r_hat = w0
         for f in range(k):
-            qf = q_u[u, f] + q_i[i, f]
-            r_hat += 0.5 * (qf * qf - s_u[u, f] - s_i[i, f])
+            qf = 0.0
+            for b in range(len(blocks)):
+                row, q, s = blocks[b][5][n], states[b][0], states[b][1]
+                qf += q[row, f]
+                r_hat -= 0.5 * s[row, f]
+            r_hat += 0.5 * qf * qf
+        for b in range(len(blocks)):
+            r_hat += states[b][2][blocks[b][5][n]]
         e[n] = y[n] - r_hat
     return e
 
@@ -332,6 +338,11 @@ class BayesianFM(BayesianMF):
     ``fit``'s blocks: the user's id, ``user_features``, and (``implicit``) the items the user
     rated in these training ratings weighted |N(u)|^−½; the item's id, ``item_features``, and
     (``item_implicit``) its raters weighted |R(i)|^−½. Each part is its own prior group.
+    ``rating_features`` (one row per training rating, e.g. :func:`~mfrec.data.rating_dates`)
+    adds a third block whose rows are the ratings; the average is then no longer a factor
+    model: :meth:`predict` needs the query rows' ``rating_features``, :meth:`score_all` and
+    :meth:`recommend` score as of the training rows' highest feature index (for dates, the
+    latest period), and the model cannot be saved.
     """
 
     def __init__(
@@ -370,6 +381,7 @@ class BayesianFM(BayesianMF):
         item_features: Features | None = None,
         implicit: bool = True,
         item_implicit: bool = False,
+        rating_features: Features | None = None,
     ) -> BayesianFM:
         """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` after each sees the
         running average. ``history_``: each sweep's training MSE; ``alpha_``: the last α;
@@ -378,8 +390,10 @@ class BayesianFM(BayesianMF):
         n_users = check_size("n_users", n_users, u)
         n_items = check_size("n_items", n_items, i)
         blocks, grp, self.groups_ = fm_blocks(
-            u, i, n_users, n_items, user_features, item_features, implicit, item_implicit
-        )
+            u, i, n_users, n_items, user_features, item_features, implicit, item_implicit,
+            rating_features,
+        )  # fmt: skip
+        self.factor_form = rating_features is None
         rng = np.random.default_rng(self.seed)
         k, D = self.n_factors, grp.shape[0]
         V = rng.normal(0.0, self.init_std, (D, k)) if self.init_std else np.zeros((D, k))
@@ -391,8 +405,8 @@ class BayesianFM(BayesianMF):
             states.append((q, s, lin))
         kernel_blocks = tuple(b[4] for b in blocks)
         states_t = tuple(states)
-        (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states
-        e = _residuals(r, u, i, w0, lin_u, q_u, s_u, lin_i, q_i, s_i, np.empty(r.shape[0]))
+        (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states[:2]
+        e = _residuals(r, w0, kernel_blocks, states_t, np.empty(r.shape[0]))
         for name in ("P", "Q", "bu", "bi"):  # a refit must not read the last fit's average
             self.__dict__.pop(name, None)
         mu = float(r.mean())
@@ -411,6 +425,9 @@ class BayesianFM(BayesianMF):
         ]
         self._kept, self._average = 0, None
         self._current = (q_u, q_i, lin_u, lin_i)
+        off = int(blocks[-1][4][6])  # the rating block's first feature (when there is one)
+        D_r = D - off if rating_features is not None else 0
+        self._rating_samples = [np.zeros(D_r), np.empty((D_r, k * n_keep))]
         self.history_: list[float] = []
         alpha = 1.0 if self.alpha is None else self.alpha
         for sweep in range(self.burn_in + self.n_samples):
@@ -429,14 +446,74 @@ class BayesianFM(BayesianMF):
                 self._samples[1][:, cols] = q_i
                 self._samples[2] += w0 - mu + lin_u + 0.5 * (q_u**2 - s_u).sum(1)
                 self._samples[3] += lin_i + 0.5 * (q_i**2 - s_i).sum(1)
+                self._rating_samples[0] += w[D - D_r :]
+                self._rating_samples[1][:, cols] = V[D - D_r :]
                 self._kept += 1
                 self._average = None
             if callback is not None:
                 callback(sweep, self)
         self.alpha_ = float(alpha)
         self.P, self.Q, self.bu, self.bi = self._averaged()
-        del self._samples, self._current
+        if D_r:
+            self.w_rating_ = self._rating_samples[0] / self._kept  # (D_r,) the mean w
+            self.V_rating_ = self._rating_samples[1][:, : k * self._kept] / np.sqrt(self._kept)
+            self.n_rating_features_ = rating_features.n_features
+            self._latest = np.unique(rating_features.indices)[-1:]  # (0 or 1,)
+        del self._samples, self._current, self._rating_samples
         return self
+
+    def predict(self, users, items, rating_features: Features | None = None) -> np.ndarray:
+        """FactorModel's predict, plus (a model fit with ``rating_features``) the rating
+        block's part, from the rows of ``rating_features`` (one per queried pair)."""
+        if not self.factor_form:
+            if rating_features is None:
+                raise ValueError(
+                    "this BayesianFM was fit with rating_features: pass rating_features= "
+                    "(one row per queried pair, the same vocabulary) to predict"
+                )
+            self._query = rating_features
+        try:
+            return super().predict(users, items)
+        finally:
+            self._query = None
+
+    def raw_predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """μ + bᵤ + bᵢ + Pᵤ·Qᵢ, plus with a rating block the mean over samples of its part:
+        Xw̄ + ½Σ[(XV)² − X²V²] + (XV)·(Pᵤ + Qᵢ), V the samples side by side over √S."""
+        out = super().raw_predict(u, i)
+        if self.factor_form:
+            return out
+        rows = getattr(self, "_query", None)
+        if rows is None:
+            raise ValueError("this BayesianFM was fit with rating_features: use predict(...)")
+        if rows.n_entities != u.shape[0] or rows.n_features != self.n_rating_features_:
+            raise ValueError(
+                f"rating_features has {rows.n_entities} rows of {rows.n_features} features; "
+                f"expected {u.shape[0]} rows of {self.n_rating_features_}"
+            )
+        return out + self._rating_part(rows.indptr, rows.indices, self.P[u] + self.Q[i])
+
+    def _rating_part(self, indptr, indices, PQ: np.ndarray) -> np.ndarray:
+        """The rating block's mean part for binary rows (indptr, indices) beside P + Q rows."""
+        n = indptr.shape[0] - 1
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        XV = np.zeros((n, self.V_rating_.shape[1]))  # (n, k·S)
+        np.add.at(XV, rows, self.V_rating_[indices])
+        X2V2 = np.zeros_like(XV)
+        np.add.at(X2V2, rows, self.V_rating_[indices] ** 2)
+        lin = np.bincount(rows, weights=self.w_rating_[indices], minlength=n)
+        return lin + 0.5 * (XV**2 - X2V2).sum(1) + (XV * PQ).sum(1)
+
+    def score_all(self, user: int) -> np.ndarray:
+        """FactorModel's score_all, plus with a rating block its part as of the training rows'
+        highest feature index (for :func:`~mfrec.data.rating_dates`, the latest period)."""
+        scores = super().score_all(user)
+        if self.factor_form or not 0 <= int(user) < self.n_users:
+            return scores
+        PQ = self.P[int(user)][None, :] + self.Q  # (n_items, k·S)
+        n, latest = self.n_items, self._latest
+        indptr = np.arange(n + 1, dtype=np.int64) * latest.size
+        return scores + self._rating_part(indptr, np.tile(latest, n), PQ)
 
 
 def fm_blocks(
@@ -448,8 +525,10 @@ def fm_blocks(
     item_features: Features | None,
     implicit: bool,
     item_implicit: bool,
+    rating_features: Features | None = None,
 ) -> tuple[list, np.ndarray, list[str]]:
-    """The user and item blocks: per block (CSR indptr, global indices, values, rows, kernel
+    """The user and item blocks (and a block of the ratings themselves, with
+    ``rating_features``): per block (CSR indptr, global indices, values, rows, kernel
     :data:`Block`), each global feature's group, and the group names."""
     ids_u = (np.arange(n_users + 1, dtype=np.int64), np.arange(n_users, dtype=np.int64))
     ids_i = (np.arange(n_items + 1, dtype=np.int64), np.arange(n_items, dtype=np.int64))
@@ -471,8 +550,16 @@ def fm_blocks(
         )  # fmt: skip
     if item_implicit:
         item_parts.append(("raters R(i)", *sets_by_row(i, u, n_items, n_users), n_users, True))
+    layout = [(user_parts, u, n_users), (item_parts, i, n_items)]
+    if rating_features is not None:
+        _check_rows("rating_features", rating_features, u.shape[0])
+        rf = rating_features
+        n = u.shape[0]
+        layout.append(
+            ([("rating features", rf.indptr, rf.indices, rf.n_features, False)], np.arange(n), n)
+        )
     blocks, groups, grp, off = [], [], [], 0
-    for parts, row_of, n_rows in ((user_parts, u, n_users), (item_parts, i, n_items)):
+    for parts, row_of, n_rows in layout:
         ptr, idx, val, names, widths = entity_block(n_rows, parts)
         width = sum(widths)
         kernel = block_from_rows(ptr, idx, val, width, row_of, off)

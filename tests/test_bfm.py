@@ -103,11 +103,12 @@ def test_blocks_expand_to_ids_features_and_normalised_implicit_sets():
 def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update():
     rng = np.random.default_rng(1)
     u, i, r, n_users, n_items, uf, itf = small_problem(1)
-    blocks, grp, groups = fm_blocks(u, i, n_users, n_items, uf, itf, True, True)
+    rf = random_features(rng, u.shape[0], 5)  # a block whose rows are the ratings
+    blocks, grp, groups = fm_blocks(u, i, n_users, n_items, uf, itf, True, True, rf)
     D, k, G = grp.shape[0], 3, len(groups)
-    U, I = dense_blocks(blocks, D)
-    X = U[u] + I[i]  # (n, D)
-    row_of = (u, i)
+    dense = dense_blocks(blocks, D)
+    row_of = (u, i, np.arange(u.shape[0]))
+    X = sum(M[rows] for M, rows in zip(dense, row_of, strict=True))  # (n, D)
     w, V, w0 = rng.normal(0, 0.3, D), rng.normal(0, 0.3, (D, k)), 3.0
     mu_w, lam_w = rng.normal(0, 0.1, G), rng.gamma(2.0, 1.0, G)
     mu_v, lam_v = rng.normal(0, 0.1, (G, k)), rng.gamma(2.0, 1.0, (G, k))
@@ -117,8 +118,7 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
         q, s, lin = np.empty((n_rows, k)), np.empty((n_rows, k)), np.empty(n_rows)
         _block_state(ptr, idx, val, w, V, q, s, lin)
         states.append((q, s, lin))
-    (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states
-    e = _residuals(r, u, i, w0, lin_u, q_u, s_u, lin_i, q_i, s_i, np.empty(r.shape[0]))
+    e = _residuals(r, w0, tuple(b[4] for b in blocks), tuple(states), np.empty(r.shape[0]))
     tol = dict(rtol=0, atol=1e-12)  # sums of ~60 terms of order 1: float64 rounding only
     np.testing.assert_allclose(e, r - fm_predict(X, w0, w, V), **tol)
 
@@ -131,7 +131,7 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
         _w_caches(e, block[0], block[1], cnt, E)
         for j in range(block[2].shape[0] - 1):
             _draw_w_coord(j, block, cnt, E, w, lin, grp, mu_w, lam_w, alpha, rng.standard_normal())
-            np.testing.assert_allclose(lin, (U, I)[b] @ w, **tol)
+            np.testing.assert_allclose(lin, dense[b] @ w, **tol)
             np.testing.assert_allclose(E, per_row(b, r - fm_predict(X, w0, w, V)), **tol)
         e[:] = r - fm_predict(X, w0, w, V)  # the kernel's propagation of lin is tested below
     for f in range(k):
@@ -143,13 +143,13 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
             cnt, R1, R2, E, ER = (np.empty(rows) for _ in range(5))
             q_old, s_old = q[:, f].copy(), s[:, f].copy()
             _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER)
-            other = (I, U)[b][(i, u)[b]] @ V[:, f]  # rₙ: the other block's q of rating n
+            M = dense[b]
+            other = X @ V[:, f] - M[row_of[b]] @ V[:, f]  # rₙ: the other blocks' q of n
             np.testing.assert_allclose(R1, per_row(b, other), **tol)
             np.testing.assert_allclose(R2, per_row(b, other**2), **tol)
             for j in range(block[2].shape[0] - 1):
                 z = rng.standard_normal()
                 _draw_v_coord(j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z)
-                M = (U, I)[b]
                 np.testing.assert_allclose(q[:, f], M @ V[:, f], **tol)
                 np.testing.assert_allclose(s[:, f], (M**2) @ (V[:, f] ** 2), **tol)
                 e_true = r - fm_predict(X, w0, w, V)
@@ -210,14 +210,20 @@ def naive_gibbs(X, y, grp, n_groups, k, seed, n_sweeps, init_std, a0=1.0, b0=1.0
     return w0, w, V, mse
 
 
-def test_relation_blocks_draw_the_samples_of_a_naive_per_rating_fm_sampler():
+@pytest.mark.parametrize("per_rating", [False, True], ids=["two blocks", "with a rating block"])
+def test_relation_blocks_draw_the_samples_of_a_naive_per_rating_fm_sampler(per_rating):
     u, i, r, n_users, n_items, uf, itf = small_problem(2)
+    rf = random_features(np.random.default_rng(7), u.shape[0], 4) if per_rating else None
     k, seed, sweeps = 3, 5, 4
     model = BayesianFM(n_factors=k, n_samples=sweeps, burn_in=0, seed=seed, init_std=0.2)
-    model.fit(u, i, r, n_users, n_items, user_features=uf, item_features=itf, item_implicit=True)
-    blocks, grp, groups = fm_blocks(u, i, n_users, n_items, uf, itf, True, True)
-    U, I = dense_blocks(blocks, grp.shape[0])
-    w0, w, V, mse = naive_gibbs(U[u] + I[i], r, grp, len(groups), k, seed, sweeps, 0.2)
+    model.fit(
+        u, i, r, n_users, n_items, user_features=uf, item_features=itf, item_implicit=True,
+        rating_features=rf,
+    )  # fmt: skip
+    blocks, grp, groups = fm_blocks(u, i, n_users, n_items, uf, itf, True, True, rf)
+    dense = dense_blocks(blocks, grp.shape[0])
+    X = sum(M[rows] for M, rows in zip(dense, (u, i, np.arange(u.shape[0])), strict=False))
+    w0, w, V, mse = naive_gibbs(X, r, grp, len(groups), k, seed, sweeps, 0.2)
     # The same draws in another order of summation: rounding only, compounded over 4 sweeps.
     np.testing.assert_allclose(model.w0_, w0, rtol=1e-9)
     np.testing.assert_allclose(model.w_, w, rtol=1e-8, atol=1e-10)
@@ -225,22 +231,50 @@ def test_relation_blocks_draw_the_samples_of_a_naive_per_rating_fm_sampler():
     np.testing.assert_allclose(model.history_, mse, rtol=1e-8)
 
 
-def test_the_average_predicts_the_mean_of_the_samples_fm_predictions():
+@pytest.mark.parametrize("per_rating", [False, True], ids=["factor form", "with a rating block"])
+def test_the_average_predicts_the_mean_of_the_samples_fm_predictions(per_rating):
     u, i, r, n_users, n_items, uf, itf = small_problem(3)
-    blocks, grp, _ = fm_blocks(u, i, n_users, n_items, uf, itf, True, False)
-    U, I = dense_blocks(blocks, grp.shape[0])
+    rng = np.random.default_rng(8)
     qu, qi = np.repeat(np.arange(n_users), n_items), np.tile(np.arange(n_items), n_users)
+    rf = random_features(rng, u.shape[0], 4) if per_rating else None
+    query = random_features(rng, qu.shape[0], 4) if per_rating else None
+    blocks, grp, _ = fm_blocks(u, i, n_users, n_items, uf, itf, True, False, rf)
+    dense = dense_blocks(blocks, grp.shape[0])
+    Xq = dense[0][qu] + dense[1][qi]  # (n_users·n_items, D) every pair
+    if per_rating:
+        Xq[:, grp.shape[0] - 4 :] = dense_blocks(
+            [(query.indptr, query.indices, np.ones(query.indices.shape[0]), qu.shape[0], None)], 4
+        )[0]
     burn_in, preds = 2, []
 
     def keep(sweep, model):
         if sweep >= burn_in:
-            preds.append(fm_predict(U[qu] + I[qi], model.w0_, model.w_, model.V_))
+            preds.append(fm_predict(Xq, model.w0_, model.w_, model.V_))
 
     model = BayesianFM(n_factors=2, n_samples=5, burn_in=burn_in, seed=0)
-    model.fit(u, i, r, n_users, n_items, keep, user_features=uf, item_features=itf)
+    model.fit(
+        u, i, r, n_users, n_items, keep, user_features=uf, item_features=itf, rating_features=rf
+    )
     assert len(preds) == 5
-    raw = model.raw_predict(qu.astype(np.int64), qi.astype(np.int64))
-    np.testing.assert_allclose(raw, np.mean(preds, axis=0), rtol=0, atol=1e-10)
+    # predict clips to the training scale; a wide scale keeps the check on the raw average
+    model.r_min, model.r_max = -np.inf, np.inf
+    np.testing.assert_allclose(
+        model.predict(qu, qi, rating_features=query), np.mean(preds, axis=0), rtol=0, atol=1e-10
+    )
+    assert model.factor_form is not per_rating
+    # score_all: every item for one user, as of the training rows' highest rating feature
+    rows = None
+    if per_rating:
+        top = np.full(n_items, rf.indices.max(), dtype=np.int64)
+        rows = Features(np.arange(n_items + 1, dtype=np.int64), top, rf.names)
+    users = np.zeros(n_items, dtype=np.int64)
+    np.testing.assert_allclose(
+        model.score_all(0), model.predict(users, np.arange(n_items), rating_features=rows),
+        rtol=0, atol=1e-12,
+    )  # fmt: skip
+    if per_rating:
+        with pytest.raises(ValueError, match="pass rating_features="):
+            model.predict(qu, qi)
 
 
 def test_feature_rows_must_match_the_ratings():
