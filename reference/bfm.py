@@ -424,7 +424,6 @@ class BayesianFM(BayesianMF):
             np.zeros(n_items),
         ]
         self._kept, self._average = 0, None
-        self._current = (q_u, q_i, lin_u, lin_i)
         off = int(blocks[-1][4][6])  # the rating block's first feature (when there is one)
         D_r = D - off if rating_features is not None else 0
         self._rating_samples = [np.zeros(D_r), np.empty((D_r, k * n_keep))]
@@ -440,12 +439,15 @@ class BayesianFM(BayesianMF):
             )
             self.history_.append(float(e @ e) / r.shape[0])
             self.w0_, self.w_, self.V_ = w0, w, V  # the current sample (w, V updated in place)
+            bu = w0 - mu + lin_u + 0.5 * (q_u**2 - s_u).sum(1)  # (n_users,)
+            bi = lin_i + 0.5 * (q_i**2 - s_i).sum(1)  # (n_items,)
+            self._current = (q_u, q_i, bu, bi)  # the user-item part of this sample
             if sweep >= self.burn_in and (sweep - self.burn_in) % self.thin == 0:
                 cols = slice(k * self._kept, k * (self._kept + 1))
                 self._samples[0][:, cols] = q_u
                 self._samples[1][:, cols] = q_i
-                self._samples[2] += w0 - mu + lin_u + 0.5 * (q_u**2 - s_u).sum(1)
-                self._samples[3] += lin_i + 0.5 * (q_i**2 - s_i).sum(1)
+                self._samples[2] += bu
+                self._samples[3] += bi
                 self._rating_samples[0] += w[D - D_r :]
                 self._rating_samples[1][:, cols] = V[D - D_r :]
                 self._kept += 1

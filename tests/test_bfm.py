@@ -277,6 +277,22 @@ def test_the_average_predicts_the_mean_of_the_samples_fm_predictions(per_rating)
             model.predict(qu, qi)
 
 
+def test_a_factor_form_model_saves_and_a_rating_block_model_refuses(tmp_path):
+    from mfrec.modelio import ModelFileError, load_model, save_model
+
+    u, i, r, n_users, n_items, uf, itf = small_problem(4)
+    model = BayesianFM(n_factors=2, n_samples=4, burn_in=1, seed=0)
+    model.fit(u, i, r, n_users, n_items, user_features=uf, item_features=itf)
+    path = save_model(tmp_path / "fm.npz", model, np.arange(n_users), np.arange(n_items))
+    loaded = load_model(path)
+    loaded = loaded[0] if isinstance(loaded, tuple) else loaded
+    np.testing.assert_array_equal(loaded.predict(u, i), model.predict(u, i))
+    rf = random_features(np.random.default_rng(0), u.shape[0], 3)
+    model.fit(u, i, r, n_users, n_items, rating_features=rf)
+    with pytest.raises(ModelFileError, match="cannot save a BayesianFM"):
+        save_model(tmp_path / "dated.npz", model, np.arange(n_users), np.arange(n_items))
+
+
 def test_feature_rows_must_match_the_ratings():
     u, i, r, n_users, n_items, uf, itf = small_problem(0)
     with pytest.raises(ValueError, match="user_features has 12 rows but the ratings have 13"):
