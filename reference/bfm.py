@@ -6,7 +6,8 @@ Model (an order-2 FM over the concatenated binary/real features xₙ of rating n
 
 Here xₙ = [U_{u(n)}, I_{i(n)}]: the row of the user block U (the user's one-hot id, side
 features, and the implicit set N(u) weighted |N(u)|^−½ as SVD++ does) beside the row of the item
-block I (one-hot id, side features, optionally the raters R(i) weighted |R(i)|^−½). Priors as
+block I (one-hot id, side features, optionally the raters R(i) weighted |R(i)|^−½), and
+optionally a block whose rows are the ratings themselves (the rating's date). Priors as
 libFM's MCMC: wⱼ ~ N(μ_g, 1/λ_g) and v_jf ~ N(μ_gf, 1/λ_gf) per feature group g, with
 Normal-Gamma hyperpriors (μ₀ = 0, γ₀ = 1, α_λ = β_λ = 1), α ~ Gamma(½(α₀ + n), ½(β₀ + Σe²)),
 w₀ flat.
@@ -18,7 +19,7 @@ so with residuals eₙ = yₙ − ŷₙ::
     prec = α Σₙ hₙ² + λ,   mean = (α Σₙ (eₙ + θhₙ) hₙ + λμ) / prec,   θ' = mean + z/√prec
 
 Relation blocks (Rendle 2013, and myFM): for v_jf of the user block, hₙ = x_uj(a_u + rₙ) with
-a_u = q_uf − v_jf x_uj (q_uf = Σⱼ x_uj v_jf, the block's cached sum) and rₙ the other block's
+a_u = q_uf − v_jf x_uj (q_uf = Σⱼ x_uj v_jf, the block's cached sum) and rₙ the other blocks'
 q of n, the same for every coordinate of the block; so Σₙ hₙ² and Σₙ eₙhₙ over u's ratings come
 from per-user sums cnt_u, R1_u = Σrₙ, R2_u = Σrₙ², E_u = Σeₙ, ER_u = Σeₙrₙ, updated in O(1) per
 (u, j) entry when θ moves by δ (eₙ −= δhₙ). The per-rating eₙ are brought up to date once per
@@ -28,7 +29,8 @@ The prediction is the posterior mean over the kept samples, and for two blocks i
 model: ŷ = w₀ + (lin_u + pair_u) + (lin_i + pair_i) + q_u·q_i with lin = Σⱼ wⱼxⱼ and pair =
 ½Σ_f(q_f² − Σⱼ v_jf² xⱼ²) within the block, so the average is :class:`BayesianMF`'s (samples'
 q side by side, scaled by 1/√S; μ the training mean, w₀ − μ folded into bᵤ) and predict,
-recommend and saving work unchanged.
+recommend and saving work unchanged. A rating block adds a per-pair part (see
+:meth:`BayesianFM.raw_predict`), and saving is refused.
 """
 
 from __future__ import annotations
