@@ -48,13 +48,13 @@ def run(
         u, i, r = ratings.users[train], ratings.items[train], ratings.ratings[train]
         tu, ti, tr = ratings.users[test], ratings.items[test], ratings.ratings[test]
         for config in configs:
-            kw = dict(n_factors=rank, n_samples=sweeps, burn_in=burn_in, seed=0)
+            kw: dict = dict(n_factors=rank, n_samples=sweeps, burn_in=burn_in, seed=0)
             start = time.perf_counter()
-            query = {}
+            query: dict = {}
             if config == "mf":
                 model = BayesianMF(**kw).fit(u, i, r, ratings.n_users, ratings.n_items)
             else:
-                features = dict(implicit=False)
+                features: dict = dict(implicit=False)
                 if config.startswith("recipe"):
                     features = dict(user_features=user_f, item_features=item_f,
                                     implicit=True, item_implicit=True)  # fmt: skip

@@ -458,7 +458,7 @@ class BayesianFM(BayesianMF):
                 callback(sweep, self)
         self.alpha_ = float(alpha)
         self.P, self.Q, self.bu, self.bi = self._averaged()
-        if D_r:
+        if rating_features is not None:
             self.w_rating_ = self._rating_samples[0] / self._kept  # (D_r,) the mean w
             self.V_rating_ = self._rating_samples[1][:, : k * self._kept] / np.sqrt(self._kept)
             self.n_rating_features_ = rating_features.n_features

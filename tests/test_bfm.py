@@ -119,8 +119,11 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
         _block_state(ptr, idx, val, w, V, q, s, lin)
         states.append((q, s, lin))
     e = _residuals(r, w0, tuple(b[4] for b in blocks), tuple(states), np.empty(r.shape[0]))
-    tol = dict(rtol=0, atol=1e-12)  # sums of ~60 terms of order 1: float64 rounding only
-    np.testing.assert_allclose(e, r - fm_predict(X, w0, w, V), **tol)
+
+    def close(actual, desired):  # sums of ~60 terms of order 1: float64 rounding only
+        np.testing.assert_allclose(actual, desired, rtol=0, atol=1e-12)
+
+    close(e, r - fm_predict(X, w0, w, V))
 
     def per_row(b, values):
         return np.bincount(row_of[b], weights=values, minlength=states[b][2].shape[0])
@@ -131,8 +134,8 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
         _w_caches(e, block[0], block[1], cnt, E)
         for j in range(block[2].shape[0] - 1):
             _draw_w_coord(j, block, cnt, E, w, lin, grp, mu_w, lam_w, alpha, rng.standard_normal())
-            np.testing.assert_allclose(lin, dense[b] @ w, **tol)
-            np.testing.assert_allclose(E, per_row(b, r - fm_predict(X, w0, w, V)), **tol)
+            close(lin, dense[b] @ w)
+            close(E, per_row(b, r - fm_predict(X, w0, w, V)))
         e[:] = r - fm_predict(X, w0, w, V)  # the kernel's propagation of lin is tested below
     for f in range(k):
         qn = X @ V[:, f]
@@ -145,19 +148,19 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
             _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER)
             M = dense[b]
             other = X @ V[:, f] - M[row_of[b]] @ V[:, f]  # rₙ: the other blocks' q of n
-            np.testing.assert_allclose(R1, per_row(b, other), **tol)
-            np.testing.assert_allclose(R2, per_row(b, other**2), **tol)
+            close(R1, per_row(b, other))
+            close(R2, per_row(b, other**2))
             for j in range(block[2].shape[0] - 1):
                 z = rng.standard_normal()
                 _draw_v_coord(j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z)
-                np.testing.assert_allclose(q[:, f], M @ V[:, f], **tol)
-                np.testing.assert_allclose(s[:, f], (M**2) @ (V[:, f] ** 2), **tol)
+                close(q[:, f], M @ V[:, f])
+                close(s[:, f], (M**2) @ (V[:, f] ** 2))
                 e_true = r - fm_predict(X, w0, w, V)
-                np.testing.assert_allclose(E, per_row(b, e_true), **tol)
-                np.testing.assert_allclose(ER, per_row(b, e_true * other), **tol)
+                close(E, per_row(b, e_true))
+                close(ER, per_row(b, e_true * other))
             _propagate_v(f, e, qn, block, q, s, q_old, s_old)
-            np.testing.assert_allclose(e, r - fm_predict(X, w0, w, V), **tol)
-            np.testing.assert_allclose(qn, X @ V[:, f], **tol)
+            close(e, r - fm_predict(X, w0, w, V))
+            close(qn, X @ V[:, f])
 
 
 def naive_gibbs(X, y, grp, n_groups, k, seed, n_sweeps, init_std, a0=1.0, b0=1.0):
@@ -314,7 +317,7 @@ def test_features_beat_bayesian_mf_on_ml100k_u1():
     uf, itf = release_features("ml-100k", find_release("ml-100k", download=False), ratings)
     train, test = canonical_split(ratings, "u1")
     u, i, r = ratings.users[train], ratings.items[train], ratings.ratings[train]
-    kw = dict(n_factors=10, n_samples=60, burn_in=20, seed=0)
+    kw: dict = dict(n_factors=10, n_samples=60, burn_in=20, seed=0)
     n = (ratings.n_users, ratings.n_items)
     mf = BayesianMF(**kw).fit(u, i, r, *n)
     fm = BayesianFM(**kw).fit(u, i, r, *n, user_features=uf, item_features=itf, item_implicit=True)
