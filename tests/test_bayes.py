@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mfrec.reference.als import csr_by_row, solve_rows
 from mfrec.reference.bayes import BayesianMF
+from mfrec.reference.bfm import BayesianFM
 
 
 def test_row_draws_follow_the_gaussian_conditional():
@@ -31,15 +33,16 @@ def test_row_draws_follow_the_gaussian_conditional():
     np.testing.assert_allclose(np.cov(draws.T), cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
 
 
-def test_bayesian_mf_recovers_low_rank_and_is_seeded():
+@pytest.mark.parametrize("model_class", [BayesianMF, BayesianFM])
+def test_bayesian_mf_recovers_low_rank_and_is_seeded(model_class):
     rng = np.random.default_rng(1)
     P_true, Q_true = rng.normal(0, 1, (40, 2)), rng.normal(0, 1, (30, 2))
     u, i = np.divmod(np.arange(1200), 30)
     r = 3 + (P_true @ Q_true.T)[u, i] + rng.normal(0, 0.1, 1200)
     train = rng.random(1200) < 0.7
     kw = dict(n_factors=2, n_samples=30, burn_in=10, seed=3)
-    model = BayesianMF(**kw).fit(u[train], i[train], r[train], 40, 30)
-    again = BayesianMF(**kw).fit(u[train], i[train], r[train], 40, 30)
+    model = model_class(**kw).fit(u[train], i[train], r[train], 40, 30)
+    again = model_class(**kw).fit(u[train], i[train], r[train], 40, 30)
     np.testing.assert_array_equal(model.P, again.P)
     assert model.P.shape == (40, 2 * 30)  # 30 kept samples of 2 factors
     test = ~train

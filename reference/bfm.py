@@ -1,0 +1,575 @@
+"""Bayesian factorization machine by Gibbs sampling with relation blocks (Rendle 2013).
+
+Model (an order-2 FM over the concatenated binary/real features xₙ of rating n)::
+
+    ŷₙ = w₀ + Σⱼ wⱼ xₙⱼ + ½ Σ_f [(Σⱼ v_jf xₙⱼ)² − Σⱼ v_jf² xₙⱼ²],   yₙ = ŷₙ + ε, ε ~ N(0, 1/α)
+
+Here xₙ = [U_{u(n)}, I_{i(n)}]: the row of the user block U (the user's one-hot id, side
+features, and the implicit set N(u) weighted |N(u)|^−½ as SVD++ does) beside the row of the item
+block I (one-hot id, side features, optionally the raters R(i) weighted |R(i)|^−½), and
+optionally a block whose rows are the ratings themselves (the rating's date). Priors as
+libFM's MCMC: wⱼ ~ N(μ_g, 1/λ_g) and v_jf ~ N(μ_gf, 1/λ_gf) per feature group g, with
+Normal-Gamma hyperpriors (μ₀ = 0, γ₀ = 1, α_λ = β_λ = 1), α ~ Gamma(½(α₀ + n), ½(β₀ + Σe²)),
+w₀ flat.
+
+One sweep draws α, the hyper-parameters, w₀, every wⱼ and then, factor f by factor f, every
+v_jf from its exact Gaussian conditional. ŷ is linear in any single coordinate θ, ŷₙ = gₙ + θhₙ,
+so with residuals eₙ = yₙ − ŷₙ::
+
+    prec = α Σₙ hₙ² + λ,   mean = (α Σₙ (eₙ + θhₙ) hₙ + λμ) / prec,   θ' = mean + z/√prec
+
+Relation blocks (Rendle 2013, and myFM): for v_jf of the user block, hₙ = x_uj(a_u + rₙ) with
+a_u = q_uf − v_jf x_uj (q_uf = Σⱼ x_uj v_jf, the block's cached sum) and rₙ the other blocks'
+q of n, the same for every coordinate of the block; so Σₙ hₙ² and Σₙ eₙhₙ over u's ratings come
+from per-user sums cnt_u, R1_u = Σrₙ, R2_u = Σrₙ², E_u = Σeₙ, ER_u = Σeₙrₙ, updated in O(1) per
+(u, j) entry when θ moves by δ (eₙ −= δhₙ). The per-rating eₙ are brought up to date once per
+block and factor. A sweep costs O(k·(ratings + feature entries)), never ratings × features.
+
+The prediction is the posterior mean over the kept samples, and for two blocks it is a factor
+model: ŷ = w₀ + (lin_u + pair_u) + (lin_i + pair_i) + q_u·q_i with lin = Σⱼ wⱼxⱼ and pair =
+½Σ_f(q_f² − Σⱼ v_jf² xⱼ²) within the block, so the average is :class:`BayesianMF`'s (samples'
+q side by side, scaled by 1/√S; μ the training mean, w₀ − μ folded into bᵤ) and predict,
+recommend and saving work unchanged. A rating block adds a per-pair part (see
+:meth:`BayesianFM.raw_predict`), and saving is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mfrec._internal import check_ratings, check_size, njit
+from mfrec.data.features import Features, sets_by_row
+from mfrec.reference.bayes import BayesianMF
+from mfrec.reference.recommend import seen_items
+from mfrec.reference.svdpp import _check_rows
+
+Block = tuple
+"""A relation block for the kernels: (R_ptr, R_idx, C_ptr, C_row, C_val, row_of, off).
+
+R_ptr/R_idx: each block row's ratings (CSR); C_ptr/C_row/C_val: each block feature's rows and
+values (CSC); row_of: the block row of each rating (its user or item); off: the block's first
+global feature index."""
+
+MU0, GAMMA0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
+"""libFM's MCMC hyperpriors: μ_g ~ N(μ₀, 1/(γ₀λ_g)), λ_g ~ Gamma(½(α_λ + 1), ½β_λ)."""
+
+
+@njit
+def _block_state(ptr, idx, val, w, V, q, s, lin):
+    """From scratch, per block row b: lin_b = Σⱼ wⱼx_bj, q_bf = Σⱼ v_jf x_bj, s_bf = Σⱼ v_jf² x_bj²
+    (``idx`` global feature indices of the block's CSR rows)."""
+    k = V.shape[1]
+    for b in range(ptr.shape[0] - 1):
+        lin[b] = 0.0
+        for f in range(k):
+            q[b, f] = 0.0
+            s[b, f] = 0.0
+        for a in range(ptr[b], ptr[b + 1]):
+            j, x = idx[a], val[a]
+            lin[b] += w[j] * x
+            for f in range(k):
+                q[b, f] += V[j, f] * x
+                s[b, f] += V[j, f] * V[j, f] * x * x
+    return lin
+
+
+@njit
+def _residuals(y, w0, blocks, states, e):
+    """eₙ = yₙ − ŷₙ from the blocks' cached state: ŷₙ = w₀ + Σ_b lin_b + ½Σ_f[(Σ_b q_bf)² −
+    Σ_b s_bf], each block at its row of rating n."""
+    k = states[0][0].shape[1]
+    for n in range(y.shape[0]):
+        r_hat = w0
+        for f in range(k):
+            qf = 0.0
+            for b in range(len(blocks)):
+                row, q, s = blocks[b][5][n], states[b][0], states[b][1]
+                qf += q[row, f]
+                r_hat -= 0.5 * s[row, f]
+            r_hat += 0.5 * qf * qf
+        for b in range(len(blocks)):
+            r_hat += states[b][2][blocks[b][5][n]]
+        e[n] = y[n] - r_hat
+    return e
+
+
+@njit
+def _draw(theta, sum_hh, sum_eh, lam, mu, alpha, z):
+    """θ' from its Gaussian conditional: prec = αΣh² + λ, mean = (α(Σeh + θΣh²) + λμ)/prec."""
+    prec = alpha * sum_hh + lam
+    return (alpha * (sum_eh + theta * sum_hh) + lam * mu) / prec + z / np.sqrt(prec)
+
+
+@njit
+def _w_caches(e, R_ptr, R_idx, cnt, E):
+    """Per block row b: cnt_b = its number of ratings, E_b = Σ eₙ over them."""
+    for b in range(R_ptr.shape[0] - 1):
+        cnt[b] = R_ptr[b + 1] - R_ptr[b]
+        E[b] = 0.0
+        for a in range(R_ptr[b], R_ptr[b + 1]):
+            E[b] += e[R_idx[a]]
+
+
+@njit
+def _draw_w_coord(j, block, cnt, E, w, lin, grp, mu_w, lam_w, alpha, z):
+    """Draw w_{off+j} of a block (hₙ = x_bj): Σh² = Σ_b x²cnt_b, Σeh = Σ_b x E_b; then
+    E_b −= δx cnt_b and lin_b += δx for the rows b holding feature j."""
+    _, _, C_ptr, C_row, C_val, _, off = block
+    g = off + j
+    sum_hh = 0.0
+    sum_eh = 0.0
+    for a in range(C_ptr[j], C_ptr[j + 1]):
+        b, x = C_row[a], C_val[a]
+        sum_hh += x * x * cnt[b]
+        sum_eh += x * E[b]
+    new = _draw(w[g], sum_hh, sum_eh, lam_w[grp[g]], mu_w[grp[g]], alpha, z)
+    delta = new - w[g]
+    w[g] = new
+    for a in range(C_ptr[j], C_ptr[j + 1]):
+        b, x = C_row[a], C_val[a]
+        E[b] -= delta * x * cnt[b]
+        lin[b] += delta * x
+
+
+@njit
+def _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER):
+    """Per block row b, factor f: rₙ = qnₙ − q_bf (the other block's sum), cnt_b, R1_b = Σrₙ,
+    R2_b = Σrₙ², E_b = Σeₙ, ER_b = Σeₙrₙ over b's ratings."""
+    R_ptr, R_idx = block[0], block[1]
+    for b in range(R_ptr.shape[0] - 1):
+        cnt[b] = R_ptr[b + 1] - R_ptr[b]
+        R1[b] = 0.0
+        R2[b] = 0.0
+        E[b] = 0.0
+        ER[b] = 0.0
+        for a in range(R_ptr[b], R_ptr[b + 1]):
+            n = R_idx[a]
+            r = qn[n] - q[b, f]
+            R1[b] += r
+            R2[b] += r * r
+            E[b] += e[n]
+            ER[b] += e[n] * r
+
+
+@njit
+def _draw_v_coord(j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z):
+    """Draw v_{off+j, f} of a block: with a_b = q_bf − θx_bj, hₙ = x(a_b + rₙ), so
+    Σh² = Σ_b x²(cnt a² + 2aR1 + R2), Σeh = Σ_b x(aE + ER); then, as eₙ −= δhₙ,
+    E_b −= δx(cnt a + R1), ER_b −= δx(aR1 + R2), q_bf += δx, s_bf += (θ'² − θ²)x²."""
+    _, _, C_ptr, C_row, C_val, _, off = block
+    g = off + j
+    theta = V[g, f]
+    sum_hh = 0.0
+    sum_eh = 0.0
+    for c in range(C_ptr[j], C_ptr[j + 1]):
+        b, x = C_row[c], C_val[c]
+        a = q[b, f] - theta * x
+        sum_hh += x * x * (cnt[b] * a * a + 2.0 * a * R1[b] + R2[b])
+        sum_eh += x * (a * E[b] + ER[b])
+    new = _draw(theta, sum_hh, sum_eh, lam_v[grp[g], f], mu_v[grp[g], f], alpha, z)
+    delta = new - theta
+    V[g, f] = new
+    for c in range(C_ptr[j], C_ptr[j + 1]):
+        b, x = C_row[c], C_val[c]
+        a = q[b, f] - theta * x
+        E[b] -= delta * x * (cnt[b] * a + R1[b])
+        ER[b] -= delta * x * (a * R1[b] + R2[b])
+        q[b, f] += delta * x
+        s[b, f] += (new * new - theta * theta) * x * x
+
+
+@njit
+def _propagate_v(f, e, qn, block, q, s, q_old, s_old):
+    """Bring eₙ and qnₙ up to date after a block's factor f moved from (q_old, s_old) to
+    (q, s): Δŷₙ = (q' − q)(½(q' + q) + rₙ) − ½(s' − s) with rₙ = qnₙ − q_old."""
+    row_of = block[5]
+    for n in range(e.shape[0]):
+        b = row_of[n]
+        r = qn[n] - q_old[b]
+        dq = q[b, f] - q_old[b]
+        e[n] -= dq * (0.5 * (q[b, f] + q_old[b]) + r) - 0.5 * (s[b, f] - s_old[b])
+        qn[n] += dq
+
+
+@njit
+def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, w0):
+    """One Gibbs sweep in place (w₀, then every w, then V factor by factor; in each, block by
+    block and feature by feature in global order, consuming ``z`` in that order); returns w₀.
+
+    ``states[b]`` is block b's (q, s, lin); ``e`` the residuals, exact on entry and on exit."""
+    n = y.shape[0]
+    k = V.shape[1]
+    sum_e = 0.0
+    for m in range(n):
+        sum_e += e[m]
+    new = _draw(w0, float(n), sum_e, 0.0, 0.0, alpha, z[0])
+    for m in range(n):
+        e[m] -= new - w0
+    w0 = new
+    t = 1
+    for b in range(len(blocks)):
+        block, (q, s, lin) = blocks[b], states[b]
+        rows = lin.shape[0]
+        cnt = np.empty(rows)
+        E = np.empty(rows)
+        lin_old = lin.copy()
+        _w_caches(e, block[0], block[1], cnt, E)
+        for j in range(block[2].shape[0] - 1):
+            _draw_w_coord(j, block, cnt, E, w, lin, grp, mu_w, lam_w, alpha, z[t])
+            t += 1
+        row_of = block[5]
+        for m in range(n):
+            e[m] -= lin[row_of[m]] - lin_old[row_of[m]]
+    qn = np.zeros(n)
+    for f in range(k):
+        for m in range(n):
+            qn[m] = 0.0
+        for b in range(len(blocks)):
+            row_of, q = blocks[b][5], states[b][0]
+            for m in range(n):
+                qn[m] += q[row_of[m], f]
+        for b in range(len(blocks)):
+            block, (q, s, lin) = blocks[b], states[b]
+            rows = lin.shape[0]
+            cnt, R1, R2 = np.empty(rows), np.empty(rows), np.empty(rows)
+            E, ER = np.empty(rows), np.empty(rows)
+            q_old, s_old = q[:, f].copy(), s[:, f].copy()
+            _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER)
+            for j in range(block[2].shape[0] - 1):
+                _draw_v_coord(
+                    j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z[t]
+                )
+                t += 1
+            _propagate_v(f, e, qn, block, q, s, q_old, s_old)
+    return w0
+
+
+# --- building the blocks ------------------------------------------------------------------
+
+
+def block_from_rows(
+    ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, n_features: int, row_of: np.ndarray,
+    off: int,
+) -> Block:  # fmt: skip
+    """The kernels' :data:`Block` of CSR rows (``idx`` block-local) for ratings' ``row_of``."""
+    n_rows = ptr.shape[0] - 1
+    R_ptr, R_idx = _group(row_of, n_rows)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(ptr))
+    order = np.argsort(idx, kind="stable")
+    C_ptr = np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=n_features))])
+    return (
+        R_ptr, R_idx, C_ptr.astype(np.int64), rows[order], val[order].astype(np.float64),
+        row_of.astype(np.int64), int(off),
+    )  # fmt: skip
+
+
+def _group(row_of: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR of the rating indices of each row (ascending within a row)."""
+    order = np.argsort(row_of, kind="stable").astype(np.int64)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=n_rows))])
+    return ptr.astype(np.int64), order
+
+
+def entity_block(
+    n_rows: int, parts: list[tuple[str, np.ndarray, np.ndarray, int, bool]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[int]]:
+    """One block's CSR rows (indptr, block-local indices, values) from named parts
+    (group name, indptr, indices, width, normalise): part p's indices shifted past the earlier
+    parts' widths, its values 1 or, where ``normalise``, |row's part-p set|^−½ (SVD++'s weight);
+    also the group names and each group's width."""
+    counts = np.zeros(n_rows, dtype=np.int64)
+    rows, idx, val = [], [], []
+    shift = 0
+    for _, indptr, indices, width, normalise in parts:
+        c = np.diff(indptr)
+        counts += c
+        rows.append(np.repeat(np.arange(n_rows), c))
+        idx.append(np.asarray(indices, dtype=np.int64) + shift)
+        weight = 1.0 / np.sqrt(np.maximum(c, 1)) if normalise else np.ones(n_rows)
+        val.append(np.repeat(weight, c))
+        shift += width
+    order = np.argsort(np.concatenate(rows), kind="stable")
+    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return (
+        ptr, np.concatenate(idx)[order], np.concatenate(val)[order],
+        [p[0] for p in parts], [p[3] for p in parts],
+    )  # fmt: skip
+
+
+def draw_hyper(
+    rng: np.random.Generator,
+    w: np.ndarray,
+    V: np.ndarray,
+    grp: np.ndarray,
+    lam_w: np.ndarray,
+    lam_v: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(μ_w, λ_w, μ_v, λ_v) per group g (and factor) from their conditionals, in libFM's order:
+    μ ~ N((Σθ + γ₀μ₀)/(n_g + γ₀), 1/((n_g + γ₀)λ)) with the current λ, then
+    λ ~ Gamma(½(α_λ + n_g + 1), ½(β_λ + Σ(θ − μ)² + γ₀(μ − μ₀)²)) with the new μ."""
+    n_groups = lam_w.shape[0]
+    n_g = np.bincount(grp, minlength=n_groups).astype(np.float64)  # (G,)
+    X = np.column_stack([w, V])  # (D, 1 + k): the w column, then V's
+    lam = np.column_stack([lam_w, lam_v])  # (G, 1 + k)
+    sums = np.zeros_like(lam)
+    np.add.at(sums, grp, X)
+    prec = (n_g + GAMMA0)[:, None] * lam
+    mu = (sums + GAMMA0 * MU0) / (n_g + GAMMA0)[:, None] + rng.standard_normal(lam.shape) / np.sqrt(
+        prec
+    )
+    sq = np.zeros_like(lam)
+    np.add.at(sq, grp, (X - mu[grp]) ** 2)
+    shape = (ALPHA_LAMBDA + n_g + 1.0) / 2.0
+    rate = (BETA_LAMBDA + sq + GAMMA0 * (mu - MU0) ** 2) / 2.0
+    lam = rng.gamma(np.broadcast_to(shape[:, None], lam.shape), 1.0 / rate)
+    return mu[:, 0].copy(), lam[:, 0].copy(), mu[:, 1:].copy(), lam[:, 1:].copy()
+
+
+def draw_alpha(rng: np.random.Generator, e: np.ndarray, a0: float, b0: float) -> float:
+    """α ~ Gamma(½(α₀ + n), ½(β₀ + Σe²)) (libFM's noise precision)."""
+    return float(rng.gamma((a0 + e.shape[0]) / 2.0, 2.0 / (b0 + float(e @ e))))
+
+
+class BayesianFM(BayesianMF):
+    """Gibbs-sampled factorization machine over user and item relation blocks; see the module
+    doc. ``n_samples`` kept sweeps after ``burn_in`` discarded ones, every ``thin``-th kept;
+    ``a0``, ``b0`` are α's Gamma prior (libFM's α₀ = β₀ = 1); ``alpha`` fixes α instead.
+
+    ``fit``'s blocks: the user's id, ``user_features``, and (``implicit``) the items the user
+    rated in these training ratings weighted |N(u)|^−½; the item's id, ``item_features``, and
+    (``item_implicit``) its raters weighted |R(i)|^−½. Each part is its own prior group.
+    ``rating_features`` (one row per training rating, e.g. :func:`~mfrec.data.rating_dates`)
+    adds a third block whose rows are the ratings; the average is then no longer a factor
+    model: :meth:`predict` needs the query rows' ``rating_features``, :meth:`score_all` and
+    :meth:`recommend` score as of the training rows' highest feature index (for dates, the
+    latest period), and the model cannot be saved.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_factors: int = 10,
+        n_samples: int = 200,
+        burn_in: int = 20,
+        thin: int = 1,
+        a0: float = 1.0,
+        b0: float = 1.0,
+        alpha: float | None = None,
+        init_std: float = 0.1,
+        seed: int = 0,
+        dtype: str = "float64",
+    ) -> None:
+        super().__init__(
+            n_factors=n_factors, n_samples=n_samples, burn_in=burn_in, thin=thin, a0=a0, b0=b0,
+            alpha=alpha, init_std=init_std, seed=seed, dtype=dtype,
+        )  # fmt: skip
+
+    def describe(self) -> str:
+        groups = getattr(self, "groups_", None)
+        return f"BayesianFM ({' + '.join(groups)})" if groups else "BayesianFM"
+
+    def fit(
+        self,
+        users,
+        items,
+        ratings,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        callback: Callable[[int, BayesianFM], None] | None = None,
+        *,
+        user_features: Features | None = None,
+        item_features: Features | None = None,
+        implicit: bool = True,
+        item_implicit: bool = False,
+        rating_features: Features | None = None,
+    ) -> BayesianFM:
+        """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` after each sees the
+        running average. ``history_``: each sweep's training MSE; ``alpha_``: the last α;
+        ``w0_``, ``w_``, ``V_``: the current (after fit, the last) sample."""
+        u, i, r = check_ratings(users, items, ratings, np.float64)
+        n_users = check_size("n_users", n_users, u)
+        n_items = check_size("n_items", n_items, i)
+        blocks, grp, self.groups_ = fm_blocks(
+            u, i, n_users, n_items, user_features, item_features, implicit, item_implicit,
+            rating_features,
+        )  # fmt: skip
+        self.factor_form = rating_features is None
+        rng = np.random.default_rng(self.seed)
+        k, D = self.n_factors, grp.shape[0]
+        V = rng.normal(0.0, self.init_std, (D, k)) if self.init_std else np.zeros((D, k))
+        w, w0 = np.zeros(D), 0.0
+        states = []
+        for ptr, idx, val, n_rows, _ in blocks:
+            q, s, lin = np.empty((n_rows, k)), np.empty((n_rows, k)), np.empty(n_rows)
+            _block_state(ptr, idx, val, w, V, q, s, lin)
+            states.append((q, s, lin))
+        kernel_blocks = tuple(b[4] for b in blocks)
+        states_t = tuple(states)
+        (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states[:2]
+        e = _residuals(r, w0, kernel_blocks, states_t, np.empty(r.shape[0]))
+        for name in ("P", "Q", "bu", "bi"):  # a refit must not read the last fit's average
+            self.__dict__.pop(name, None)
+        mu = float(r.mean())
+        self.mu = mu
+        self._seen_indptr, self._seen_indices = seen_items(u, i, n_users)
+        self._remember_scale(r)
+        n_groups = len(self.groups_)
+        mu_w, lam_w = np.zeros(n_groups), np.ones(n_groups)
+        mu_v, lam_v = np.zeros((n_groups, k)), np.ones((n_groups, k))
+        n_keep = -(-self.n_samples // self.thin)
+        self._samples = [
+            np.empty((n_users, k * n_keep), dtype=self.dtype),
+            np.empty((n_items, k * n_keep), dtype=self.dtype),
+            np.zeros(n_users),
+            np.zeros(n_items),
+        ]
+        self._kept, self._average = 0, None
+        off = int(blocks[-1][4][6])  # the rating block's first feature (when there is one)
+        D_r = D - off if rating_features is not None else 0
+        self._rating_samples = [np.zeros(D_r), np.empty((D_r, k * n_keep))]
+        self.history_: list[float] = []
+        alpha = 1.0 if self.alpha is None else self.alpha
+        for sweep in range(self.burn_in + self.n_samples):
+            if self.alpha is None:
+                alpha = draw_alpha(rng, e, self.a0, self.b0)
+            mu_w, lam_w, mu_v, lam_v = draw_hyper(rng, w, V, grp, lam_w, lam_v)
+            z = rng.standard_normal(1 + D + D * k)
+            w0 = _sweep(
+                r, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, kernel_blocks, states_t, w0
+            )
+            self.history_.append(float(e @ e) / r.shape[0])
+            self.w0_, self.w_, self.V_ = w0, w, V  # the current sample (w, V updated in place)
+            bu = w0 - mu + lin_u + 0.5 * (q_u**2 - s_u).sum(1)  # (n_users,)
+            bi = lin_i + 0.5 * (q_i**2 - s_i).sum(1)  # (n_items,)
+            self._current = (q_u, q_i, bu, bi)  # the user-item part of this sample
+            if sweep >= self.burn_in and (sweep - self.burn_in) % self.thin == 0:
+                cols = slice(k * self._kept, k * (self._kept + 1))
+                self._samples[0][:, cols] = q_u
+                self._samples[1][:, cols] = q_i
+                self._samples[2] += bu
+                self._samples[3] += bi
+                self._rating_samples[0] += w[D - D_r :]
+                self._rating_samples[1][:, cols] = V[D - D_r :]
+                self._kept += 1
+                self._average = None
+            if callback is not None:
+                callback(sweep, self)
+        self.alpha_ = float(alpha)
+        self.P, self.Q, self.bu, self.bi = self._averaged()
+        if rating_features is not None:
+            self.w_rating_ = self._rating_samples[0] / self._kept  # (D_r,) the mean w
+            self.V_rating_ = self._rating_samples[1][:, : k * self._kept] / np.sqrt(self._kept)
+            self.n_rating_features_ = rating_features.n_features
+            self._latest = np.unique(rating_features.indices)[-1:]  # (0 or 1,)
+        del self._samples, self._current, self._rating_samples
+        return self
+
+    def predict(self, users, items, rating_features: Features | None = None) -> np.ndarray:
+        """FactorModel's predict, plus (a model fit with ``rating_features``) the rating
+        block's part, from the rows of ``rating_features`` (one per queried pair)."""
+        if not self.factor_form:
+            if rating_features is None:
+                raise ValueError(
+                    "this BayesianFM was fit with rating_features: pass rating_features= "
+                    "(one row per queried pair, the same vocabulary) to predict"
+                )
+            self._query = rating_features
+        try:
+            return super().predict(users, items)
+        finally:
+            self._query = None
+
+    def raw_predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """μ + bᵤ + bᵢ + Pᵤ·Qᵢ, plus with a rating block the mean over samples of its part:
+        Xw̄ + ½Σ[(XV)² − X²V²] + (XV)·(Pᵤ + Qᵢ), V the samples side by side over √S."""
+        out = super().raw_predict(u, i)
+        if self.factor_form:
+            return out
+        rows = getattr(self, "_query", None)
+        if rows is None:
+            raise ValueError("this BayesianFM was fit with rating_features: use predict(...)")
+        if rows.n_entities != u.shape[0] or rows.n_features != self.n_rating_features_:
+            raise ValueError(
+                f"rating_features has {rows.n_entities} rows of {rows.n_features} features; "
+                f"expected {u.shape[0]} rows of {self.n_rating_features_}"
+            )
+        return out + self._rating_part(rows.indptr, rows.indices, self.P[u] + self.Q[i])
+
+    def _rating_part(self, indptr, indices, PQ: np.ndarray) -> np.ndarray:
+        """The rating block's mean part for binary rows (indptr, indices) beside P + Q rows."""
+        n = indptr.shape[0] - 1
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        XV = np.zeros((n, self.V_rating_.shape[1]))  # (n, k·S)
+        np.add.at(XV, rows, self.V_rating_[indices])
+        X2V2 = np.zeros_like(XV)
+        np.add.at(X2V2, rows, self.V_rating_[indices] ** 2)
+        lin = np.bincount(rows, weights=self.w_rating_[indices], minlength=n)
+        return lin + 0.5 * (XV**2 - X2V2).sum(1) + (XV * PQ).sum(1)
+
+    def score_all(self, user: int) -> np.ndarray:
+        """FactorModel's score_all, plus with a rating block its part as of the training rows'
+        highest feature index (for :func:`~mfrec.data.rating_dates`, the latest period)."""
+        scores = super().score_all(user)
+        if self.factor_form or not 0 <= int(user) < self.n_users:
+            return scores
+        PQ = self.P[int(user)][None, :] + self.Q  # (n_items, k·S)
+        n, latest = self.n_items, self._latest
+        indptr = np.arange(n + 1, dtype=np.int64) * latest.size
+        return scores + self._rating_part(indptr, np.tile(latest, n), PQ)
+
+
+def fm_blocks(
+    u: np.ndarray,
+    i: np.ndarray,
+    n_users: int,
+    n_items: int,
+    user_features: Features | None,
+    item_features: Features | None,
+    implicit: bool,
+    item_implicit: bool,
+    rating_features: Features | None = None,
+) -> tuple[list, np.ndarray, list[str]]:
+    """The user and item blocks (and a block of the ratings themselves, with
+    ``rating_features``): per block (CSR indptr, global indices, values, rows, kernel
+    :data:`Block`), each global feature's group, and the group names."""
+    ids_u = (np.arange(n_users + 1, dtype=np.int64), np.arange(n_users, dtype=np.int64))
+    ids_i = (np.arange(n_items + 1, dtype=np.int64), np.arange(n_items, dtype=np.int64))
+    user_parts = [("user", *ids_u, n_users, False)]
+    if user_features is not None:
+        _check_rows("user_features", user_features, n_users)
+        user_parts.append(
+            ("user features", user_features.indptr, user_features.indices,
+             user_features.n_features, False)
+        )  # fmt: skip
+    if implicit:
+        user_parts.append(("implicit N(u)", *sets_by_row(u, i, n_users, n_items), n_items, True))
+    item_parts = [("item", *ids_i, n_items, False)]
+    if item_features is not None:
+        _check_rows("item_features", item_features, n_items)
+        item_parts.append(
+            ("item features", item_features.indptr, item_features.indices,
+             item_features.n_features, False)
+        )  # fmt: skip
+    if item_implicit:
+        item_parts.append(("raters R(i)", *sets_by_row(i, u, n_items, n_users), n_users, True))
+    layout = [(user_parts, u, n_users), (item_parts, i, n_items)]
+    if rating_features is not None:
+        _check_rows("rating_features", rating_features, u.shape[0])
+        rf = rating_features
+        n = u.shape[0]
+        layout.append(
+            ([("rating features", rf.indptr, rf.indices, rf.n_features, False)], np.arange(n), n)
+        )
+    blocks, groups, grp, off = [], [], [], 0
+    for parts, row_of, n_rows in layout:
+        ptr, idx, val, names, widths = entity_block(n_rows, parts)
+        width = sum(widths)
+        kernel = block_from_rows(ptr, idx, val, width, row_of, off)
+        blocks.append((ptr, idx + off, val, n_rows, kernel))
+        for name, n in zip(names, widths, strict=True):
+            grp.append(np.full(n, len(groups), dtype=np.int64))
+            groups.append(name)
+        off += width
+    return blocks, np.concatenate(grp), groups
