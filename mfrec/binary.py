@@ -19,6 +19,7 @@ from mfrec.data import Ratings
 from mfrec.data.binary import binarize, check_threshold
 from mfrec.evaluate import cross_validate, query_indices
 from mfrec.reference.classification import binary_metrics
+from mfrec.reference.mf import FactorModel
 from mfrec.reference.ranking import ranking_metrics
 
 BINARY_METRICS = ("auc", "log_loss", "precision", "recall", "accuracy", "precision@{k}",
@@ -54,7 +55,7 @@ def book_logistic(seed: int = 0):
 
 def network_configs(
     task: str, user_features=None, item_features=None
-) -> dict[str, tuple[str, Callable[[int], object]]]:
+) -> dict[str, tuple[str, Callable[[int], FactorModel]]]:
     """The chapter-3 networks for ``task`` ("rating" or "binary") as name → (description,
     factory(seed)); ``embedding-mlp`` only when both feature arrays are given (see
     :class:`mfrec.torch_impl.networks.EmbeddingMLP`). Early-stopped on a 10% split."""
@@ -106,7 +107,9 @@ def binary_names() -> tuple[str, ...]:
     return (*BINARY_FORMS, *NETWORKS)
 
 
-def binary_model(name: str, seed: int = 0, backend: str = "numba", features=(None, None)):
+def binary_model(
+    name: str, seed: int = 0, backend: str = "numba", features=(None, None)
+) -> FactorModel:
     """A fresh, unfitted binary-task model for ``--model name`` on ``backend``; ``ValueError``
     naming the model when it has no binary form (or none on that backend)."""
     networks = network_configs("binary", *features)

@@ -12,6 +12,7 @@ from mfrec.reference import MatrixFactorization
 from mfrec.reference.als import ALS
 from mfrec.reference.bayes import BayesianMF
 from mfrec.reference.ensemble import Ensemble
+from mfrec.reference.mf import FactorModel
 
 SGD_DEFAULTS = {"factors": 100, "epochs": 80, "lr": 0.005, "reg": 0.1, "biased": True}
 """Biased SGD MF as tuned on validation (scikit-surprise's SVD rule, more factors and epochs)."""
@@ -42,7 +43,7 @@ def neural(seed: int = 0):
     )
 
 
-CONFIGS: dict[str, tuple[str, Callable[[int], object]]] = {
+CONFIGS: dict[str, tuple[str, Callable[[int], FactorModel]]] = {
     "plain": (
         "the slides' model: SGD, k=10, 20 epochs, lr 0.01, no biases, no L2",
         lambda seed: MatrixFactorization(seed=seed),
@@ -74,7 +75,7 @@ CONFIGS: dict[str, tuple[str, Callable[[int], object]]] = {
 }
 
 
-def build_model(name: str, seed: int = 0):
+def build_model(name: str, seed: int = 0) -> FactorModel:
     """A fresh, unfitted model of the named configuration."""
     if name not in CONFIGS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(CONFIGS)}")

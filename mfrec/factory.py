@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from mfrec.configs import build_model
 from mfrec.job import DefaultModel
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.ensemble import Ensemble
-from mfrec.reference.mf import SGDModel
+from mfrec.reference.mf import FactorModel, SGDModel
 
 # Each model hyper-parameter flag and the constructor argument it sets. A flag applies to a
 # model exactly when that model's class takes the argument; for any other model it is refused.
@@ -154,7 +155,7 @@ def default_model(args):
     return DefaultModel(seed=args.seed, device=getattr(args, "device", None) or "auto")
 
 
-def make_model(args, backend: str | None = None, check_only: bool = False):
+def make_model(args, backend: str | None = None, check_only: bool = False) -> FactorModel | None:
     """The model the flags ask for, on ``backend``: the named configuration with every given
     hyper-parameter flag applied; a flag the model does not take is a ``ValueError``.
 
@@ -163,6 +164,7 @@ def make_model(args, backend: str | None = None, check_only: bool = False):
     if args.model == "auto" or args.backend is None:
         resolve_plan(args)
     backend = backend or ("numba" if args.backend == "both" else args.backend)
+    assert backend is not None  # resolve_plan set args.backend
     base = base_model(args, backend, check_only)
     converts = args.model in ("plain", "biased", "als") and getattr(args, "binary", None) is None
     cls = torch_class(type(base)) if backend == "torch" and converts else type(base)
@@ -216,7 +218,7 @@ def make_model(args, backend: str | None = None, check_only: bool = False):
     return cls(**{**params, **overrides})
 
 
-def base_model(args, backend: str, check_only: bool = False):
+def base_model(args, backend: str, check_only: bool = False) -> FactorModel:
     """The unfitted model ``--model`` names on ``backend``, before flags apply: a configuration
     of :mod:`mfrec.configs`, SVD++, a chapter-3 network or (``--binary T``) a binary form.
 
@@ -284,7 +286,7 @@ def describe_choice(args, backend: str) -> str:
 
 def label(model, backend: str) -> dict:
     """What ran: configuration-independent facts read off the fitted or fresh model object."""
-    info = {"class": type(model).__name__, "backend": backend}
+    info: dict[str, Any] = {"class": type(model).__name__, "backend": backend}
     if isinstance(model, DefaultModel):  # members are chosen at fit, by the data's size
         info.update(device=model.device_, n_threads=model.n_threads)
         info["members"] = [label(m, backend) for m in model.members]
@@ -298,7 +300,7 @@ def label(model, backend: str) -> dict:
         if hasattr(model, key):
             value = getattr(model, key)
             info[key] = value if isinstance(value, (bool, int, float)) else str(value)
-    params = {}
+    params: dict[str, Any] = {}
     for key in ("n_factors", "n_epochs", "n_iters", "n_samples", "burn_in", "thin", "lr", "reg",
                 "biased", "init_std", "lr_decay", "val_fraction", "dtype"):  # fmt: skip
         if hasattr(model, key):

@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             args, extra = parser.parse_known_args(argv)
             if extra:  # reported under the subcommand's usage line, not the top-level one
                 sub = next(a for a in parser._actions if a.dest == "command")
-                sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+                sub.choices[args.command].error(  # pyright: ignore[reportOptionalSubscript, reportIndexIssue]  (the subparsers action's choices: a dict)
+                    f"unrecognized arguments: {' '.join(extra)}"
+                )
         except SystemExit as e:  # --help, or a usage error argparse already explained
             return int(e.code or 0)
         code = run_command(args)

@@ -126,10 +126,12 @@ def load_features(args, train: Ratings, say=print) -> tuple:
 def rating_scale(args, data: Ratings) -> tuple[float, float]:
     """The rating scale: --rating-scale, else the release's, else the range of ``data``."""
     if args.rating_scale is not None:
-        return tuple(float(x) for x in args.rating_scale)
-    if not (args.ratings or getattr(args, "train", None)):
-        return tuple(float(x) for x in get_release(args.dataset).scale)
-    return float(data.ratings.min()), float(data.ratings.max())
+        lo, hi = args.rating_scale
+    elif not (args.ratings or getattr(args, "train", None)):
+        lo, hi = get_release(args.dataset).scale
+    else:
+        lo, hi = data.ratings.min(), data.ratings.max()
+    return float(lo), float(hi)
 
 
 def add_output_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 
@@ -187,7 +188,7 @@ def fit_one(args, backend: str, model, train: Ratings, test: Ratings, say, bar_o
     if isinstance(model, DefaultModel):
         return fit_default(model, train, say, bar_on, not args.quiet)
     ensemble = isinstance(model, Ensemble)
-    curves: dict[str, dict[str, list[float]]] = {}
+    curves: dict[str, dict[str, Any]] = {}  # series -> steps, train/test RMSE lists, unit
     track = bool(args.plot) or not args.quiet
     bar = eta_bar(fit_steps(model), bar_on, backend, not args.quiet, unit=step_name(model))
 
@@ -205,8 +206,10 @@ def fit_one(args, backend: str, model, train: Ratings, test: Ratings, say, bar_o
         curve["train"].append(tr)
         if te is not None:
             curve["test"].append(te)
-        bar.set_postfix(train=f"{tr:.4f}", **({} if te is None else {"test": f"{te:.4f}"}),
-                        refresh=False)  # fmt: skip
+        postfix = (
+            {"train": f"{tr:.4f}"} if te is None else {"train": f"{tr:.4f}", "test": f"{te:.4f}"}
+        )
+        bar.set_postfix(postfix, refresh=False)
         if not bar_on:
             test_part = "" if te is None else f"  test RMSE {te:.4f}"
             say(f"{prefix}{name} {step + 1:3d}/{total}  train RMSE {tr:.4f}{test_part}")
@@ -230,7 +233,7 @@ def fit_one(args, backend: str, model, train: Ratings, test: Ratings, say, bar_o
     callback = None
     if track:
         callback = member_report if ensemble else (lambda s, m: report(s, m, backend))
-    extra = {}
+    extra: dict[str, Any] = {}
     if args.model == "svdpp":
         extra = dict(zip(("user_features", "item_features"), args.features_, strict=True))
     if val is not None:
@@ -267,6 +270,7 @@ def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: b
             where = model.device_ if hasattr(m, "n_epochs") else "cpu"
             say(f"{name} ({fit_steps(m)} {unit} max, on {where})")
             bar = eta_bar(fit_steps(m), bar_on, name, lines, unit=unit[:-1])
+        assert bar is not None  # the first step opened it
         bar.update(1)
 
     start = time.perf_counter()
@@ -344,6 +348,7 @@ def train_binary(args, train: Ratings, test: Ratings, u: int, raw_user, say) -> 
     t = args.binary
     y = binarize(train.ratings, t, rating_scale(args, train), part="training")
     model = make_model(args, args.backend)
+    assert model is not None  # built: check_only is False
     what = " (biased logistic MF: no --model given)" if getattr(args, "auto_binary", 0) else ""
     info = label_text(label(model, args.backend))
     say(f"model {args.model}{what}, liked = rating >= {t:g}: {info}")
