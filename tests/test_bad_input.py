@@ -259,6 +259,22 @@ def _npy(a: np.ndarray) -> bytes:
 def build_cases() -> list[Case]:
     """The rows (built in the test process only: the child gets them as JSON)."""
     return [
+        # No output ever replaces an input or another output (checked before any work).
+        Case(
+            "output: --save is the --ratings file",
+            2,
+            rf"{ERR}--save r\.csv is the --ratings file r\.csv: an output may not replace an "
+            r"input; write it elsewhere",
+            {"r.csv": GOOD},
+            [["cli", [*TRAIN, "--ratings", "r.csv", "--save", "r.csv"]]],
+        ),
+        Case(
+            "output: --save and --plot are one file",
+            2,
+            rf"{ERR}--plot out\.npz and --save out\.npz are the same file: each output needs .*",
+            {"r.csv": GOOD},
+            [["cli", [*TRAIN, "--ratings", "r.csv", "--save", "out.npz", "--plot", "out.npz"]]],
+        ),
         # The parse cache is keyed on content.
         Case(
             "cache: edited keeping size and mtime",
