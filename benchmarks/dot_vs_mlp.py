@@ -173,8 +173,8 @@ def tune(spec, data, train_idx, budget: int, cap: int, seed: int) -> dict:
         metrics = score(task, val.ratings, model.predict(u_val, i_val))
         trials.append({"config": cfg, "epochs": int(model.best_epoch_) + 1, "fit_s": sec,
                        **metrics})  # fmt: skip
-    key, sign = ("rmse", 1) if task == "rating" else ("log_loss", 1)
-    best = min(trials, key=lambda t: sign * t[key])
+    key = "rmse" if task == "rating" else "log_loss"
+    best = min(trials, key=lambda t: t[key])
     return {"config": best["config"], "epochs": best["epochs"], "trials": trials}
 
 
@@ -228,7 +228,7 @@ def tables(results: list[dict]) -> str:
         rows = [r for r in results if r["task"] == task]
         if not rows:
             continue
-        A, B = a.upper() if a != "log_loss" else "log loss", "MAE" if b == "mae" else "log loss"
+        A, B = a.upper(), "MAE" if b == "mae" else "log loss"
         out += [
             f"| model ({task}) | u1..u5 {A} | {B} | 5-fold {A} | {B} | fit s (median) "
             "| val " + ("RMSE" if task == "rating" else "log loss") + " | chosen configuration |",
