@@ -265,7 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, help="lower every epoch cap to this")
     p.add_argument("--out", default="benchmarks/out", help="folder for the .md and .json")
     p.add_argument("--name", default="dot_vs_mlp", help="basename of the written files")
+    p.add_argument("--render", nargs="+", metavar="JSON",
+                   help="fit nothing: print the tables of these results files")  # fmt: skip
     args = p.parse_args(argv)
+    if args.render:
+        print(tables([r for f in args.render for r in json.loads(Path(f).read_text())]))
+        return 0
     import torch
 
     torch.set_num_threads(1)  # every model on one thread, as the Numba kernels are
