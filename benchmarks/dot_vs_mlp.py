@@ -105,6 +105,9 @@ def model_specs(features) -> dict[str, tuple[str, str, dict | None, Callable]]:
         "svd++": ("rating", "SVD++: ids + implicit N(u)", DOT_SPACE, sgd(SVDpp)),
         "svd++ features": ("rating", "SVD++: ids + implicit N(u) + u.user/u.item features",
                            DOT_SPACE, sgd(FeaturedSVDpp, user_features=uf, item_features=itf)),
+        "biased (configs)": ("rating", "mfrec's 'biased' configuration (k=100, 80 epochs, lr "
+                             "0.005, reg 0.1; tuned earlier on validation, not here)", None,
+                             lambda c, e, s: build_model("biased", s)),
         "default": ("rating", "mfrec's default blend (tuned earlier on validation, not here)",
                     None, lambda c, e, s: build_model("default", s)),
         "two-towers": ("rating", "two towers (Linear+Tanh), dot product + biases", NET_SPACE,
