@@ -79,8 +79,9 @@ class FeaturedSVDpp(SVDpp):
     def fit(self, users, items, ratings, n_users=None, n_items=None, **kw) -> FeaturedSVDpp:
         """:meth:`SVDpp.fit` with the bound features."""
         uf, itf = self.features
-        return super().fit(users, items, ratings, n_users, n_items, user_features=uf,
-                           item_features=itf, **kw)  # fmt: skip
+        super().fit(users, items, ratings, n_users, n_items, user_features=uf,
+                    item_features=itf, **kw)  # fmt: skip
+        return self
 
 
 def model_specs(features) -> dict[str, tuple[str, str, dict | None, Callable]]:
