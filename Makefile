@@ -49,9 +49,11 @@ bench-speed:
 		--benchmark-json=benchmarks/out/bench.json
 	$(PY) benchmarks/report.py benchmarks/out/bench.json
 
-# 5-fold CV table of every model on ML-100k (+ scikit-surprise and cmfrec when installed: .[peers]).
+# 5-fold CV table of every model on ML-100k (+ scikit-surprise and cmfrec when installed: .[peers]),
+# then the dot product against the book's networks, tuned with one budget (benchmarks/dot_vs_mlp.py).
 accuracy: install
 	$(BIN)/python -m benchmarks.accuracy
+	$(BIN)/python -m benchmarks.dot_vs_mlp
 
 # ruff (lint, then formatting) and pyright (basic mode, [tool.pyright] in pyproject.toml).
 lint: install

@@ -54,3 +54,41 @@ def test_table_has_one_row_per_model():
     text = table([row, pub], 10, 5)
     assert "| m | 0.9000 ± 0.0000 | 0.7000 | 0.1000 | 2.0 | d |" in text
     assert "0.934 (published)" in text
+
+
+def test_draw_stays_in_its_space():
+    from benchmarks.dot_vs_mlp import NET_SPACE, draw
+
+    rng = np.random.default_rng(3)
+    for cfg in (draw(NET_SPACE, rng) for _ in range(50)):
+        assert cfg["n_factors"] in NET_SPACE["n_factors"]
+        assert cfg["hidden"] in NET_SPACE["hidden"]
+        assert 3e-4 <= cfg["lr"] <= 1e-2 and 1e-3 <= cfg["reg"] <= 0.5
+
+
+def test_dot_vs_mlp_pipeline_end_to_end(ml100k, tmp_path):
+    """The whole pipeline on a slice (splits u1 and fold1, 2 epochs, 2 configurations, one
+    model of each kind): every model has its tuning trials, both split families and a row."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.dot_vs_mlp import main
+
+    models = ["biased-mf", "embedding-mlp", "logistic-mf", "two-towers (binary)"]
+    argv = ["--quick", "--budget", "2", "--models", ",".join(models), "--out", str(tmp_path),
+            "--data-dir", str(Path(ml100k.source).parent)]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "dot_vs_mlp.json").read_text())
+    assert [r["model"] for r in results] == models
+    for r in results:
+        keys = ("rmse", "mae") if r["task"] == "rating" else ("auc", "log_loss")
+        assert len(r["tuning"]["trials"]) == 2
+        assert 1 <= r["tuning"]["epochs"] <= 2
+        assert [s["split"] for s in r["splits"]] == ["u1", "fold1"]
+        for family in ("canonical", "random"):
+            assert all(np.isfinite(r["summary"][family][k]) for k in keys)
+    text = (tmp_path / "dot_vs_mlp.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + len(models)  # a header per task, a row per model
+    for name in models:
+        assert sum(line.startswith(f"| {name} |") for line in rows) == 1
