@@ -25,6 +25,7 @@ from torch import nn
 
 from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
 from mfrec.data.ids import UNKNOWN
+from mfrec.data.splits import carve_validation
 from mfrec.devices import torch_cuda
 from mfrec.modelstate import ctor_params
 from mfrec.reference.early_stopping import EarlyStopping
@@ -325,7 +326,9 @@ class NetworkMF(TorchScored, FactorModel):
 
         ``history_`` holds each epoch's mean loss before the penalty (training MSE or log loss).
         Without ``eval_set``, ``val_fraction`` > 0 carves that share out as the validation set
-        (validation RMSE; of the probabilities for the binary task) and early-stops on it.
+        by :func:`mfrec.data.splits.carve_validation` (ids absent from the rest are scored by
+        the fallback and counted in ``n_val_unknown_``) and early-stops on its RMSE (of the
+        probabilities for the binary task).
         """
         u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
         n_users = check_size("n_users", n_users, u_np)
@@ -334,10 +337,8 @@ class NetworkMF(TorchScored, FactorModel):
         self._remember_scale(r_np)
         seen = (u_np, i_np)  # validation ratings carved out below still count as seen
         if eval_set is None and self.val_fraction:
-            perm = rng.permutation(r_np.shape[0])
-            n_val = int(round(self.val_fraction * r_np.shape[0]))
-            val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            eval_set = (u_np[val], i_np[val], r_np[val])
+            carved = carve_validation(u_np, i_np, r_np, self.val_fraction, rng)
+            eval_set, keep, self.n_val_unknown_ = carved.val, carved.fit_rows, carved.n_unknown
             u_np, i_np, r_np = u_np[keep], i_np[keep], r_np[keep]
             patience = self.patience if patience is None else patience
         torch.manual_seed(self.seed)
