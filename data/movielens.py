@@ -117,6 +117,7 @@ def place_release(name: str, root: Path, progress: bool = False) -> tuple[Path, 
     return final, found
 
 
+# duplicates: load_movielens names find_release's parameters (passed on), for help() and pyright
 def load_movielens(
     name: str,
     data_dir: str | os.PathLike | None = None,

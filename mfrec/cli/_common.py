@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import numpy as np
 
+from mfrec._internal import check_positive
 from mfrec.data import (
     CANONICAL_SPLITS,
     RELEASES,
@@ -22,7 +24,8 @@ from mfrec.data.dataset import align, reindex
 from mfrec.data.parse import DUPLICATE_POLICIES, default_cache_dir
 from mfrec.data.splits import train_test_split
 from mfrec.factory import FEATURE_MODELS
-from mfrec.modelio import raw_id
+from mfrec.modelio import load_model, raw_id
+from mfrec.modelstate import refusal
 from mfrec.outputs import check_outputs
 
 DELIMITERS = {"tab": "\t", "comma": ",", "::": "::", "|": "|", ";": ";", "space": " "}
@@ -35,6 +38,34 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
+
+
+def add_command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """Register the subcommand ``name`` on the subparsers ``sub``, its defaults shown in --help."""
+    return sub.add_parser(name, help=help, formatter_class=HelpFormatter)
+
+
+def add_serving_command(
+    sub, name: str, help: str, add_target: Callable[[argparse.ArgumentParser], object]
+) -> None:
+    """Register a subcommand that answers from a saved model: ``--model``, then the flags
+    ``add_target`` adds (whom or what it answers for), ``-k/--top`` and ``--json``."""
+    p = add_command(sub, name, help)
+    p.add_argument("--model", required=True, help="a file written by `mfrec train --save`")
+    add_target(p)
+    p.add_argument("-k", "--top", type=int, default=10, help="how many items")
+    add_output_flags(p, quiet=False)
+
+
+def load_serving_model(args, use: str | None, flag: str | None = None) -> tuple:
+    """``-k/--top`` checked, then ``--model`` loaded (what :func:`~mfrec.modelio.load_model`
+    returns); an error (after ``flag: `` when given) where the model cannot serve ``use``."""
+    check_positive("-k/--top", args.top, integer=True)
+    loaded = load_model(args.model)
+    why = None if use is None else refusal(loaded[0], use)
+    if why is not None:
+        raise ValueError(why if flag is None else f"{flag}: {why}")
+    return loaded
 
 
 def add_data_options(p: argparse.ArgumentParser):
