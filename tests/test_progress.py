@@ -151,6 +151,37 @@ def test_reading_reports_bytes_once_per_block(big, tmp_path, monkeypatch):
         assert blocks <= len(calls) - 1 <= blocks + 1
 
 
+def test_text_ids_are_read_again_from_byte_0(tmp_path):
+    from mfrec.data import parse
+
+    path = tmp_path / "text.tsv"
+    path.write_text("".join(f"u{k}\ti{k % 7}\t{k % 5 + 1}\n" for k in range(1000)))
+    calls: list[tuple[str, int, int]] = []
+    table = parse.read_ratings(path, cache=False, report=lambda *c: calls.append(c))
+    size = path.stat().st_size
+    assert table.user_ids[0] == "u0"  # read by the text path, after the kernel gave up
+    assert calls == [("reading", 0, size), ("reading", 0, size), ("reading", size, size)]
+
+
+def test_a_counted_display_quiets_the_stage_ticker(capsys, monkeypatch):
+    import time
+
+    from mfrec.progress import counted, stage
+
+    monkeypatch.setenv("MFREC_PROGRESS_SECONDS", "0")  # the ticker at its floor, every 0.2 s
+    with stage("reading", say=print, lines=True):
+        with counted("r.tsv", bar=False, lines=True) as report:
+            report("reading", 0, 300)
+            for done in (100, 200, 300):
+                time.sleep(0.25)
+                report("reading", done, 300)
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["reading ..."]  # no "reading: 0 s elapsed" beside the ETA lines
+    lines = err.splitlines()  # the clock starts at the first block: no line for it
+    assert len(lines) == 2 and re.fullmatch(rf"  reading r\.tsv: 200/300B, {ETA_TAIL}", lines[0])
+    assert re.fullmatch(r"  reading r\.tsv: 300/300B, \d+ s elapsed, ETA 0 s", lines[1])
+
+
 def test_the_cache_hash_reports_bytes_hashed(big, monkeypatch):
     import os
 
