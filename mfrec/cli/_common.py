@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from mfrec.factory import FEATURE_MODELS
 from mfrec.modelio import load_model, raw_id
 from mfrec.modelstate import refusal
 from mfrec.outputs import check_outputs
+from mfrec.progress import counted
 
 DELIMITERS = {"tab": "\t", "comma": ",", "::": "::", "|": "|", ";": ";", "space": " "}
 
@@ -203,11 +205,20 @@ def reader_options(args) -> dict:
     )
 
 
+def read_file(args, path: str, progress: bool = False) -> Ratings:
+    """``path`` read with the data flags; the bytes read and hashed are shown as a bar (with
+    ``progress``) or, unless --quiet, as ETA lines."""
+    with counted(Path(path).name, progress, not getattr(args, "quiet", False)) as report:
+        return read_ratings(path, **reader_options(args), report=report)
+
+
 def load_full(args, progress: bool = False) -> Ratings:
     """All ratings of ``--ratings`` or of ``--dataset`` (found, else downloaded)."""
     if args.ratings:
-        return read_ratings(args.ratings, **reader_options(args))
-    data = load_movielens(args.dataset, args.data_dir, download=args.download, progress=progress)
+        return read_file(args, args.ratings, progress)
+    with counted(args.dataset, progress, not getattr(args, "quiet", False)) as report:
+        data = load_movielens(args.dataset, args.data_dir, download=args.download,
+                              progress=progress, report=report)  # fmt: skip
     if args.rating_scale is not None:
         lo, hi = args.rating_scale
         if data.ratings.min() < lo or data.ratings.max() > hi:
@@ -241,15 +252,22 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
             raise ValueError("--train and --test go together")
         if args.ratings:
             raise ValueError("give either --ratings or --train/--test, not both")
-        train = read_ratings(args.train, **reader_options(args))
-        return (train, *align(train, read_ratings(args.test, **reader_options(args))))
+        train = read_file(args, args.train, progress)
+        return (train, *align(train, read_file(args, args.test, progress)))
     full = load_full(args, progress)
     test_size = 0.2 if args.test_size is None else args.test_size
     if test_size == 0:
         return full, full.subset(np.empty(0, dtype=np.int64)), 0
-    tr, te = train_test_split(len(full), test_size, args.seed)
-    train = reindex(full.subset(tr))
-    return (train, *align(train, full.subset(te)))
+    n = len(full)  # counted twice: shuffled, then indexed (the training part, the test part)
+    with counted("", progress, not getattr(args, "quiet", False), " ratings") as report:
+        report("splitting (shuffle + index)", 0, 2 * n)
+        tr, te = train_test_split(n, test_size, args.seed)
+        report("splitting (shuffle + index)", n, 2 * n)
+        train = reindex(full.subset(tr))
+        report("splitting (shuffle + index)", n + len(tr), 2 * n)
+        test, n_unknown = align(train, full.subset(te))
+        report("splitting (shuffle + index)", 2 * n, 2 * n)
+    return train, test, n_unknown
 
 
 def top_items(model, u: int, k: int) -> tuple[np.ndarray, np.ndarray]:
