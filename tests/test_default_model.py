@@ -255,3 +255,13 @@ def test_progress_lines_carry_elapsed_time_and_eta(capsys, monkeypatch):
     silent = progress.eta_bar(20, enabled=False, desc="quiet", lines=False)
     silent.update(20)
     assert capsys.readouterr().err == ""
+
+
+def test_cv_gives_the_default_its_features(capsys, files):
+    r, uf, itf = files
+    result, err = run_json(capsys, "cv", "--ratings", r, "--item-features", itf, "--folds", 2)
+    assert result["model"] == "default" and len(result["folds"]) == 2
+    assert "item features: 3 from" in err
+    none, _ = run_json(capsys, "cv", "--ratings", r, "--item-features", itf, "--folds", 2,
+                       "--features", "none")  # fmt: skip
+    assert none["mean"]["rmse"] != result["mean"]["rmse"]  # the folds' models used them
