@@ -52,7 +52,7 @@ def test_features_none_and_models_without_features(capsys, files):
                       "--user-features", uf, "--features", "none")  # fmt: skip
     assert "user features" not in err
     code, _, err = run(capsys, "train", "--ratings", r, "--model", "plain", "--user-features", uf)
-    assert code == 2 and "only svdpp and embedding-mlp use features" in err
+    assert code == 2 and "only default, svdpp, embedding-mlp use features" in err
 
 
 def test_embedding_mlp_needs_features(capsys, files):

@@ -114,15 +114,15 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
         "prints AUC, log loss, precision/recall/accuracy at 0.5 and the ranked lists' @K",
     )
     g.add_argument("--user-features", metavar="F", help="CSV/TSV with a header, first column the "
-                   "raw user id (svdpp, embedding-mlp)")  # fmt: skip
+                   "raw user id (default, svdpp, embedding-mlp)")  # fmt: skip
     g.add_argument("--item-features", metavar="F", help="the same for items (a MovieLens "
                    "movies.csv works as it is)")  # fmt: skip
     g.add_argument(
         "--features",
         choices=["auto", "none"],
         default="auto",
-        help="auto: the release's feature files (u.user, u.item, ...) for svdpp and "
-        "embedding-mlp; none: ignore them",
+        help="auto: the release's feature files (u.user, u.item, ...) for the default, svdpp "
+        "and embedding-mlp; none: ignore them (the default then blends id-only members)",
     )
 
 
@@ -133,7 +133,7 @@ def load_features(args, train: Ratings, say=print) -> tuple:
     if args.model not in FEATURE_MODELS:
         for f in ("--user-features", "--item-features"):
             if getattr(args, f[2:].replace("-", "_")):
-                raise ValueError(f"{f}: only {' and '.join(FEATURE_MODELS)} use features, not "
+                raise ValueError(f"{f}: only {', '.join(FEATURE_MODELS)} use features, not "
                                  f"--model {args.model}")  # fmt: skip
         return None, None
     if args.features == "none":
