@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sps
 
-from benchmarks.accuracy import cpu_name, write_atomic
+from benchmarks.accuracy import cpu_name, write_results
 from benchmarks.bfm_canonical import fit_config, rows_of
 from mfrec.data import load_ml100k
 from mfrec.data.dataset import Ratings
@@ -298,22 +298,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-peers", action="store_true", help="skip myFM even when installed")
     p.add_argument("--data-dir", help="folder with ml-100k (else $MFREC_DATA, cache, download)")
     p.add_argument("--out", default="benchmarks/out", help="folder for the .md and .json")
+    p.add_argument("--render", nargs="+", metavar="JSON", help="only rebuild the table from "
+                   "these results (e.g. of runs on different splits), fitting nothing")  # fmt: skip
     args = p.parse_args(argv)
-    ratings = load_ml100k(args.data_dir)
-    folder = find_release("ml-100k", args.data_dir)
-    rows = [r for r in args.rows if not (args.no_peers and r in MYFM_ROWS)]
-    results = run(ratings, folder, args.splits, rows, rank=args.rank, sweeps=args.sweeps,
-                  seed=args.seed, train_sample=args.train_sample)  # fmt: skip
     machine = f"{cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()}"
-    head = (
-        f"ML-100k canonical splits, every test rating scored; rank {args.rank}, "
-        f"{args.sweeps} sweeps; machine: {machine}; `python -m benchmarks.myfm_canonical`"
-    )
-    text = f"{head}\n\n{table(results)}\n" if results else f"{head}\n\nno rows ran\n"
-    print(text)
-    out = Path(args.out)
-    write_atomic(out / "myfm_canonical.md", text)
-    write_atomic(out / "myfm_canonical.json", json.dumps(results, indent=1))
+    if args.render:
+        results = [r for path in args.render for r in json.loads(Path(path).read_text())]
+        head = f"ML-100k canonical splits, from {', '.join(args.render)}"
+    else:
+        ratings = load_ml100k(args.data_dir)
+        folder = find_release("ml-100k", args.data_dir)
+        rows = [r for r in args.rows if not (args.no_peers and r in MYFM_ROWS)]
+        results = run(ratings, folder, args.splits, rows, rank=args.rank, sweeps=args.sweeps,
+                      seed=args.seed, train_sample=args.train_sample)  # fmt: skip
+        head = (
+            f"ML-100k canonical splits, every test rating scored; rank {args.rank}, "
+            f"{args.sweeps} sweeps; machine: {machine}; `python -m benchmarks.myfm_canonical`"
+        )
+    text = f"{head}\n\n{table(results) if results else 'no rows ran'}\n"
+    write_results(Path(args.out), "myfm_canonical", text, results)
     return 0
 
 
