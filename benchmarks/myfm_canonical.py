@@ -14,7 +14,7 @@ the samplers. Rows:
 - ``myfm-oprobit``: the same inputs, ``MyFMOrderedProbit`` (the ratings as ordered classes);
   the prediction is the expected rating under its class probabilities.
 - ``default``: ``mfrec.job.DefaultModel`` (what ``mfrec train`` fits with no model flags),
-  given the side information its ``fit`` accepts (its label says what it was given).
+  given the side information its constructor or ``fit`` accepts (its label says what).
 - ``bfm-recipe``: mfrec's ``BayesianFM`` with the same recipe, the date by month
   (``benchmarks.bfm_canonical``'s ``recipe+date``), 20 burn-in sweeps.
 
@@ -181,25 +181,29 @@ def fit_default(
     side: tuple[Features, Features, Features],
     seed: int,
 ) -> tuple[str, float, np.ndarray]:
-    """(label, fit seconds, predictions of ``test``) of ``DefaultModel``, passed each of the
-    user features, item features and rating dates that its ``fit`` names as a parameter."""
+    """(label, fit seconds, predictions of ``test``) of ``DefaultModel``, given each of the
+    user features, item features and rating dates that its constructor or its ``fit`` names
+    as a parameter (the constructor first)."""
     user_f, item_f, dates = side
     offered = {"user_features": user_f, "item_features": item_f,
                "rating_features": rows_of(dates, train)}  # fmt: skip
-    model = DefaultModel(seed=seed)
-    accepted = inspect.signature(model.fit).parameters
-    fit_kw: dict[str, Any] = {k: v for k, v in offered.items() if k in accepted}
+    init_kw: dict[str, Any] = {
+        k: v for k, v in offered.items() if k in inspect.signature(DefaultModel).parameters
+    }
+    fit_params = inspect.signature(DefaultModel.fit).parameters
+    fit_kw: dict[str, Any] = {
+        k: v for k, v in offered.items() if k in fit_params and k not in init_kw
+    }
     query = {}
-    if (
-        "rating_features" in fit_kw
-        and "rating_features" in inspect.signature(model.predict).parameters
-    ):
-        query["rating_features"] = rows_of(dates, test)
+    if "rating_features" in init_kw or "rating_features" in fit_kw:
+        if "rating_features" in inspect.signature(DefaultModel.predict).parameters:
+            query["rating_features"] = rows_of(dates, test)
     u, i, r = ratings.users[train], ratings.items[train], ratings.ratings[train]
     start = time.perf_counter()
+    model = DefaultModel(seed=seed, **init_kw)
     model.fit(u, i, r, ratings.n_users, ratings.n_items, **fit_kw)
     seconds = time.perf_counter() - start
-    given = ", ".join(GIVEN[k] for k in fit_kw) or "ids only: its fit takes no features"
+    given = ", ".join(GIVEN[k] for k in (*init_kw, *fit_kw)) or "ids only: it takes no features"
     label = f"mfrec default ({given})"
     return label, seconds, model.predict(ratings.users[test], ratings.items[test], **query)
 
