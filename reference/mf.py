@@ -307,10 +307,14 @@ class FactorModel:
             raise ValueError(f"items: {bad!r} is not an item id this model was trained on")
         params = getattr(self, "params", None) or vars(self)
         reg = float(params.get("reg") or 0.0)
-        p, bu = fold_in(self.Q, self.bi, self.mu, self.biased, i, ratings, reg)
+        p, bu = self._fold_in(i, ratings, reg)
         scores = fold_in_scores(self.Q, self.bi, self.mu, self.biased, p, bu)
         top = top_k(scores, i, check_positive("k", k, integer=True, allow_zero=True))
         return self._item_ids()[top], self.clip(scores[top])
+
+    def _fold_in(self, i: np.ndarray, ratings, reg: float) -> tuple[np.ndarray, float]:
+        """(row of P, bᵤ) of a new user who rated the item indices ``i`` with ``ratings``."""
+        return fold_in(self.Q, self.bi, self.mu, self.biased, i, ratings, reg)
 
     def save(self, path, titles: dict | None = None):
         """Write the model file at ``path`` atomically (read back by :func:`mfrec.load`).

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_run import run_json
 
+import mfrec
 from mfrec.data import Ratings
-from mfrec.data.features import release_features
+from mfrec.data.features import Features, cold_rows, release_features
 from mfrec.data.ids import UNKNOWN
 from mfrec.reference import rmse
 from mfrec.reference.bfm import BayesianFM
@@ -68,3 +70,94 @@ def test_svdpp_scores_cold_items_from_their_features(cold):
     m.fit(*fit_args(train), user_features=users, item_features=items)
     got = rmse(test.ratings, m.predict(test.users, test.items))
     assert got < fallback(m, test) - 0.01, (got, fallback(m, test))
+
+
+# --- cold rows on raw ids: the data layer, the CLI, model files -------------------------
+
+
+def test_with_ids_widens_the_maps_and_keeps_every_rating():
+    data = Ratings.from_raw(["u2", "u1", "u2"], ["m3", "m1", "m1"], [4.0, 3.0, 5.0])
+    wide = data.with_ids(["u0"], ["m2", "m1"])
+    assert wide.user_ids.tolist() == ["u0", "u1", "u2"]
+    assert wide.item_ids.tolist() == ["m1", "m2", "m3"]
+    for a, b in ((wide.user_ids[wide.users], data.user_ids[data.users]),
+                 (wide.item_ids[wide.items], data.item_ids[data.items])):  # fmt: skip
+        assert a.tolist() == b.tolist()
+    np.testing.assert_array_equal(wide.ratings, data.ratings)
+    assert cold_rows(wide)[0].tolist() == [0] and cold_rows(wide)[1].tolist() == [1]
+
+
+def test_take_selects_feature_rows_in_order():
+    f = Features(np.array([0, 2, 2, 3]), np.array([0, 1, 1]), ["a", "b"])
+    got = f.take(np.array([2, 0, 1]))
+    assert [got.row(e) for e in range(3)] == [["b"], ["a", "b"], []]
+    assert got.names == f.names
+
+
+@pytest.fixture
+def cold_files(tmp_path):
+    """Train/test files of 30 users × 12 items; the test part adds item 900 (described by the
+    item file) and item 901 (not); the item file also describes 999, in no ratings file."""
+    rng = np.random.default_rng(3)
+    train = [(u, i) for u in range(30) for i in range(12) if rng.random() < 0.6]
+    test = [(u, 900) for u in range(0, 30, 2)] + [(u, 901) for u in range(0, 30, 5)]
+    test += [(u, i) for u in range(30) for i in range(12) if (u, i) not in train][:40]
+    genre = {i: f"g{i % 3}|h{i % 2}" for i in range(12)} | {900: "g0|h1", 999: "g2|h0"}
+
+    def write(name: str, rows) -> str:
+        path = tmp_path / name
+        path.write_text("".join(f"{u + 1}\t{i + 101}\t{rng.integers(1, 6)}\n" for u, i in rows))
+        return str(path)
+
+    items = tmp_path / "items.csv"
+    items.write_text("id,genre\n" + "".join(f"{i + 101},{g}\n" for i, g in genre.items()))
+    return write("train.tsv", train), write("test.tsv", test), str(items), len(test)
+
+
+def test_cli_scores_a_test_item_with_features_and_no_training_ratings_from_them(
+    capsys, tmp_path, cold_files
+):
+    train, test, items, n_test = cold_files
+    saved = tmp_path / "svdpp.npz"
+    result, err = run_json(capsys, "train", "--train", train, "--test", test, "--model", "svdpp",
+                           "--item-features", items, "--epochs", 3, "--factors", 3, "--save",
+                           saved)  # fmt: skip
+    assert (result["n_test"], result["n_cold"], result["n_unknown"]) == (n_test, 15, 6)
+    assert "cold rows: 0 users and 1 items of the test part have features" in err
+    assert "15 test ratings of users or items with no training ratings: scored from" in err
+    assert "6 test ratings have a user or item not in the training data" in err
+    assert "1 rows with ids absent from the ratings ignored" in err  # item 1099 (999 + 101)
+    model = mfrec.load(saved)
+    item_ids = model._item_ids().tolist()
+    assert isinstance(model, SVDpp) and 1001 in item_ids and 1002 not in item_ids
+    assert model.feature_names_[1] == ["genre=g0", "genre=g1", "genre=g2", "genre=h0", "genre=h1"]
+    cold = model.predict([1, 3], [1001, 1001])
+    assert model.n_unknown_ == 0 and not np.allclose(cold, model.predict([1, 3], [1002, 1002]))
+    result, _ = run_json(capsys, "recommend", "--model", saved, "--rate", "1001=5", "101=1")
+    assert len(result["items"]) == 10 and 1001 not in [r["item"] for r in result["items"]]
+    result, _ = run_json(capsys, "similar", "--model", saved, "--item", 1001)
+    assert len(result["similar"]) == 10
+
+
+def test_svdpp_model_file_keeps_features_and_folds_in_with_implicit_feedback(tmp_path, cold):
+    train, test, users, items = cold
+    m = SVDpp(n_factors=4, n_epochs=3, seed=0)
+    m.fit(*fit_args(train), user_features=users, item_features=items)
+    loaded = mfrec.load(m.save(tmp_path / "m.npz"))
+    assert type(loaded) is SVDpp and loaded.feature_names_ == (users.names, items.names)
+    np.testing.assert_array_equal(loaded.Y, m.Y)
+    np.testing.assert_array_equal(loaded.Z, m.Z)
+    np.testing.assert_array_equal(loaded.predict(test.users, test.items),
+                                  m.predict(test.users, test.items))  # fmt: skip
+    rated, r = np.array([0, 49, 171, 180]), np.array([5.0, 4.0, 1.0, 3.0])
+    got = loaded.recommend_new_user(rated, r, 20)
+    want = m.recommend_new_user(rated, r, 20)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-12)
+    # the fold-in's zᵤ = pᵤ + |N|^−½ΣY solves the ridge problem in pᵤ with z's s part fixed
+    s = m.Y[rated].sum(0) / 2.0
+    z, bu = m._fold_in(rated, r, m.reg)
+    e = r - (m.mu + m.bi[rated] + bu + m.Q[rated] @ z)
+    lam = m.reg * r.size
+    np.testing.assert_allclose(m.Q[rated].T @ e, lam * (z - s), atol=1e-10)
+    assert abs(e.sum() - lam * bu) < 1e-10

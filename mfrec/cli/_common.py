@@ -193,6 +193,13 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
     The training part is indexed on its own users and items; test ratings of a user or item
     not in it keep index ``UNKNOWN`` and are counted (``test_size=0``: an empty test).
     """
+    train, test = load_parts(args, progress)
+    return (train, *align(train, test))
+
+
+def load_parts(args, progress: bool = False) -> tuple[Ratings, Ratings]:
+    """(train, test) as :func:`load_split` cuts them, the test part on its own id maps (not
+    yet aligned to the training part's)."""
     split = getattr(args, "split", None)
     if split is not None:
         if args.ratings or args.train or args.test or args.test_size is not None:
@@ -204,21 +211,21 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
         full = load_full(args, progress)
         tr, te = canonical_split(full, split)
         train = reindex(full.subset(tr))
-        return (train, *align(train, full.subset(te)))
+        return train, full.subset(te)
     if args.train or args.test:
         if not (args.train and args.test):
             raise ValueError("--train and --test go together")
         if args.ratings:
             raise ValueError("give either --ratings or --train/--test, not both")
         train = read_ratings(args.train, **reader_options(args))
-        return (train, *align(train, read_ratings(args.test, **reader_options(args))))
+        return train, read_ratings(args.test, **reader_options(args))
     full = load_full(args, progress)
     test_size = 0.2 if args.test_size is None else args.test_size
     if test_size == 0:
-        return full, full.subset(np.empty(0, dtype=np.int64)), 0
+        return full, full.subset(np.empty(0, dtype=np.int64))
     tr, te = train_test_split(len(full), test_size, args.seed)
     train = reindex(full.subset(tr))
-    return (train, *align(train, full.subset(te)))
+    return train, full.subset(te)
 
 
 def top_items(model, u: int, k: int) -> tuple[np.ndarray, np.ndarray]:
