@@ -290,16 +290,36 @@ class SVDpp(SGDModel):
         self.P = _bag_sums(self.P_free, self.Y, *self.A, np.empty_like(self.P_free))
         self.Q = _bag_sums(self.Q_free, self.Z, *self.G, np.empty_like(self.Q_free))
 
-    def _fold_in(self, i: np.ndarray, ratings, reg: float) -> tuple[np.ndarray, float]:
-        """SVD++'s fold-in: the new user's N(u) is the items they rated, so zᵤ = pᵤ + s with
-        s = |N(u)|^−½ Σⱼ Yⱼ known; pᵤ, bᵤ by the ridge solve against the fixed Q (item
-        features already summed in) with Qᵢ·s as a known part of each rating (without implicit
-        feedback s = 0: the plain fold-in)."""
-        if not self.implicit:
-            return super()._fold_in(i, ratings, reg)
-        s = self.Y[i].sum(0) / np.sqrt(max(i.shape[0], 1))  # (k,)
+    def _fold_in(
+        self, i: np.ndarray, ratings, reg: float, user_features=None
+    ) -> tuple[np.ndarray, float]:
+        """SVD++'s fold-in: zᵤ = pᵤ + s with s = |N(u)|^−½ Σⱼ Yⱼ over the rated items (the new
+        user's N(u)) plus |F(u)|^−½ Σ_f Y_f over ``user_features`` (names in the model's
+        vocabulary, :attr:`feature_names_`); pᵤ, bᵤ by the ridge solve against the fixed Q
+        (item features already summed in) with Qᵢ·s a known part of each rating."""
+        s = np.zeros(self.Q.shape[1])  # (k,)
+        if self.implicit:
+            s += self.Y[i].sum(0) / np.sqrt(max(i.shape[0], 1))
+        if user_features:
+            f = self._user_feature_rows(user_features)
+            s += self.Y[f].sum(0) / np.sqrt(f.shape[0])
         p, bu = fold_in(self.Q, self.bi, self.mu, self.biased, i, ratings, reg, self.Q[i] @ s)
         return (p + s).astype(self.Q.dtype), bu
+
+    def _user_feature_rows(self, names) -> np.ndarray:
+        """The rows of Y of the user features ``names`` (distinct); an unknown name is a
+        ``ValueError`` naming it and a few known ones."""
+        vocabulary = self.feature_names_[0]
+        position = {name: f for f, name in enumerate(vocabulary)}
+        for name in names:
+            if name not in position:
+                known = ", ".join(vocabulary[:6]) + (", ..." if len(vocabulary) > 6 else "")
+                raise ValueError(
+                    f"user feature {name!r} is not in this model's vocabulary "
+                    f"({len(vocabulary)} names: {known or 'none'})"
+                )
+        first = self.n_items if self.implicit else 0  # Y: N(u)'s items, then the user features
+        return first + np.array(sorted({position[n] for n in names}), dtype=np.int64)
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """A model file's state (:mod:`mfrec.modelstate`): the constructor's arguments, the
