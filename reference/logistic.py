@@ -9,7 +9,7 @@ import numpy as np
 
 from mfrec._internal import njit
 from mfrec.modelstate import ctor_params
-from mfrec.reference.mf import EpochFunction, FactorModel, SGDModel
+from mfrec.reference.mf import EpochFunction, FactorModel, SGDModel, extends
 from mfrec.reference.sampling import epoch_order
 
 
@@ -135,25 +135,9 @@ class LogisticMF(BinaryOutput, SGDModel):
         "model's loss is the log loss",
     }
 
-    def __init__(
-        self,
-        *,
-        n_factors: int = 10,
-        n_epochs: int = 20,
-        lr: float = 0.01,
-        reg: float = 0.0,
-        init_std: float = 0.1,
-        shuffle: bool = True,
-        seed: int = 0,
-        dtype: str = "float64",
-        biased: bool = True,
-        tol: float | None = None,
-        lr_decay: float = 1.0,
-    ) -> None:
-        super().__init__(
-            n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, init_std=init_std,
-            shuffle=shuffle, seed=seed, dtype=dtype, biased=biased, tol=tol, lr_decay=lr_decay,
-        )  # fmt: skip
+    @extends(SGDModel, biased=True)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
 
     def describe(self) -> str:
         kind = "biased logistic MF" if self.biased else "logistic MF (no biases)"
