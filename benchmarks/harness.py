@@ -17,8 +17,9 @@ from mfrec.reference.sampling import init_factors
 
 # The ML-10M shape of the issue's LibMF comparison.
 ML10M_USERS, ML10M_ITEMS, ML10M_N = 69_878, 10_677, 10_000_000
-# scikit-surprise SVD's defaults.
+# scikit-surprise SVD's defaults; every timed epoch takes its step size and regularisation.
 SURPRISE = dict(n_factors=100, n_epochs=20, lr=0.005, reg=0.02, init_std=0.1, biased=True)
+LR, REG = SURPRISE["lr"], SURPRISE["reg"]
 
 
 def cpu_model() -> str:
@@ -50,15 +51,21 @@ def factors(rng, n_users: int, n_items: int, k: int, dtype):
     return P, Q, np.zeros(n_users, dtype), np.zeros(n_items, dtype)
 
 
+def start(ratings, n_users: int, n_items: int, k: int, biased: bool, seed: int) -> tuple:
+    """What a numba epoch starts from: (rng, its factor tables, its hyper-parameters), the
+    tables drawn first, in ``ratings``' dtype."""
+    dtype = ratings.dtype.type
+    rng = np.random.default_rng(seed)
+    hyper = (dtype(ratings.mean()), dtype(LR), dtype(REG), biased)
+    return rng, factors(rng, n_users, n_items, k, dtype), hyper
+
+
 def numba_epoch(
     users, items, ratings, n_users, n_items, k, biased, kernel="fast", n_threads=1, seed=0
 ) -> Callable[[], float]:
     """One epoch of a CPU kernel as a zero-argument call, compiled and warmed up."""
-    dtype = ratings.dtype.type
-    rng = np.random.default_rng(seed)
-    arrays = factors(rng, n_users, n_items, k, dtype)
+    rng, arrays, hyper = start(ratings, n_users, n_items, k, biased, seed)
     order = rng.permutation(ratings.shape[0])
-    hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
     if kernel == "blocked":  # the layout is built once per fit, outside timing
         blocked = BlockedEpochs(users, items, ratings, n_users, n_items, k, rng, True, n_threads)
         blocked(*arrays, *hyper)  # compile, outside timing
@@ -77,50 +84,27 @@ def cuda_epoch(
 
     from mfrec.reference.cuda import CudaEpochs
 
-    dtype = ratings.dtype.type
-    rng = np.random.default_rng(seed)
-    arrays = factors(rng, n_users, n_items, k, dtype)
+    rng, arrays, hyper = start(ratings, n_users, n_items, k, biased, seed)
     epochs = CudaEpochs(users, items, ratings, *arrays, None, 256 if lanes > 1 else 128, lanes)
     d_order = cuda.to_device(rng.permutation(ratings.shape[0]))
-    hyper = (dtype(ratings.mean()), dtype(0.005), dtype(0.02), biased)
     epochs.run(d_order[:1000], *hyper)  # compile and CUDA init, outside timing
     return lambda: epochs.run(d_order, *hyper)
 
 
 def torch_epoch(
-    users,
-    items,
-    ratings,
-    n_users,
-    n_items,
-    k,
-    biased,
-    mode,
-    batch_size,
-    device,
-    n_ratings=None,
-    compile=False,
+    users, items, ratings, n_users, n_items, k, biased, n_ratings=None, **params
 ) -> Callable[[], float]:
     """One torch epoch (``_epoch`` of the model) over ``n_ratings`` of the data (default all);
-    ``compile``: the ``torch.compile`` step, compiled by the warm-up."""
+    ``params``: the model's ``mode``, ``batch_size``, ``device`` and ``compile`` (the
+    ``torch.compile`` step, compiled by the warm-up)."""
     from mfrec.torch_impl.model import TorchMatrixFactorization
 
-    dtype = ratings.dtype.name
     model = TorchMatrixFactorization(
-        n_factors=k,
-        n_epochs=0,
-        lr=0.005,
-        reg=0.02,
-        dtype=dtype,
-        biased=biased,
-        mode=mode,
-        batch_size=batch_size,
-        device=device,
-        compile=compile,
+        n_factors=k, n_epochs=0, lr=LR, reg=REG, dtype=ratings.dtype.name, biased=biased, **params
     ).fit(users, items, ratings, n_users, n_items)
     dev = model.device
     u, i, r = (torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in (users, items, ratings))
-    B = 1 if mode == "exact" else batch_size
+    B = 1 if model.mode == "exact" else model.batch_size
     optimizer = torch.optim.SGD(model.module.parameters(), lr=model.lr * B)
     order = torch.randperm(ratings.shape[0], device=dev)[:n_ratings]
     # Warm-up (CUDA init, allocator, compilation): two full batches and a short one.

@@ -12,8 +12,10 @@ import json
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 from mfrec._internal import atomic_write
 
@@ -57,6 +59,19 @@ def table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+# A report column: its header, and its cell for one row.
+Column = tuple[str, Callable[[Any], str]]
+
+
+def section(title: list[str], columns: list[Column], rows: list) -> list[str]:
+    """The lines of one report section: its title lines, then the table of ``rows`` in
+    ``columns``; nothing when there are no rows."""
+    if not rows:
+        return []
+    body = [[cell(r) for _, cell in columns] for r in rows]
+    return ["", *title, "", table([name for name, _ in columns], body)]
+
+
 def mups(x: float) -> str:
     return f"{x / 1e6:.2f}" if x < 1e7 else f"{x / 1e6:.1f}"
 
@@ -67,6 +82,25 @@ def ratio(x: float | None) -> str:
 
 def pick(rows: list[dict], name: str) -> list[dict]:
     return [r for r in rows if r["table"] == name]
+
+
+def surprise(rows: list[dict]) -> dict | None:
+    """The scikit-surprise row of a table, if it has one."""
+    return next((r for r in rows if r["impl"].startswith("scikit-surprise")), None)
+
+
+def ms_epoch(fmt: str) -> Column:
+    """The median epoch in milliseconds, in format ``fmt``."""
+    return ("ms/epoch", lambda r: f"{r['median_s'] * 1e3:{fmt}}")
+
+
+IMPL: Column = ("implementation", lambda r: r["impl"])
+DEVICE: Column = ("device", lambda r: r["device"])
+UPDATES: list[Column] = [
+    ("M updates/s", lambda r: mups(r["updates_per_s"])),
+    ("M updates/CPU-s", lambda r: mups(r["updates_per_cpu_s"])),
+]
+ROUNDS: Column = ("rounds", lambda r: str(r["rounds"]))
 
 
 def render(machine: dict, rows: list[dict]) -> str:
@@ -82,164 +116,72 @@ def render(machine: dict, rows: list[dict]) -> str:
         "threads), which leaves out time spent waiting for a core on a shared machine.",
     ]
     ml = pick(rows, "ml100k")
-    if ml:
-        ref = next((r for r in ml if r["impl"].startswith("scikit-surprise")), None)
-        body = [
-            [
-                r["impl"],
-                r["device"],
-                f"{r['median_s'] * 1e3 * r_full(r, ml):.1f}",
-                mups(r["updates_per_s"]),
-                mups(r["updates_per_cpu_s"]),
-                ratio(r["updates_per_s"] / ref["updates_per_s"] if ref else None),
-                str(r["rounds"]),
-            ]
-            for r in ml
-        ]
-        out += [
-            "",
-            "## One epoch, ML-100k 80k training split, surprise defaults (biased, k=100, float64)",
-            "",
-            table(
-                [
-                    "implementation",
-                    "device",
-                    "ms/epoch",
-                    "M updates/s",
-                    "M updates/CPU-s",
-                    "vs surprise (wall)",
-                    "rounds",
-                ],
-                body,
+    ref = surprise(ml)
+    out += section(
+        ["## One epoch, ML-100k 80k training split, surprise defaults (biased, k=100, float64)"],
+        [
+            IMPL,
+            DEVICE,
+            ("ms/epoch", lambda r: f"{r['median_s'] * 1e3 * r_full(r, ml):.1f}"),
+            *UPDATES,
+            (
+                "vs surprise (wall)",
+                lambda r: ratio(r["updates_per_s"] / ref["updates_per_s"] if ref else None),
             ),
-        ]
+            ROUNDS,
+        ],
+        ml,
+    )
     fit = pick(rows, "fit")
-    if fit:
-        ref = next((r for r in fit if r["impl"].startswith("scikit-surprise")), None)
-        body = [
-            [
-                r["impl"],
-                r["device"],
-                f"{r['median_s']:.3f}",
-                f"{r['cpu_s']:.3f}",
-                ratio(ref["median_s"] / r["median_s"] if ref else None),
-                ratio(ref["cpu_s"] / r["cpu_s"] if ref else None),
-                f"{r['test_rmse']:.4f}",
-                str(r["rounds"]),
-            ]
-            for r in fit
-        ]
-        out += [
-            "",
+    fit_ref = surprise(fit)
+    out += section(
+        [
             "## Whole fit, side by side (ML-100k 80k/20k): SGD rows 20 epochs at surprise's "
-            "defaults, cmfrec (ALS) at its own",
-            "",
-            table(
-                [
-                    "implementation",
-                    "device",
-                    "fit s",
-                    "fit CPU-s",
-                    "speed-up vs surprise (wall)",
-                    "(CPU)",
-                    "test RMSE",
-                    "rounds",
-                ],
-                body,
+            "defaults, cmfrec (ALS) at its own"
+        ],
+        [
+            IMPL,
+            DEVICE,
+            ("fit s", lambda r: f"{r['median_s']:.3f}"),
+            ("fit CPU-s", lambda r: f"{r['cpu_s']:.3f}"),
+            (
+                "speed-up vs surprise (wall)",
+                lambda r: ratio(fit_ref["median_s"] / r["median_s"] if fit_ref else None),
             ),
-        ]
+            ("(CPU)", lambda r: ratio(fit_ref["cpu_s"] / r["cpu_s"] if fit_ref else None)),
+            ("test RMSE", lambda r: f"{r['test_rmse']:.4f}"),
+            ROUNDS,
+        ],
+        fit,
+    )
     for r in pick(rows, "fit_interleaved"):
-        times = r["times_s"]
-        ref_name = next(name for name in times if name.startswith("scikit-surprise"))
-        ref = times[ref_name]
-        body = [
-            [
-                name,
-                f"{median(t):.3f}",
-                f"{min(t):.3f}",
-                ratio(median(ref) / median(t)),
-                ratio(min(ref) / min(t)),
-            ]
-            for name, t in times.items()
-        ]
-        out += [
-            "",
-            f"Interleaved: the same fits run in turn ({ref_name}, then each mfrec fit; "
-            f"{len(ref)} rounds), so both sides of each ratio share the machine's phases:",
-            "",
-            table(
-                ["fit", "median s", "min s", "vs surprise (medians)", "(mins)"],
-                body,
-            ),
-        ]
-    big = pick(rows, "ml10m")
-    if big:
-        body = [
-            [
-                r["impl"],
-                r["device"],
-                f"{r['median_s'] * 1e3:.0f}",
-                mups(r["updates_per_s"]),
-                mups(r["updates_per_cpu_s"]),
-                str(r["rounds"]),
-            ]
-            for r in big
-        ]
-        out += [
-            "",
+        out += interleaved(r["times_s"])
+    out += section(
+        [
             "## One epoch, 10M random ratings, 69,878 × 10,677 grid, k=64 float32",
             "",
             "LibMF is not run here (a figure measured on another machine is no comparison).",
-            "",
-            table(
-                [
-                    "implementation",
-                    "device",
-                    "ms/epoch",
-                    "M updates/s",
-                    "M updates/CPU-s",
-                    "rounds",
-                ],
-                body,
-            ),
-        ]
+        ],
+        [IMPL, DEVICE, ms_epoch(".0f"), *UPDATES, ROUNDS],
+        pick(rows, "ml10m"),
+    )
     for name, key, title in (
         ("scale_n", "n", "Scaling over N (k=64, float32, ML-10M-shaped grid)"),
         ("scale_k", "k", "Scaling over k (N=1M, float32)"),
     ):
-        sc = sorted(pick(rows, name), key=lambda r: (r["device"], r["impl"], r[key]))
-        if sc:
-            body = [
-                [
-                    f"{r[key]:,}",
-                    r["impl"],
-                    r["device"],
-                    f"{r['median_s'] * 1e3:.1f}",
-                    mups(r["updates_per_s"]),
-                    mups(r["updates_per_cpu_s"]),
-                    f"{1e9 / r['updates_per_s']:.0f}",
-                ]
-                for r in sc
-            ]
-            out += [
-                "",
-                f"## {title}",
-                "",
-                table(
-                    [
-                        key,
-                        "implementation",
-                        "device",
-                        "ms/epoch",
-                        "M updates/s",
-                        "M updates/CPU-s",
-                        "ns/update",
-                    ],
-                    body,
-                ),
-            ]
-    mem = pick(rows, "memory")
-    for r in mem:
+        out += section(
+            [f"## {title}"],
+            [
+                (key, lambda r, key=key: f"{r[key]:,}"),
+                IMPL,
+                DEVICE,
+                ms_epoch(".1f"),
+                *UPDATES,
+                ("ns/update", lambda r: f"{1e9 / r['updates_per_s']:.0f}"),
+            ],
+            sorted(pick(rows, name), key=lambda r, key=key: (r["device"], r["impl"], r[key])),
+        )
+    for r in pick(rows, "memory"):
         held = r["held_bytes"]
         parts = ", ".join(f"{k} {v / 2**20:.0f}" for k, v in held.items())
         out += [
@@ -252,6 +194,26 @@ def render(machine: dict, rows: list[dict]) -> str:
             "before the fit and are not in the traced peak).",
         ]
     return "\n".join(out) + "\n"
+
+
+def interleaved(times: dict[str, list[float]]) -> list[str]:
+    """The section of the interleaved fits: each fit's median and minimum against surprise's."""
+    ref_name = next(name for name in times if name.startswith("scikit-surprise"))
+    ref = times[ref_name]
+    return section(
+        [
+            f"Interleaved: the same fits run in turn ({ref_name}, then each mfrec fit; "
+            f"{len(ref)} rounds), so both sides of each ratio share the machine's phases:"
+        ],
+        [
+            ("fit", lambda item: item[0]),
+            ("median s", lambda item: f"{median(item[1]):.3f}"),
+            ("min s", lambda item: f"{min(item[1]):.3f}"),
+            ("vs surprise (medians)", lambda item: ratio(median(ref) / median(item[1]))),
+            ("(mins)", lambda item: ratio(min(ref) / min(item[1]))),
+        ],
+        list(times.items()),
+    )
 
 
 def r_full(r: dict, rows: list[dict]) -> float:

@@ -22,6 +22,7 @@ import pytest
 import torch
 from harness import (
     ML10M_ITEMS,
+    ML10M_N,
     ML10M_USERS,
     SURPRISE,
     cuda_epoch,
@@ -69,20 +70,39 @@ def run(benchmark, fn, rounds: int):
 
 # --- ML-100k, one epoch at surprise's defaults (biased, k=100, float64) -------------------
 
-CPU_ML100K = [
-    ("numba exact (reference)", dict(kernel="exact"), 7),
-    ("numba fast", dict(kernel="fast"), 15),
-    (f"numba Hogwild {CPU_THREADS} threads", dict(kernel="hogwild", n_threads=CPU_THREADS), 15),
-    ("numba blocked", dict(kernel="blocked"), 15),
-    (f"numba blocked {CPU_THREADS} threads", dict(kernel="blocked", n_threads=CPU_THREADS), 15),
-]
+
+def numba_kernels(exact_rounds: int, rounds: int) -> list:
+    """Each CPU numba kernel as (row name, its keywords, timed rounds), named by its row."""
+    kernels = [
+        ("numba exact (reference)", dict(kernel="exact")),
+        ("numba fast", dict(kernel="fast")),
+        (f"numba Hogwild {CPU_THREADS} threads", dict(kernel="hogwild", n_threads=CPU_THREADS)),
+        ("numba blocked", dict(kernel="blocked")),
+        (f"numba blocked {CPU_THREADS} threads", dict(kernel="blocked", n_threads=CPU_THREADS)),
+    ]
+    return [
+        pytest.param(impl, kw, exact_rounds if kw["kernel"] == "exact" else rounds, id=impl)
+        for impl, kw in kernels
+    ]
 
 
-@pytest.mark.parametrize(("impl", "kw", "rounds"), CPU_ML100K, ids=[c[0] for c in CPU_ML100K])
-def test_ml100k_epoch_numba(benchmark, ml100k, impl, kw, rounds):
+def ml100k_problem(ml100k) -> tuple:
+    """The harness's epochs' first arguments for the ML-100k rows: the training part's
+    (users, items, ratings, n_users, n_items), then k=100 and biased (surprise's defaults)."""
     train, _, n_users, n_items = ml100k
-    fn = numba_epoch(train.users, train.items, train.ratings, n_users, n_items, 100, True, **kw)
-    record(benchmark, "ml100k", impl, "cpu", len(train))
+    return train.users, train.items, train.ratings, n_users, n_items, 100, True
+
+
+def ml10m_problem(ml10m_shape, n: int | None = None, k: int = 64) -> tuple:
+    """The same for the first ``n`` (default all) ratings of the ML-10M-shaped case, unbiased."""
+    users, items, ratings = (a[:n] for a in ml10m_shape)
+    return users, items, ratings, ML10M_USERS, ML10M_ITEMS, k, False
+
+
+@pytest.mark.parametrize(("impl", "kw", "rounds"), numba_kernels(7, 15))
+def test_ml100k_epoch_numba(benchmark, ml100k, impl, kw, rounds):
+    fn = numba_epoch(*ml100k_problem(ml100k), **kw)
+    record(benchmark, "ml100k", impl, "cpu", len(ml100k[0]))
     run(benchmark, fn, rounds)
 
 
@@ -97,38 +117,16 @@ def torch_name(B: int, compile: bool, device: str) -> str:
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("device", TORCH_DEVICES)
 def test_ml100k_epoch_torch_minibatch(benchmark, ml100k, device, compile):
-    train, _, n_users, n_items = ml100k
     fn = torch_epoch(
-        train.users,
-        train.items,
-        train.ratings,
-        n_users,
-        n_items,
-        100,
-        True,
-        "minibatch",
-        1024,
-        device,
-        compile=compile,
+        *ml100k_problem(ml100k), mode="minibatch", batch_size=1024, device=device, compile=compile
     )
-    record(benchmark, "ml100k", torch_name(1024, compile, device), device, len(train))
+    record(benchmark, "ml100k", torch_name(1024, compile, device), device, len(ml100k[0]))
     run(benchmark, fn, 7)
 
 
 def test_ml100k_epoch_torch_exact(benchmark, ml100k):
-    train, _, n_users, n_items = ml100k
     fn = torch_epoch(
-        train.users,
-        train.items,
-        train.ratings,
-        n_users,
-        n_items,
-        100,
-        True,
-        "exact",
-        1,
-        "cpu",
-        n_ratings=TORCH_EXACT_RATINGS,
+        *ml100k_problem(ml100k), TORCH_EXACT_RATINGS, mode="exact", batch_size=1, device="cpu"
     )
     impl = f"torch exact, 1 thread (timed on {TORCH_EXACT_RATINGS} ratings)"
     record(benchmark, "ml100k", impl, "cpu", TORCH_EXACT_RATINGS)
@@ -141,9 +139,8 @@ CUDA_LANES = {1: "numba.cuda Hogwild, thread per rating", 32: "numba.cuda Hogwil
 @needs_gpu
 @pytest.mark.parametrize("lanes", CUDA_LANES)
 def test_ml100k_epoch_numba_cuda(benchmark, ml100k, lanes):
-    train, _, n_users, n_items = ml100k
-    fn = cuda_epoch(train.users, train.items, train.ratings, n_users, n_items, 100, True, lanes)
-    record(benchmark, "ml100k", CUDA_LANES[lanes], "cuda", len(train))
+    fn = cuda_epoch(*ml100k_problem(ml100k), lanes)
+    record(benchmark, "ml100k", CUDA_LANES[lanes], "cuda", len(ml100k[0]))
     run(benchmark, fn, 15)
 
 
@@ -290,51 +287,30 @@ def test_ml100k_fit_interleaved(benchmark, ml100k, surprise_trainset):
 
 # --- 10M random ratings of the ML-10M shape, k=64 float32 (the LibMF comparison) ---------
 
-ML10M_CPU = [
-    ("numba exact (reference)", dict(kernel="exact"), 1),
-    ("numba fast", dict(kernel="fast"), 3),
-    (f"numba Hogwild {CPU_THREADS} threads", dict(kernel="hogwild", n_threads=CPU_THREADS), 3),
-    ("numba blocked", dict(kernel="blocked"), 3),
-    (f"numba blocked {CPU_THREADS} threads", dict(kernel="blocked", n_threads=CPU_THREADS), 3),
-]
 
-
-@pytest.mark.parametrize(("impl", "kw", "rounds"), ML10M_CPU, ids=[c[0] for c in ML10M_CPU])
+@pytest.mark.parametrize(("impl", "kw", "rounds"), numba_kernels(1, 3))
 def test_ml10m_epoch_numba(benchmark, ml10m_shape, impl, kw, rounds):
-    users, items, ratings = ml10m_shape
-    fn = numba_epoch(users, items, ratings, ML10M_USERS, ML10M_ITEMS, 64, False, **kw)
-    record(benchmark, "ml10m", impl, "cpu", ratings.shape[0])
+    fn = numba_epoch(*ml10m_problem(ml10m_shape), **kw)
+    record(benchmark, "ml10m", impl, "cpu", ML10M_N)
     run(benchmark, fn, rounds)
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("device", TORCH_DEVICES)
 def test_ml10m_epoch_torch_minibatch(benchmark, ml10m_shape, device, compile):
-    users, items, ratings = ml10m_shape
     B = 16384
     fn = torch_epoch(
-        users,
-        items,
-        ratings,
-        ML10M_USERS,
-        ML10M_ITEMS,
-        64,
-        False,
-        "minibatch",
-        B,
-        device,
-        compile=compile,
+        *ml10m_problem(ml10m_shape), mode="minibatch", batch_size=B, device=device, compile=compile
     )
-    record(benchmark, "ml10m", torch_name(B, compile, device), device, ratings.shape[0])
+    record(benchmark, "ml10m", torch_name(B, compile, device), device, ML10M_N)
     run(benchmark, fn, 1 if device == "cpu" else 5)
 
 
 @needs_gpu
 @pytest.mark.parametrize("lanes", CUDA_LANES)
 def test_ml10m_epoch_numba_cuda(benchmark, ml10m_shape, lanes):
-    users, items, ratings = ml10m_shape
-    fn = cuda_epoch(users, items, ratings, ML10M_USERS, ML10M_ITEMS, 64, False, lanes)
-    record(benchmark, "ml10m", CUDA_LANES[lanes], "cuda", ratings.shape[0])
+    fn = cuda_epoch(*ml10m_problem(ml10m_shape), lanes)
+    record(benchmark, "ml10m", CUDA_LANES[lanes], "cuda", ML10M_N)
     run(benchmark, fn, 5)
 
 
@@ -348,8 +324,8 @@ SCALED = {
 IMPLS = ["cpu", *(pytest.param(name, marks=needs_gpu) for name in ("cuda-thread", "cuda-warp"))]
 
 
-def scaled_epoch(impl, users, items, ratings, k):
-    args = (users, items, ratings, ML10M_USERS, ML10M_ITEMS, k, False)
+def scaled_epoch(impl, ml10m_shape, n, k):
+    args = ml10m_problem(ml10m_shape, n, k)
     if impl == "cpu":
         return numba_epoch(*args)
     return cuda_epoch(*args, lanes=32 if impl == "cuda-warp" else 1)
@@ -358,8 +334,7 @@ def scaled_epoch(impl, users, items, ratings, k):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("n", [100_000, 300_000, 1_000_000, 3_000_000, 10_000_000])
 def test_scale_n(benchmark, ml10m_shape, n, impl):
-    users, items, ratings = (a[:n] for a in ml10m_shape)
-    fn = scaled_epoch(impl, users, items, ratings, 64)
+    fn = scaled_epoch(impl, ml10m_shape, n, 64)
     record(benchmark, "scale_n", SCALED[impl], impl.split("-")[0], n, n=n, k=64)
     run(benchmark, fn, 5 if n < 3_000_000 else 3)
 
@@ -368,8 +343,7 @@ def test_scale_n(benchmark, ml10m_shape, n, impl):
 @pytest.mark.parametrize("k", [16, 32, 64, 128, 256])
 def test_scale_k(benchmark, ml10m_shape, k, impl):
     n = 1_000_000
-    users, items, ratings = (a[:n] for a in ml10m_shape)
-    fn = scaled_epoch(impl, users, items, ratings, k)
+    fn = scaled_epoch(impl, ml10m_shape, n, k)
     record(benchmark, "scale_k", SCALED[impl], impl.split("-")[0], n, n=n, k=k)
     run(benchmark, fn, 5)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mfrec.data.dataset import Ratings
 from mfrec.data.download import DownloadError, download_file, fetch_archive, sha256_file
-from mfrec.data.parse import DataError, default_cache_dir, read_ratings
+from mfrec.data.parse import DataError, Report, default_cache_dir, read_ratings
 from mfrec.data.registry import Release, get_release
 
 __all__ = [
@@ -117,6 +117,7 @@ def place_release(name: str, root: Path, progress: bool = False) -> tuple[Path, 
     return final, found
 
 
+# duplicates: load_movielens names find_release's parameters (passed on), for help() and pyright
 def load_movielens(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -124,15 +125,22 @@ def load_movielens(
     url: str | None = None,
     progress: bool = False,
     cache: bool | None = None,
+    report: Report | None = None,
 ) -> Ratings:
     """A MovieLens release as a :class:`Ratings` table, with movie titles by raw movie id.
 
     The ratings count is checked against the registry (a truncated or edited copy is an error).
+    ``progress`` draws a download's bar; ``report`` hears the bytes of the ratings file read
+    and hashed (:data:`~mfrec.data.parse.Report`).
     """
     rel = get_release(name)
     root = find_release(name, data_dir, download=download, url=url, progress=progress)
     table = read_ratings(
-        root / rel.ratings_file, delimiter=rel.delimiter, rating_scale=rel.scale, cache=cache
+        root / rel.ratings_file,
+        delimiter=rel.delimiter,
+        rating_scale=rel.scale,
+        cache=cache,
+        report=report,
     )
     if len(table) != rel.n_ratings:
         raise DataError(

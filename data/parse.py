@@ -58,6 +58,12 @@ _RATING = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,18})
 _INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _NON_FINITE = {"nan", "inf", "infinity"}
 
+Report = Callable[[str, int, int], None]
+"""``report(what, done, total)``: ``done`` of ``total`` bytes of the step ``what`` are through:
+``"reading"`` the file (of a compressed one, the compressed bytes), or ``"hashing"`` it for the
+parse cache. Called when a step starts (``done`` 0) and after each block or piece, never per
+line; a step may start again from 0 (a file with text ids is read twice)."""
+
 logger = logging.getLogger("mfrec.data")
 
 
@@ -92,14 +98,16 @@ def read_ratings(
     rating_scale: tuple[float, float] | None = None,
     duplicates: str = "error",
     cache: bool | None = None,
+    report: Report | None = None,
 ) -> Ratings:
     """Read ``user item rating [timestamp]`` rows (tab, comma, ``::`` or spaces; a header allowed).
 
     Integer ids take the fast kernel; a file with any other id ("u4") is read as text ids.
     ``duplicates="error"`` rejects a repeated (user, item) pair; ``"last"`` keeps its last row.
     ``cache=None`` caches files of at least 16 MiB. Compressed files (gzip, bzip2, xz, zstd)
-    are read as their content. Raises :class:`DataError` naming the file, the line number and
-    the offending text; notes (an unused column) go to the ``"mfrec.data"`` logger.
+    are read as their content. ``report`` hears how many bytes are read and hashed (see
+    :data:`Report`). Raises :class:`DataError` naming the file, the line number and the
+    offending text; notes (an unused column) go to the ``"mfrec.data"`` logger.
     """
     path = Path(path)
     if duplicates not in DUPLICATE_POLICIES:
@@ -115,13 +123,13 @@ def read_ratings(
         if cache:
             options = {"delimiter": delimiter, "scale": [lo, hi], "duplicates": duplicates}
             key = _cache_key(path, st, options)
-            cached = _load_cached(path, raw.fileno(), key)
+            cached = _load_cached(path, raw.fileno(), key, report)
             if cached is not None:
                 return cached
-        ratings = _parse_file(path, raw, delimiter, lo, hi, duplicates)
+        ratings = _parse_file(path, raw, delimiter, lo, hi, duplicates, report)
         if key is not None and _unchanged(st, os.fstat(raw.fileno())):
             # Hashed after the parse, so that garbage is refused before the whole file is read.
-            key["content"] = content_digest(raw.fileno(), st.st_size)
+            key["content"] = content_digest(raw.fileno(), st.st_size, report)
             _save_cached(key, ratings)
     return ratings
 
@@ -217,11 +225,17 @@ def _read_full(stream, n: int, path: Path) -> bytes:
     return b"".join(parts)
 
 
-def _blocks(path: Path, raw: io.FileIO) -> Iterator[tuple[np.ndarray, int]]:
+def _blocks(
+    path: Path, raw: io.FileIO, report: Report | None = None
+) -> Iterator[tuple[np.ndarray, int]]:
     """Line-aligned blocks of the (decompressed) content with the 1-based number of each
     block's first line; a UTF-8 BOM is dropped. A line over ``K.MAX_LINE`` bytes that spans
-    blocks is an error here; one inside a block, the kernel's."""
+    blocks is an error here; one inside a block, the kernel's. ``report`` hears the bytes of
+    the file read so far once each block is consumed."""
     stream = _stream(path, raw)
+    size = os.fstat(raw.fileno()).st_size
+    if report is not None:
+        report("reading", 0, size)
     with contextlib.ExitStack() as stack:
         if stream is not raw:
             stack.enter_context(stream)
@@ -243,6 +257,8 @@ def _blocks(path: Path, raw: io.FileIO) -> Iterator[tuple[np.ndarray, int]]:
             if cut:
                 yield np.frombuffer(buf, dtype=np.uint8, count=cut), line0
                 line0 += buf.count(b"\n", 0, cut)
+            if report is not None:
+                report("reading", size if eof else min(raw.tell(), size), size)
             if eof:
                 return
 
@@ -262,8 +278,10 @@ def _quote(text: str) -> str:
     return repr(text[: QUOTE_CHARS - 3]) + f"... ({len(text)} characters)"
 
 
-def _parse_file(path: Path, raw, delimiter: str | None, lo: float, hi: float, duplicates: str):
-    blocks = _blocks(path, raw)
+def _parse_file(
+    path: Path, raw, delimiter: str | None, lo: float, hi: float, duplicates: str, report=None
+):
+    blocks = _blocks(path, raw, report)
     head = next(blocks, None)
     buf, line0 = head if head is not None else (np.empty(0, dtype=np.uint8), 1)
     first, line0 = _first_line(buf, line0)
@@ -287,7 +305,7 @@ def _parse_file(path: Path, raw, delimiter: str | None, lo: float, hi: float, du
         )
     except _TextIds:  # ids that are not integers ("u4"): the Python reader keeps them as text
         raw.seek(0)
-        return _parse_text(path, raw, delimiter, lo, hi, duplicates, header)
+        return _parse_text(path, raw, delimiter, lo, hi, duplicates, header, report)
     if users.shape[0] == 0:
         raise DataError(f"{path}: no ratings found (only a header?)")
     _note_unused(path, max_fields, stamps is not None, header)
@@ -390,10 +408,10 @@ def _note_unused(path: Path, max_fields: int, stamped: bool, header) -> None:
     logger.warning(f"{path}: {which}{names} not used: {reads}{why}")
 
 
-def _text_lines(path: Path, raw) -> Iterator[tuple[int, str]]:
+def _text_lines(path: Path, raw, report: Report | None = None) -> Iterator[tuple[int, str]]:
     """(1-based line number, text without the line end) of every line, each capped at
     ``K.MAX_LINE`` bytes; the stream is read as UTF-8 (invalid bytes replaced)."""
-    for buf, line0 in _blocks(path, raw):
+    for buf, line0 in _blocks(path, raw, report):
         text = buf.tobytes().decode("utf-8", "replace")
         lines = text.split("\n")
         if lines and lines[-1] == "":
@@ -404,7 +422,7 @@ def _text_lines(path: Path, raw) -> Iterator[tuple[int, str]]:
             yield line0 + k, line.rstrip("\r")
 
 
-def _parse_text(path, raw, delimiter, lo, hi, duplicates, header) -> Ratings:
+def _parse_text(path, raw, delimiter, lo, hi, duplicates, header, report=None) -> Ratings:
     """Read a file with text ids (one Python pass; integer-id files take the kernel).
 
     A column whose ids are all integers stays integer; any other keeps its ids as strings.
@@ -415,7 +433,7 @@ def _parse_text(path, raw, delimiter, lo, hi, duplicates, header) -> Ratings:
     users, items, ratings, stamps, where = [], [], [], [], []
     max_fields = 0
     skip_header = header is not None
-    for line_no, line in _text_lines(path, raw):
+    for line_no, line in _text_lines(path, raw, report):
         if not line.strip():
             continue
         if skip_header:
@@ -594,28 +612,40 @@ def _hasher():
     return "xxh3_128", xxhash.xxh3_128
 
 
-def _tree_digest(pieces: list[Callable[[], bytes | memoryview]]) -> str:
+def _tree_digest(pieces: list[Callable[[], bytes | memoryview]], done=None) -> str:
     """``name:hex``: the hash of the pieces' hashes, computed one thread per core (hashlib
-    releases the GIL), so the result does not depend on the thread count."""
+    releases the GIL), so the result does not depend on the thread count. ``done(k)`` is
+    called (in this thread) as the first ``k`` pieces are through."""
     name, new = _hasher()
 
     def one(piece) -> bytes:
         return new(piece()).digest()
 
     workers = max(1, min(os.cpu_count() or 1, 8))
-    if len(pieces) > 1 and workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            digests = list(pool.map(one, pieces))
-    else:
-        digests = [one(p) for p in pieces]
+    digests: list[bytes] = []
+    with contextlib.ExitStack() as stack:
+        if len(pieces) > 1 and workers > 1:
+            hashed = stack.enter_context(ThreadPoolExecutor(workers)).map(one, pieces)
+        else:
+            hashed = map(one, pieces)
+        for digest in hashed:
+            digests.append(digest)
+            if done is not None:
+                done(len(digests))
     return f"{name}:{new(b''.join(digests)).hexdigest()}"
 
 
-def content_digest(fd: int, size: int) -> str:
+def content_digest(fd: int, size: int, report: Report | None = None) -> str:
     """Hash of the first ``size`` bytes of the open file ``fd`` (read in pieces with ``pread``,
-    so the file position is untouched)."""
+    so the file position is untouched); ``report`` hears the bytes hashed, piece by piece."""
     starts = range(0, max(size, 1), HASH_PIECE)
-    return _tree_digest([lambda a=a: os.pread(fd, min(HASH_PIECE, size - a), a) for a in starts])
+    pieces: list[Callable[[], bytes | memoryview]] = [
+        lambda a=a: os.pread(fd, min(HASH_PIECE, size - a), a) for a in starts
+    ]
+    if report is None:
+        return _tree_digest(pieces)
+    report("hashing", 0, size)
+    return _tree_digest(pieces, lambda k: report("hashing", min(k * HASH_PIECE, size), size))
 
 
 def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
@@ -660,7 +690,7 @@ def _narrow(a: np.ndarray, dtype) -> np.ndarray:
 _CACHE_ARRAYS = ("users", "items", "ratings", "user_ids", "item_ids")
 
 
-def _load_cached(path: Path, fd: int, key: dict) -> Ratings | None:
+def _load_cached(path: Path, fd: int, key: dict, report: Report | None = None) -> Ratings | None:
     """The cached table when its key matches (size, options, then the hash of the content of
     ``fd``) and every array checks out; else None. A damaged entry gets one note on the
     ``mfrec.data`` logger."""
@@ -677,7 +707,7 @@ def _load_cached(path: Path, fd: int, key: dict) -> Ratings | None:
                 raise ValueError("a key without a content hash")
             if {k: v for k, v in stored.items() if k != "content"} != key:
                 return None  # the source (or the options) changed: parse again, silently
-            if stored["content"] != content_digest(fd, key["size"]):
+            if stored["content"] != content_digest(fd, key["size"], report):
                 return None
             why = _check_cached(arrays, key)
     except Exception as e:  # a damaged entry of any kind: parse the file again

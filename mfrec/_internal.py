@@ -8,6 +8,8 @@ flags ``reassoc`` (reassociate sums: a vectorised dot product), ``contract`` (fu
 an add into one FMA), ``nsz`` (ignore the sign of zero) and ``arcp`` (a division may become a
 multiplication by a reciprocal). Results differ from the reference in the last bits; ``nnan`` and
 ``ninf`` stay off, so a diverging run is still caught. ``njit_parallel`` adds ``prange`` threads.
+``njit_inline``: a piece the kernels share, inlined into each caller before typing, so it takes
+the caller's flags and dtypes (and costs no call).
 
 **Input checks** (``check_*``): clear errors that name the offending value.
 
@@ -60,6 +62,12 @@ def njit_fast(fn):
 def njit_parallel(fn):
     """``njit_fast`` plus ``parallel=True`` (for ``numba.prange`` loops)."""
     return numba.njit(**PARALLEL_FLAGS)(fn)
+
+
+def njit_inline(fn):
+    """``numba.njit`` inlined into each jitted caller before typing (Numba IR), so it compiles
+    as part of the caller, with the caller's math flags and argument types."""
+    return numba.njit(inline="always", **JIT_FLAGS)(fn)
 
 
 def prefetch(a, offset) -> None:

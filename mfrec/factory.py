@@ -68,7 +68,7 @@ MODEL_CHOICES = tuple(BACKENDS)
 """Every ``--model`` name: the configurations of :mod:`mfrec.configs`, SVD++, the chapter-3
 networks and the book's liked-or-not model (``--binary`` only)."""
 
-FEATURE_MODELS = ("svdpp", "embedding-mlp")
+FEATURE_MODELS = ("default", "svdpp", "embedding-mlp")
 """The models that use user and item features (``--user-features``, a release's files)."""
 
 
@@ -150,9 +150,12 @@ def default_model(args):
     """The model ``mfrec train`` fits with no model flags: :class:`mfrec.job.DefaultModel`.
 
     It sizes its members by the training data at fit; its SGD members run on ``--device``
-    (default auto: CUDA when Numba sees a device).
+    (default auto: CUDA when Numba sees a device); the features of ``args.features_`` (the
+    release's or the flags'; none with ``--features none``) add a factorization machine member.
     """
-    return DefaultModel(seed=args.seed, device=getattr(args, "device", None) or "auto")
+    users, items = getattr(args, "features_", None) or (None, None)
+    return DefaultModel(seed=args.seed, device=getattr(args, "device", None) or "auto",
+                        user_features=users, item_features=items)  # fmt: skip
 
 
 def make_model(args, backend: str | None = None, check_only: bool = False) -> FactorModel | None:

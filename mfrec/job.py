@@ -5,6 +5,13 @@ The rule (docs/accuracy.md explains it; :func:`plan` computes it from the traini
 - Members: biased SGD MF (k=100, lr 0.005) once per L2 penalty in :data:`SGD_REGS`, each
   early-stopped on the validation split; Gibbs-sampled Bayesian MF with ARD, k=10; and below
   :data:`SMALL` ratings a second chain with k=20.
+- Side information: given user or item features (:class:`~mfrec.data.Features`, aligned to the
+  fit's index space), a Gibbs-sampled factorization machine (:class:`FeatureFM`, k=10) takes
+  the Bayesian MF chains' place, with their sweeps: ids, the features and the implicit
+  feedback of the ratings it is fitted on (each user's items N(u) and each item's raters
+  R(i), both |·|^−½-weighted). With ids alone it is Bayesian MF: it subsumes them.
+  Its average is a factor model, so the blend stays one, and it keeps only the weight the
+  validation blend gives it. Without features the members are exactly those above.
 - Validation: below :data:`SMALL` ratings 10% of the training ratings, and every kept member
   is refit on all of them (the held-out tenth matters there, and a refit costs seconds);
   from :data:`SMALL` on, 2% (at least 20,000 ratings at that size, 400,000 at ML-25M) and no
@@ -30,8 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from mfrec.data.features import Features
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.bayes import BayesianMF
+from mfrec.reference.bfm import BayesianFM
 from mfrec.reference.ensemble import BlendedEnsemble
 
 SMALL = 1_000_000
@@ -47,6 +56,7 @@ MAX_SWEEPS = 220
 MAX_KEPT = 50
 MIN_EPOCHS = 10
 MIN_SWEEPS = 30
+FM_FACTORS = 10
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -98,17 +108,53 @@ def sgd_member(epochs: int, reg: float, seed: int, n_threads: int, device: str):
     return MatrixFactorization(**kw, kernel="blocked", n_threads=n_threads)
 
 
+class FeatureFM(BayesianFM):
+    """:class:`BayesianFM` that fits on the side information it was built with (a blend's
+    ``fit`` passes only ids and ratings): ids, ``user_features``, ``item_features`` and the
+    implicit feedback N(u) of the ratings it is fitted on (``item_implicit``: also R(i))."""
+
+    def __init__(
+        self,
+        *,
+        user_features: Features | None = None,
+        item_features: Features | None = None,
+        item_implicit: bool = False,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        self.user_features, self.item_features = user_features, item_features
+        self.item_implicit = bool(item_implicit)
+
+    def fit(self, users, items, ratings, n_users=None, n_items=None, callback=None, **kw):
+        """:meth:`BayesianFM.fit` with the features given at construction (``kw`` overrides)."""
+        given: dict[str, Any] = dict(user_features=self.user_features,
+                                     item_features=self.item_features,
+                                     item_implicit=self.item_implicit)  # fmt: skip
+        return super().fit(users, items, ratings, n_users, n_items, callback, **(given | kw))
+
+
 class DefaultModel(BlendedEnsemble):
     """What ``mfrec train`` trains with no model flags; members follow :func:`plan` at fit.
 
     ``n_threads=None`` uses every core; ``device`` is ``auto``, ``cpu`` or ``cuda`` (SGD
-    members only; ``device_`` says which one ran).
+    members only; ``device_`` says which one ran). ``user_features``/``item_features``
+    (aligned to the index space of the fit) put a :class:`FeatureFM` member in the Bayesian
+    MF chains' place.
     """
 
-    def __init__(self, seed: int = 0, n_threads: int | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        n_threads: int | None = None,
+        device: str = "cpu",
+        *,
+        user_features: Features | None = None,
+        item_features: Features | None = None,
+    ) -> None:
         self.n_threads = n_threads or usable_cores()
         self.device = resolve_device(device)
         self.device_ = self.device
+        self.user_features, self.item_features = user_features, item_features
         super().__init__([None], seed=seed)
         self.members = []
 
@@ -119,6 +165,13 @@ class DefaultModel(BlendedEnsemble):
             sgd_member(p["sgd_epochs"], reg, self.seed, self.n_threads, self.device)
             for reg in SGD_REGS
         ]
+        if self.user_features is not None or self.item_features is not None:
+            fm = FeatureFM(
+                user_features=self.user_features, item_features=self.item_features,
+                item_implicit=True, n_factors=FM_FACTORS, n_samples=p["n_samples"],
+                burn_in=p["burn_in"], thin=p["thin"], seed=self.seed, dtype="float32",
+            )  # fmt: skip
+            return [*sgd, fm]
         bayes = [
             BayesianMF(
                 n_factors=k, n_samples=p["n_samples"], burn_in=p["burn_in"], thin=p["thin"],

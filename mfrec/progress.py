@@ -1,7 +1,8 @@
 """Progress a person sees, and that stays out of the way.
 
-On a terminal (stderr a TTY) every counted stage gets a tqdm bar with its rate and ETA, and an
-uncounted one (a parse, a save) a live elapsed-time line. When stderr is a file, a line every
+On a terminal (stderr a TTY) every counted stage gets a tqdm bar with its rate and ETA (epochs,
+sweeps, scoring; the bytes of a parse and of the parse cache's hash, the ratings of a split),
+and an uncounted one (a save) a live elapsed-time line. When stderr is a file, a line every
 :data:`LINE_SECONDS` instead: counted stages say steps done, elapsed time and ETA on stderr,
 uncounted ones the elapsed time beside their own start and end lines (stdout). ``--quiet``
 silences both; ``--json`` keeps the lines (on stderr, as all its human output) and drops the
@@ -14,6 +15,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 LINE_SECONDS = 5.0
@@ -31,15 +33,30 @@ def progress_enabled(quiet: bool = False, json_out: bool = False) -> bool:
     return not (quiet or json_out) and sys.stderr.isatty()
 
 
-def eta_bar(total: int, enabled: bool, desc: str, lines: bool = True, unit: str = "step"):
+def eta_bar(
+    total: int,
+    enabled: bool,
+    desc: str,
+    lines: bool = True,
+    unit: str = "step",
+    unit_scale: bool = False,
+):
     """A tqdm bar over ``total`` steps on stderr (rate, elapsed, ETA) when ``enabled``; else,
     with ``lines``, a stderr line every :data:`LINE_SECONDS` with steps done, elapsed time and
-    ETA; else nothing (an object with tqdm's ``update``/``set_postfix``/``close``)."""
+    ETA; else nothing (an object with tqdm's ``update``/``set_postfix``/``close``).
+    ``unit_scale`` writes counts as 12.3M (for bytes, ``unit="B"``: 12.3MB)."""
     from tqdm import tqdm
 
     if enabled or not lines:
-        return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not enabled)
-    return _LineProgress(total, desc, unit)
+        return tqdm(
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=unit_scale,
+            leave=False,
+            disable=not enabled,
+        )
+    return _LineProgress(total, desc, unit, unit_scale)
 
 
 class _LineProgress:
@@ -47,8 +64,9 @@ class _LineProgress:
     first epoch's compilation does not count in the ETA of the rest); a line is printed when
     :data:`LINE_SECONDS` have passed since the last one."""
 
-    def __init__(self, total: int, desc: str, unit: str = "step") -> None:
+    def __init__(self, total: int, desc: str, unit: str = "step", unit_scale: bool = False):
         self.total, self.desc, self.unit, self.n = max(int(total), 1), desc, unit, 0
+        self.unit_scale = unit_scale
         self.start: float | None = None
         self.last, self.n0 = 0.0, 0
 
@@ -63,10 +81,15 @@ class _LineProgress:
             return
         self.last = now
         spent = now - self.start
-        eta = spent * (self.total - self.n) / (self.n - self.n0)
+        eta = spent * (self.total - self.n) / max(self.n - self.n0, 1)
+        if self.unit_scale:
+            from tqdm import tqdm
+
+            done = f"{tqdm.format_sizeof(self.n)}/{tqdm.format_sizeof(self.total)}{self.unit}"
+        else:
+            done = f"{self.n}/{self.total} {self.unit}s"
         print(
-            f"  {self.desc}: {self.n}/{self.total} {self.unit}s, {spent:.0f} s elapsed, "
-            f"ETA {eta:.0f} s",
+            f"  {self.desc}: {done}, {spent:.0f} s elapsed, ETA {eta:.0f} s",
             file=sys.stderr,
             flush=True,
         )
@@ -76,6 +99,52 @@ class _LineProgress:
 
     def close(self) -> None:
         """Nothing to tear down (tqdm's interface)."""
+
+
+_counting = [0]
+"""How many :func:`counted` displays are open: a :class:`_Ticker` prints no elapsed-time lines
+meanwhile (the counted lines say it, with an ETA)."""
+
+
+@contextmanager
+def counted(
+    name: str, bar: bool, lines: bool, unit: str = "B"
+) -> Iterator[Callable[[str, int, int], None]]:
+    """A ``report(what, done, total)`` callback for the library's progress hooks (the bytes
+    :func:`mfrec.data.read_ratings` reads and hashes): one :func:`eta_bar` per step ``what``,
+    named "``what`` ``name``", in scaled ``unit`` (a bar with rate and ETA on the terminal,
+    with ``bar``; else an ETA line every :data:`LINE_SECONDS`, with ``lines``), closed when
+    ``done`` reaches ``total``. A step that starts again (``done`` back to 0) gets a fresh
+    display. Shows nothing when neither is wanted."""
+    step: list = ["", 0, None]  # what, done, its display (None once through)
+
+    def finish() -> None:
+        if step[2] is not None:
+            step[2].close()
+            step[2] = None
+            _counting[0] -= 1
+
+    def report(what: str, done: int, total: int) -> None:
+        if not (bar or lines):
+            return
+        if what != step[0] or done < step[1]:
+            finish()
+            desc = f"{what} {name}" if name else what
+            step[:] = [what, 0, eta_bar(total, bar, desc, lines, unit, unit_scale=True)]
+            _counting[0] += 1
+        # No update for a step's start: the lines' clock starts at its first block (as at a first
+        # epoch, compiling the kernels stays out of the ETA); the bar's at its creation.
+        if step[2] is None or done <= step[1]:
+            return
+        step[2].update(done - step[1])
+        step[1] = done
+        if done >= total:
+            finish()
+
+    try:
+        yield report
+    finally:
+        finish()
 
 
 @contextmanager
@@ -117,7 +186,7 @@ class _Ticker:
         while not self.done.wait(every):
             if self.bar is not None:
                 self.bar.refresh()
-            elif self.lines:
+            elif self.lines and not _counting[0]:
                 try:
                     self.say(f"  {self.name}: {time.perf_counter() - self.start:.0f} s elapsed")
                 except (OSError, ValueError):  # stdout closed (`| head`): the main thread

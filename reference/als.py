@@ -15,7 +15,7 @@ import numpy as np
 
 from mfrec._internal import check_positive
 from mfrec.reference.als_kernels import _als_half_step, _csr_sse
-from mfrec.reference.mf import SeededFactorModel
+from mfrec.reference.mf import SeededFactorModel, extends
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -59,21 +59,11 @@ class ALS(SeededFactorModel):
     Spark's ALS does. ``reg`` must be > 0 so that every row's system is positive definite.
     """
 
+    @extends(SeededFactorModel)
     def __init__(
-        self,
-        *,
-        n_factors: int = 10,
-        n_iters: int = 10,
-        reg: float = 0.1,
-        weighted: bool = True,
-        biased: bool = False,
-        init_std: float = 0.1,
-        seed: int = 0,
-        dtype: str = "float64",
+        self, *, n_iters: int = 10, reg: float = 0.1, weighted: bool = True, **params
     ) -> None:
-        super().__init__(
-            n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=biased
-        )
+        super().__init__(**params)
         self.n_iters = check_positive("n_iters", n_iters, integer=True, allow_zero=True)
         self.reg = check_positive("reg", reg)
         self.weighted = bool(weighted)

@@ -18,7 +18,7 @@ import numpy as np
 
 from mfrec._internal import check_positive, check_ratings
 from mfrec.reference.als import csr_by_row, csr_sse, solve_rows
-from mfrec.reference.mf import SeededFactorModel
+from mfrec.reference.mf import SeededFactorModel, extends
 from mfrec.reference.recommend import seen_items
 from mfrec.reference.sampling import init_factors
 
@@ -32,10 +32,10 @@ class BayesianMF(SeededFactorModel):
     ``n_samples`` sweeps after ``burn_in`` discarded ones; ``thin`` keeps every thin-th sample.
     """
 
+    @extends(SeededFactorModel, fixed=("biased",))
     def __init__(
         self,
         *,
-        n_factors: int = 10,
         n_samples: int = 100,
         burn_in: int = 20,
         thin: int = 1,
@@ -43,13 +43,9 @@ class BayesianMF(SeededFactorModel):
         b0: float = 1.0,
         alpha: float | None = None,
         ard: bool = False,
-        init_std: float = 0.1,
-        seed: int = 0,
-        dtype: str = "float64",
+        **params,
     ) -> None:
-        super().__init__(
-            n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=True
-        )
+        super().__init__(**params, biased=True)
         self.n_samples = check_positive("n_samples", n_samples, integer=True)
         self.burn_in = check_positive("burn_in", burn_in, integer=True, allow_zero=True)
         self.thin = check_positive("thin", thin, integer=True)

@@ -42,6 +42,7 @@ import numpy as np
 from mfrec._internal import check_ratings, njit
 from mfrec.data.features import Features, sets_by_row
 from mfrec.reference.bayes import BayesianMF
+from mfrec.reference.mf import extends
 from mfrec.reference.svdpp import _check_rows
 
 if TYPE_CHECKING:
@@ -349,24 +350,9 @@ class BayesianFM(BayesianMF):
     latest period), and the model cannot be saved.
     """
 
-    def __init__(
-        self,
-        *,
-        n_factors: int = 10,
-        n_samples: int = 200,
-        burn_in: int = 20,
-        thin: int = 1,
-        a0: float = 1.0,
-        b0: float = 1.0,
-        alpha: float | None = None,
-        init_std: float = 0.1,
-        seed: int = 0,
-        dtype: str = "float64",
-    ) -> None:
-        super().__init__(
-            n_factors=n_factors, n_samples=n_samples, burn_in=burn_in, thin=thin, a0=a0, b0=b0,
-            alpha=alpha, init_std=init_std, seed=seed, dtype=dtype,
-        )  # fmt: skip
+    @extends(BayesianMF, fixed=("ard",), n_samples=200)
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
 
     def describe(self) -> str:
         groups = getattr(self, "groups_", None)
@@ -501,6 +487,32 @@ class BayesianFM(BayesianMF):
         return scores + self._rating_part(indptr, np.tile(latest, n), PQ)
 
 
+def _side_parts(
+    side: str,
+    rows: np.ndarray,
+    other: np.ndarray,
+    n_rows: int,
+    n_other: int,
+    features: Features | None,
+    implicit: bool,
+) -> list[tuple[str, np.ndarray, np.ndarray, int, bool]]:
+    """One side's parts for :func:`entity_block`, ``side`` "user" (``rows`` u, ``other`` i) or
+    "item" (the other way round): its id, its ``features`` and, when ``implicit``, the
+    ``other`` entities it shares a training rating with (normalised)."""
+    ids = (np.arange(n_rows + 1, dtype=np.int64), np.arange(n_rows, dtype=np.int64))
+    parts = [(side, *ids, n_rows, False)]
+    if features is not None:
+        _check_rows(f"{side}_features", features, n_rows)
+        parts.append(
+            (f"{side} features", features.indptr, features.indices, features.n_features, False)
+        )
+    if implicit:
+        sets = sets_by_row(rows, other, n_rows, n_other)
+        name = {"user": "implicit N(u)", "item": "raters R(i)"}[side]
+        parts.append((name, *sets, n_other, True))
+    return parts
+
+
 def fm_blocks(
     u: np.ndarray,
     i: np.ndarray,
@@ -515,26 +527,8 @@ def fm_blocks(
     """The user and item blocks (and a block of the ratings themselves, with
     ``rating_features``): per block (CSR indptr, global indices, values, rows, kernel
     :data:`Block`), each global feature's group, and the group names."""
-    ids_u = (np.arange(n_users + 1, dtype=np.int64), np.arange(n_users, dtype=np.int64))
-    ids_i = (np.arange(n_items + 1, dtype=np.int64), np.arange(n_items, dtype=np.int64))
-    user_parts = [("user", *ids_u, n_users, False)]
-    if user_features is not None:
-        _check_rows("user_features", user_features, n_users)
-        user_parts.append(
-            ("user features", user_features.indptr, user_features.indices,
-             user_features.n_features, False)
-        )  # fmt: skip
-    if implicit:
-        user_parts.append(("implicit N(u)", *sets_by_row(u, i, n_users, n_items), n_items, True))
-    item_parts = [("item", *ids_i, n_items, False)]
-    if item_features is not None:
-        _check_rows("item_features", item_features, n_items)
-        item_parts.append(
-            ("item features", item_features.indptr, item_features.indices,
-             item_features.n_features, False)
-        )  # fmt: skip
-    if item_implicit:
-        item_parts.append(("raters R(i)", *sets_by_row(i, u, n_items, n_users), n_users, True))
+    user_parts = _side_parts("user", u, i, n_users, n_items, user_features, implicit)
+    item_parts = _side_parts("item", i, u, n_items, n_users, item_features, item_implicit)
     layout = [(user_parts, u, n_users), (item_parts, i, n_items)]
     if rating_features is not None:
         _check_rows("rating_features", rating_features, u.shape[0])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, overload
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast, overload
 
 import numpy as np
 
@@ -403,20 +404,68 @@ class EpochRunner(Protocol):
         ...
 
 
+Init = TypeVar("Init", bound=Callable[..., None])
+
+
+def extends(
+    parent: type, fixed: tuple[str, ...] = (), **defaults: object
+) -> Callable[[Init], Init]:
+    """Decorate the ``__init__(self, *, own…, **params)`` of a subclass of ``parent`` whose
+    body passes ``params`` on to ``parent.__init__``: the parent's hyper-parameters are
+    declared and checked once, there.
+
+    ``defaults`` are the parent's parameters whose default this class changes (a call that
+    leaves one out gets it); ``fixed`` names those the class sets itself and so no longer
+    takes. The ``__signature__`` names the own parameters and the parent's others, with this
+    class's defaults: ``inspect.signature``, ``help()``, the factory's
+    :func:`~mfrec.factory.constructor_args` and model files' :func:`~mfrec.modelstate.ctor_params`
+    see every one, and a call with a name it lacks is a ``TypeError``.
+    """
+    inherited = inspect.signature(parent.__init__).parameters
+    unknown = sorted((set(defaults) | set(fixed)) - set(inherited))
+    if unknown:
+        raise TypeError(f"{parent.__name__}.__init__ takes no parameter {unknown[0]!r}")
+
+    def decorate(init: Init) -> Init:
+        sig = inspect.signature(init)
+        own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        taken = [
+            p.replace(default=defaults.get(name, p.default))
+            for name, p in inherited.items()
+            if p.kind is p.KEYWORD_ONLY and name not in fixed and name not in sig.parameters
+        ]
+        first = [p for p in own if p.kind is not p.KEYWORD_ONLY]  # self (and any positional)
+        full = sig.replace(parameters=[*first, *taken, *(p for p in own if p not in first)])
+
+        @functools.wraps(init)
+        def init_with_defaults(self, *args, **params) -> None:
+            try:
+                full.bind(self, *args, **params)
+            except TypeError as e:  # a name the class does not take, as Python would say it
+                raise TypeError(f"{type(self).__name__}.__init__() {e}") from None
+            init(self, *args, **{**defaults, **params})
+
+        init_with_defaults.__signature__ = full  # pyright: ignore[reportAttributeAccessIssue]
+        return cast(Init, init_with_defaults)
+
+    return decorate
+
+
 class SeededFactorModel(FactorModel):
     """A factor model fitted from P0, Q0 drawn from ``seed`` (or copied from ``init``): the
     hyper-parameters every seeded model checks here once (SGD, ALS, Bayesian MF, the neural
     model), and the training SGD and ALS share (:meth:`_fit_indices`): validate, draw or
-    copy P0, Q0, then run the subclass's :meth:`_fit`."""
+    copy P0, Q0, then run the subclass's :meth:`_fit`. A subclass declares what it adds or
+    changes and passes the rest on (:func:`extends`)."""
 
     def __init__(
         self,
         *,
-        n_factors: int,
-        init_std: float,
-        seed: int,
-        dtype: str,
-        biased: bool,
+        n_factors: int = 10,
+        init_std: float = 0.1,
+        seed: int = 0,
+        dtype: str = "float64",
+        biased: bool = False,
     ) -> None:
         self.n_factors = check_positive("n_factors", n_factors, integer=True)
         self.init_std = check_positive("init_std", init_std, allow_zero=True)
@@ -453,28 +502,24 @@ class SGDModel(SeededFactorModel):
     ``fit`` validates, draws P0, Q0 from ``seed`` (or copies ``init``), then drives the
     :class:`EpochRunner` the subclass's :meth:`_start` returns: the loop here checks each
     epoch's loss is finite, records ``history_``, calls ``callback``, and stops early
-    (``eval_set``/``patience``) or on ``tol``. Subclasses list the same hyper-parameters
-    explicitly (keyword-only) so that ``inspect.signature`` names every one.
+    (``eval_set``/``patience``) or on ``tol``. The hyper-parameters are keyword-only: those
+    of :class:`SeededFactorModel` and the SGD ones here; a subclass declares only what it adds
+    or changes (:func:`extends`), and ``inspect.signature`` still names every one.
     """
 
+    @extends(SeededFactorModel)
     def __init__(
         self,
         *,
-        n_factors: int = 10,
         n_epochs: int = 20,
         lr: float = 0.01,
         reg: float = 0.0,
-        init_std: float = 0.1,
         shuffle: bool = True,
-        seed: int = 0,
-        dtype: str = "float64",
-        biased: bool = False,
         tol: float | None = None,
         lr_decay: float = 1.0,
+        **params,
     ) -> None:
-        super().__init__(
-            n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=biased
-        )
+        super().__init__(**params)
         self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
         self.lr = check_positive("lr", lr)
         self.reg = check_positive("reg", reg, allow_zero=True)
@@ -594,29 +639,9 @@ class MatrixFactorization(SGDModel):
     ``n_threads`` (see :mod:`mfrec.reference.blocked`), visiting ratings in its own order.
     """
 
-    # The hyper-parameters of SGDModel, listed again so that inspect.signature (which the CLI
-    # reads to match flags to models) names each one; validated once, in SGDModel.
-    def __init__(
-        self,
-        *,
-        n_factors: int = 10,
-        n_epochs: int = 20,
-        lr: float = 0.01,
-        reg: float = 0.0,
-        init_std: float = 0.1,
-        shuffle: bool = True,
-        seed: int = 0,
-        dtype: str = "float64",
-        biased: bool = False,
-        tol: float | None = None,
-        lr_decay: float = 1.0,
-        n_threads: int = 1,
-        kernel: str = "exact",
-    ) -> None:
-        super().__init__(
-            n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, init_std=init_std,
-            shuffle=shuffle, seed=seed, dtype=dtype, biased=biased, tol=tol, lr_decay=lr_decay,
-        )  # fmt: skip
+    @extends(SGDModel)
+    def __init__(self, *, n_threads: int = 1, kernel: str = "exact", **params) -> None:
+        super().__init__(**params)
         self.n_threads = check_positive("n_threads", n_threads, integer=True)
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")

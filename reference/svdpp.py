@@ -19,7 +19,7 @@ import numpy as np
 
 from mfrec._internal import njit
 from mfrec.data.features import Features, sets_by_row
-from mfrec.reference.mf import EpochFunction, SGDModel
+from mfrec.reference.mf import EpochFunction, SGDModel, extends
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -202,25 +202,9 @@ class SVDpp(SGDModel):
     learned parameters of the last epoch. ``implicit=False`` drops N(u) (features only).
     """
 
-    def __init__(
-        self,
-        *,
-        n_factors: int = 10,
-        n_epochs: int = 20,
-        lr: float = 0.007,
-        reg: float = 0.02,
-        init_std: float = 0.1,
-        shuffle: bool = True,
-        seed: int = 0,
-        dtype: str = "float64",
-        implicit: bool = True,
-        tol: float | None = None,
-        lr_decay: float = 1.0,
-    ) -> None:
-        super().__init__(
-            n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, init_std=init_std,
-            shuffle=shuffle, seed=seed, dtype=dtype, biased=True, tol=tol, lr_decay=lr_decay,
-        )  # fmt: skip
+    @extends(SGDModel, fixed=("biased",), lr=0.007, reg=0.02)
+    def __init__(self, *, implicit: bool = True, **params) -> None:
+        super().__init__(**params, biased=True)
         self.implicit = bool(implicit)
         self._features: tuple[Features | None, Features | None] = (None, None)
 

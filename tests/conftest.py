@@ -1,4 +1,5 @@
-"""Shared fixtures: the MovieLens 100k copy beside the checkout, and a seeded 80/20 split."""
+"""Shared fixtures: the MovieLens 100k copy beside the checkout, a seeded 80/20 split, and a
+parse cache of the test's own."""
 
 from __future__ import annotations
 
@@ -36,3 +37,9 @@ def ml100k_split(ml100k):
     """(train, test) Ratings of the seed-0 80/20 split that `mfrec train` uses."""
     tr, te = train_test_split(len(ml100k), 0.2, seed=0)
     return ml100k.subset(tr), ml100k.subset(te)
+
+
+@pytest.fixture
+def cache_in_tmp(tmp_path, monkeypatch):
+    """``$MFREC_CACHE`` in the test's tmp_path: parse caches of one test never reach another."""
+    monkeypatch.setenv("MFREC_CACHE", str(tmp_path / "cache"))

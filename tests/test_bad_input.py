@@ -191,14 +191,36 @@ def cache_case(name: str, how: str, why: str) -> Case:
     )
 
 
-def model_case(name: str, why: str, **change) -> Case:
+def changed_source(name: str, step: str, error: str) -> Case:
+    """``r.csv`` parsed (and cached), changed by ``step`` behind the cache's back, then read
+    again: exit 2 and the error ``error`` (after ``mfrec: error: ``) of the new content."""
     return Case(
-        name,
-        2,
-        rf"{ERR}m\.npz: corrupt model file \({why}\)",
-        {"m.npz": model_file(**change)},
-        [["cli", ["recommend", "--model", "m.npz", "--user", "1"]]],
+        name, 2, ERR + error, {"r.csv": GOOD}, [["cli", TRAIN_R], [step, "r.csv"], ["cli", TRAIN_R]]
     )
+
+
+def bad_ratings(name: str, file: str, content: str, error: str) -> Case:
+    """``train --ratings FILE`` with ``content`` in FILE (see :func:`_make`): exit 2 and the
+    error ``error`` (after ``mfrec: error: ``)."""
+    return Case(name, 2, ERR + error, {file: content}, [["cli", [*TRAIN, "--ratings", file]]])
+
+
+def read_ratings_case(name: str, content: str | bytes, line: str = "") -> Case:
+    """``train --ratings r.csv --json`` reading all ``N_ROWS`` ratings of ``content``, with a
+    stderr line ``line`` when given."""
+    return Case(name, 0, line, {"r.csv": content}, [["cli", TRAIN_R]], {"n_train": N_ROWS})
+
+
+def bad_model(name: str, content: str | bytes, error: str) -> Case:
+    """``recommend --model m.npz`` with ``content`` in m.npz: exit 2 and the error ``error``
+    (after ``mfrec: error: m.npz: ``)."""
+    command = ["recommend", "--model", "m.npz", "--user", "1"]
+    return Case(name, 2, rf"{ERR}m\.npz: {error}", {"m.npz": content}, [["cli", command]])
+
+
+def model_case(name: str, why: str, **change) -> Case:
+    """A model file with the fields ``change`` replaced: a corrupt model file, for ``why``."""
+    return bad_model(name, model_file(**change), rf"corrupt model file \({why}\)")
 
 
 def model_file(meta_change=None, **arrays) -> bytes:
@@ -276,19 +298,15 @@ def build_cases() -> list[Case]:
             [["cli", [*TRAIN, "--ratings", "r.csv", "--save", "out.npz", "--plot", "out.npz"]]],
         ),
         # The parse cache is keyed on content.
-        Case(
+        changed_source(
             "cache: edited keeping size and mtime",
-            2,
-            rf"{ERR}r\.csv:{N_ROWS + 1}: expected 'user item rating \[timestamp\]', got 'xxx.*'",
-            {"r.csv": GOOD},
-            [["cli", TRAIN_R], ["edit_keep_size_and_mtime", "r.csv"], ["cli", TRAIN_R]],
+            "edit_keep_size_and_mtime",
+            rf"r\.csv:{N_ROWS + 1}: expected 'user item rating \[timestamp\]', got 'xxx.*'",
         ),
-        Case(
+        changed_source(
             "cache: replaced by mv, same size and mtime",
-            2,
-            rf"{ERR}r\.csv:2: expected 'user item rating \[timestamp\]', got '\?\?\?.*'",
-            {"r.csv": GOOD},
-            [["cli", TRAIN_R], ["replace_by_mv_same_size_and_mtime", "r.csv"], ["cli", TRAIN_R]],
+            "replace_by_mv_same_size_and_mtime",
+            r"r\.csv:2: expected 'user item rating \[timestamp\]', got '\?\?\?.*'",
         ),
         # Every cache read is validated: a damaged entry is re-parsed, with one note.
         cache_case("cache: NaN rating, stale checksum", "nan", "checksum mismatch"),
@@ -300,105 +318,67 @@ def build_cases() -> list[Case]:
         cache_case("cache: index out of range", "index+checksum", "an index out of range"),
         cache_case("cache: short users array", "short+checksum", "columns of different lengths"),
         # Bounded work on hostile ratings files.
-        Case(
-            "FIFO with no writer",
-            2,
-            rf"{ERR}f\.csv: is a FIFO .*",
-            {"f.csv": "fifo"},
-            [["cli", [*TRAIN, "--ratings", "f.csv"]]],
+        bad_ratings("FIFO with no writer", "f.csv", "fifo", r"f\.csv: is a FIFO .*"),
+        bad_ratings(
+            "256 MiB of NUL bytes", "z.csv", "sparse:256M", r"z\.csv:1: line longer than 64 KiB .*"
         ),
-        Case(
-            "256 MiB of NUL bytes",
-            2,
-            rf"{ERR}z\.csv:1: line longer than 64 KiB .*",
-            {"z.csv": "sparse:256M"},
-            [["cli", [*TRAIN, "--ratings", "z.csv"]]],
+        bad_ratings(
+            "5 GiB sparse file", "z.csv", "sparse:5G", r"z\.csv:1: line longer than 64 KiB .*"
         ),
-        Case(
-            "5 GiB sparse file",
-            2,
-            rf"{ERR}z\.csv:1: line longer than 64 KiB .*",
-            {"z.csv": "sparse:5G"},
-            [["cli", [*TRAIN, "--ratings", "z.csv"]]],
-        ),
-        Case(
+        bad_ratings(
             "a 10 MB garbage line",
-            2,
-            rf"{ERR}g\.csv:2: line longer than 64 KiB \(starts '1111.*",
-            {"g.csv": "1 2 3\n" + "1" * 10_000_000 + "\n2 3 4\n"},
-            [["cli", [*TRAIN, "--ratings", "g.csv"]]],
+            "g.csv",
+            "1 2 3\n" + "1" * 10_000_000 + "\n2 3 4\n",
+            r"g\.csv:2: line longer than 64 KiB \(starts '1111.*",
         ),
-        Case(
+        bad_ratings(
             "a long line quoted cut",
-            2,
-            rf"{ERR}g\.csv:2: rating 'y+'\.\.\. \(30000 characters\) is not .*",
-            {"g.csv": "1,2,3\n1,2," + "y" * 30_000 + "\n"},
-            [["cli", [*TRAIN, "--ratings", "g.csv"]]],
+            "g.csv",
+            "1,2,3\n1,2," + "y" * 30_000 + "\n",
+            r"g\.csv:2: rating 'y+'\.\.\. \(30000 characters\) is not .*",
         ),
-        Case(
+        bad_ratings(
             "first MiB only blank lines",
-            2,
-            rf"{ERR}b\.csv: the first 1 MiB hold no data .*",
-            {"b.csv": "\n" * (2 << 20) + GOOD},
-            [["cli", [*TRAIN, "--ratings", "b.csv"]]],
+            "b.csv",
+            "\n" * (2 << 20) + GOOD,
+            r"b\.csv: the first 1 MiB hold no data .*",
         ),
         # One rating grammar on both paths.
-        Case(
+        bad_ratings(
             "integer ids, rating 1_0",
-            2,
-            rf"{ERR}r\.csv:3: rating '1_0' is not a number .*",
-            {"r.csv": "user,item,rating\n1,2,3\n1,3,1_0\n"},
-            [["cli", [*TRAIN, "--ratings", "r.csv"]]],
+            "r.csv",
+            "user,item,rating\n1,2,3\n1,3,1_0\n",
+            r"r\.csv:3: rating '1_0' is not a number .*",
         ),
-        Case(
+        bad_ratings(
             "text ids, rating 1_0",
-            2,
-            rf"{ERR}r\.csv:3: rating '1_0' is not a number .*",
-            {"r.csv": "user,item,rating\nu1,i2,3\nu1,i3,1_0\n"},
-            [["cli", [*TRAIN, "--ratings", "r.csv"]]],
+            "r.csv",
+            "user,item,rating\nu1,i2,3\nu1,i3,1_0\n",
+            r"r\.csv:3: rating '1_0' is not a number .*",
         ),
-        Case(
+        bad_ratings(
             "text ids, Arabic-Indic digits",
-            2,
-            rf"{ERR}r\.csv:3: rating '\u0663' is not a number .*",
-            {"r.csv": "user,item,rating\nu1,i2,3\nu1,i3,\u0663\n"},
-            [["cli", [*TRAIN, "--ratings", "r.csv"]]],
+            "r.csv",
+            "user,item,rating\nu1,i2,3\nu1,i3,\u0663\n",
+            r"r\.csv:3: rating '\u0663' is not a number .*",
         ),
-        Case(
+        bad_ratings(
             "integer ids, Arabic-Indic digits",
-            2,
-            rf"{ERR}r\.csv:3: rating '\u0663' is not a .*",
-            {"r.csv": "user,item,rating\n1,2,3\n1,3,\u0663\n"},
-            [["cli", [*TRAIN, "--ratings", "r.csv"]]],
+            "r.csv",
+            "user,item,rating\n1,2,3\n1,3,\u0663\n",
+            r"r\.csv:3: rating '\u0663' is not a .*",
         ),
         # An unused column is named in one line.
-        Case(
+        read_ratings_case(
             "a fifth column",
-            0,
+            ratings_text(",1,comedy", "user,item,rating,timestamp,genre"),
             rf"{NOTE}r\.csv: column 5 \('genre'\) not used: .*",
-            {"r.csv": ratings_text(",1,comedy", "user,item,rating,timestamp,genre")},
-            [["cli", TRAIN_R]],
-            {"n_train": N_ROWS},
         ),
         # Compressed ratings files, recognised by their first bytes.
-        Case("gzip", 0, r"", {"r.csv": _gz(GOOD)}, [["cli", TRAIN_R]], {"n_train": N_ROWS}),
-        Case(
-            "bzip2",
-            0,
-            r"",
-            {"r.csv": __import__("bz2").compress(GOOD.encode())},
-            [["cli", TRAIN_R]],
-            {"n_train": N_ROWS},
-        ),
-        Case(
-            "xz",
-            0,
-            r"",
-            {"r.csv": lzma.compress(GOOD.encode())},
-            [["cli", TRAIN_R]],
-            {"n_train": N_ROWS},
-        ),
-        Case("zstd", 0, r"", {"r.csv": _zst(GOOD)}, [["cli", TRAIN_R]], {"n_train": N_ROWS})
+        read_ratings_case("gzip", _gz(GOOD)),
+        read_ratings_case("bzip2", __import__("bz2").compress(GOOD.encode())),
+        read_ratings_case("xz", lzma.compress(GOOD.encode())),
+        read_ratings_case("zstd", _zst(GOOD))
         if _has_zstandard()
         else Case(
             "zstd, no module",
@@ -407,13 +387,7 @@ def build_cases() -> list[Case]:
             {"r.csv": _zst(GOOD)},
             [["cli", TRAIN_R]],
         ),
-        Case(
-            "a zip archive",
-            2,
-            rf"{ERR}r\.zip: is a zip archive; unpack it .*",
-            {"r.zip": "zip"},
-            [["cli", [*TRAIN, "--ratings", "r.zip"]]],
-        ),
+        bad_ratings("a zip archive", "r.zip", "zip", r"r\.zip: is a zip archive; unpack it .*"),
         # Memory is estimated before the factors are allocated.
         Case(
             "factors that cannot fit",
@@ -429,21 +403,13 @@ def build_cases() -> list[Case]:
             ],
         ),
         # Model files: sizes capped before inflating, every field validated, the file named.
-        Case(
+        bad_model(
             "model: zip member expands 1000x",
-            2,
-            rf"{ERR}m\.npz: not an mfrec model file \(its members would expand to \d+ bytes, "
+            zip_bomb(),
+            r"not an mfrec model file \(its members would expand to \d+ bytes, "
             r"more than the cap of \d+\)",
-            {"m.npz": zip_bomb()},
-            [["cli", ["recommend", "--model", "m.npz", "--user", "1"]]],
         ),
-        Case(
-            "model: a FIFO",
-            2,
-            rf"{ERR}m\.npz: is not a regular file, expected an mfrec model file",
-            {"m.npz": "fifo"},
-            [["cli", ["recommend", "--model", "m.npz", "--user", "1"]]],
-        ),
+        bad_model("model: a FIFO", "fifo", "is not a regular file, expected an mfrec model file"),
         model_case(
             "model: P as strings",
             r"P must hold real floats, got dtype <U\d+",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from problems import assert_same_states, fit_step_for_step, random_ratings
 
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.kernels import _sgd_epoch
@@ -11,37 +12,21 @@ from mfrec.torch_impl import TorchMatrixFactorization
 
 
 def synthetic(rng: np.random.Generator, n_users=12, n_items=9, n=60):
-    users = rng.integers(0, n_users, n)
-    items = rng.integers(0, n_items, n)
-    ratings = rng.integers(1, 6, n).astype(np.float64)
-    return users, items, ratings, n_users, n_items
+    return *random_ratings(rng, n, n_users, n_items), n_users, n_items
 
 
 def test_biased_reference_equals_torch_exact_step_for_step():
     rng = np.random.default_rng(31)
     users, items, ratings, n_users, n_items = synthetic(rng)
     kw = dict(n_factors=4, n_epochs=4, lr=0.02, reg=0.05, seed=5, biased=True)
-    ref_states, torch_states = [], []
-
-    def keep(states):
-        return lambda epoch, m: states.append((m.P.copy(), m.Q.copy(), m.bu.copy(), m.bi.copy()))
-
-    ref = MatrixFactorization(**kw).fit(
-        users, items, ratings, n_users, n_items, callback=keep(ref_states)
-    )
-    tm = TorchMatrixFactorization(**kw, mode="exact").fit(
-        users, items, ratings, n_users, n_items, callback=keep(torch_states)
+    data = (users, items, ratings, n_users, n_items)
+    ref, tm, ref_states, torch_states = fit_step_for_step(
+        MatrixFactorization, TorchMatrixFactorization, data, **kw
     )
     assert ref.mu == tm.mu == pytest.approx(ratings.mean())
     # float64; the only difference is the summation order of the dot product (autograd vs loop),
     # a few ulps per step over 240 coupled steps.
-    for (ref_P, ref_Q, ref_bu, ref_bi), (torch_P, torch_Q, torch_bu, torch_bi) in zip(
-        ref_states, torch_states, strict=True
-    ):
-        np.testing.assert_allclose(torch_P, ref_P, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(torch_Q, ref_Q, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(torch_bu, ref_bu, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(torch_bi, ref_bi, rtol=0, atol=1e-12)
+    assert_same_states(torch_states, ref_states, atol=1e-12)
     assert np.abs(ref_states[-1][2]).max() > 1e-3, "biases must have moved"
     np.testing.assert_allclose(tm.history_, ref.history_, rtol=1e-12)
 

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from child import run_python
+from problems import random_problem, random_ratings
 
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.blocked import BlockedEpochs
 from mfrec.reference.kernels import _sgd_epoch
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def random_problem(rng, n=3000, n_users=60, n_items=40, k=16):
-    """Small random float64 ratings and N(0, 0.1²) factors; rows collide often."""
-    users = rng.integers(0, n_users, n)
-    items = rng.integers(0, n_items, n)
-    ratings = rng.integers(1, 6, n).astype(np.float64)
-    P = rng.normal(0, 0.1, (n_users, k))
-    Q = rng.normal(0, 0.1, (n_items, k))
-    return users, items, ratings, [P, Q, np.zeros(n_users), np.zeros(n_items)]
 
 
 def fisher_yates(draws):
@@ -63,7 +48,7 @@ def visiting_order(users, items, draws, B, user_block, item_block, rows, cols, s
 @pytest.mark.parametrize("biased", [False, True])
 def test_blocked_epochs_equal_reference_in_their_visiting_order(biased, n_threads):
     rng = np.random.default_rng(11)
-    users, items, ratings, arrays = random_problem(rng)
+    users, items, ratings, arrays = random_problem(rng, k=16)
     ref_arrays = [a.copy() for a in arrays]
     blocked_arrays = [a.copy() for a in arrays]
     B = 4
@@ -130,24 +115,23 @@ def test_layout_keeps_every_rating_once_grouped_by_block():
     assert np.array_equal(key(ep.U, ep.I, ep.R), key(users, items, ratings))
 
 
+def blocked_threads_agree() -> None:
+    """One and two threads of the blocked kernel fit the same model, and its training MSE falls
+    (the test below runs this in a child under NUMBA_DISABLE_JIT=1)."""
+    u, i, r = random_ratings(np.random.default_rng(0), 200, 9, 7)
+    kw = dict(n_factors=4, n_epochs=2, biased=True, kernel="blocked")
+    a, b = (MatrixFactorization(**kw, n_threads=t).fit(u, i, r) for t in (1, 2))
+    if not (np.array_equal(a.P, b.P) and np.array_equal(a.Q, b.Q)):
+        raise SystemExit("two threads differ from one")
+    if not a.history_[1] < a.history_[0]:
+        raise SystemExit(f"training MSE did not fall: {a.history_}")
+
+
 def test_pure_python_blocked_kernels_run_and_agree():
     # Under NUMBA_DISABLE_JIT=1 nothing reassociates and prange runs serially: the serial and
     # two-thread epochs are then the reference kernel in the same visiting order, bit for bit.
-    code = (
-        "import numpy as np\n"
-        "from mfrec.reference import MatrixFactorization\n"
-        "rng = np.random.default_rng(0)\n"
-        "u, i = rng.integers(0, 9, 200), rng.integers(0, 7, 200)\n"
-        "r = rng.integers(1, 6, 200).astype(float)\n"
-        "kw = dict(n_factors=4, n_epochs=2, biased=True, kernel='blocked')\n"
-        "a, b = (MatrixFactorization(**kw, n_threads=t).fit(u, i, r) for t in (1, 2))\n"
-        "if not (np.array_equal(a.P, b.P) and np.array_equal(a.Q, b.Q)):\n"
-        "    raise SystemExit('two threads differ from one')\n"
-        "if not a.history_[1] < a.history_[0]:\n"
-        "    raise SystemExit(f'training MSE did not fall: {a.history_}')\n"
-    )
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    code = "from test_blocked import blocked_threads_agree; blocked_threads_agree()"
+    proc = run_python(code, NUMBA_DISABLE_JIT="1")
     assert proc.returncode == 0, proc.stderr
 
 

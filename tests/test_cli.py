@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import low_rank, run
 
-from mfrec.cli import build_parser, main
+from mfrec.cli import build_parser
 from mfrec.configs import SGD_DEFAULTS
 from mfrec.modelio import FORMAT_VERSION, load_model
 
@@ -20,18 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ["train", "cv", "recommend", "similar", "download"]
 
 
-@pytest.fixture(autouse=True)
-def _cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFREC_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
 
 
 @pytest.fixture
 def files(tmp_path):
     """Train and test files of a small low-rank problem (40 users, 30 items)."""
     rng = np.random.default_rng(0)
-    P, Q = rng.normal(0, 0.6, (40, 3)), rng.normal(0, 0.6, (30, 3))
-    rows = [(u, i) for u in range(40) for i in range(30) if rng.random() < 0.5]
-    lines = [f"{u + 1}\t{i + 101}\t{np.clip(3 + P[u] @ Q[i], 1, 5):.3f}" for u, i in rows]
+    lines = [f"{u + 1}\t{i + 101}\t{np.clip(x, 1, 5):.3f}" for u, i, x in low_rank(rng, 0.6)]
     rng.shuffle(lines)
     cut = int(0.8 * len(lines))
     train, test = tmp_path / "train.tsv", tmp_path / "test.tsv"
@@ -40,15 +37,17 @@ def files(tmp_path):
     return train, test
 
 
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def train_args(files, *extra):
     train, test = files
     return ["train", "--train", train, "--test", test, "--factors", 3, "--epochs", 5, *extra]
+
+
+@pytest.fixture
+def model(capsys, files, tmp_path):
+    """A model trained on ``files`` and saved as model.npz."""
+    path = tmp_path / "model.npz"
+    assert run(capsys, *train_args(files, "--save", path, "--quiet"))[0] == 0
+    return path
 
 
 def assert_user_error(code, err, *needles):
@@ -155,9 +154,7 @@ def test_usage_errors_are_not_tracebacks(capsys, files):
     assert_user_error(code, err, "compile=True needs mode='minibatch'")
 
 
-def test_model_files_corrupt_foreign_newer(capsys, files, tmp_path):
-    model = tmp_path / "model.npz"
-    assert run(capsys, *train_args(files, "--save", model, "--quiet"))[0] == 0
+def test_model_files_corrupt_foreign_newer(capsys, model, tmp_path):
     good = model.read_bytes()
     cases = {
         "truncated.npz": good[: len(good) // 2],
@@ -186,9 +183,7 @@ def test_model_files_corrupt_foreign_newer(capsys, files, tmp_path):
         assert_user_error(code, err, str(tmp_path / name), message)
 
 
-def test_recommend_known_unknown_and_new_user(capsys, files, tmp_path):
-    model = tmp_path / "model.npz"
-    assert run(capsys, *train_args(files, "--save", model, "--quiet"))[0] == 0
+def test_recommend_known_unknown_and_new_user(capsys, model):
     code, out, err = run(capsys, "recommend", "--model", model, "--user", 3, "-k", 4)
     assert code == 0, err
     lines = out.splitlines()
@@ -209,9 +204,7 @@ def test_recommend_known_unknown_and_new_user(capsys, files, tmp_path):
         assert_user_error(code, err, message)
 
 
-def test_similar(capsys, files, tmp_path):
-    model = tmp_path / "model.npz"
-    assert run(capsys, *train_args(files, "--save", model, "--quiet"))[0] == 0
+def test_similar(capsys, model):
     code, out, err = run(capsys, "similar", "--model", model, "--item", 105, "-k", 5)
     assert code == 0, err
     lines = out.splitlines()

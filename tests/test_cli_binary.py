@@ -6,25 +6,21 @@ import os
 
 import numpy as np
 import pytest
-from cli_run import run, run_json
+from cli_run import low_rank, run, run_json
 
 from mfrec.modelio import load_model
 
-
-@pytest.fixture(autouse=True)
-def _cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFREC_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
 
 
 @pytest.fixture
 def ratings(tmp_path):
     """40 users × 30 items, ratings 1..5 of a low-rank truth, about half the pairs."""
-    rng = np.random.default_rng(0)
-    P, Q = rng.normal(0, 0.8, (40, 3)), rng.normal(0, 0.8, (30, 3))
-    rows = [(u, i) for u in range(40) for i in range(30) if rng.random() < 0.5]
+    rows = low_rank(np.random.default_rng(0), 0.8)
     path = tmp_path / "r.csv"
-    path.write_text("".join(f"{u + 1},{i + 101},{np.clip(np.rint(3 + P[u] @ Q[i]), 1, 5):g}\n"
-                            for u, i in rows))  # fmt: skip
+    path.write_text(
+        "".join(f"{u + 1},{i + 101},{np.clip(np.rint(x), 1, 5):g}\n" for u, i, x in rows)
+    )
     return path
 
 

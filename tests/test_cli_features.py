@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_run import run, run_json
+from cli_run import half_pairs, run, run_json
 
 from mfrec.data import canonical_split, load_ml100k
 from mfrec.data.dataset import align, reindex
@@ -19,16 +19,14 @@ from mfrec.factory import MODEL_FLAGS, SCHEDULE_FLAGS, make_model, resolve_plan
 needs_ml100k = pytest.mark.skipif(not os.environ.get("MFREC_DATA"), reason="needs MFREC_DATA")
 
 
-@pytest.fixture(autouse=True)
-def _cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFREC_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
 
 
 @pytest.fixture
 def files(tmp_path):
     """Ratings of 30 users × 20 items, a user file with one id not in them, an item file."""
     rng = np.random.default_rng(1)
-    rows = [(u, i) for u in range(30) for i in range(20) if rng.random() < 0.5]
+    rows = half_pairs(rng, 30, 20)
     r = tmp_path / "r.csv"
     r.write_text("".join(f"{u + 1},{i + 101},{rng.integers(1, 6)}\n" for u, i in rows))
     uf = tmp_path / "users.csv"
@@ -54,7 +52,7 @@ def test_features_none_and_models_without_features(capsys, files):
                       "--user-features", uf, "--features", "none")  # fmt: skip
     assert "user features" not in err
     code, _, err = run(capsys, "train", "--ratings", r, "--model", "plain", "--user-features", uf)
-    assert code == 2 and "only svdpp and embedding-mlp use features" in err
+    assert code == 2 and "only default, svdpp, embedding-mlp use features" in err
 
 
 def test_embedding_mlp_needs_features(capsys, files):

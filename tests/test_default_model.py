@@ -9,8 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+from cli_run import run, run_json
 
-from mfrec.job import MAX_KEPT, SMALL, DefaultModel, plan, resolve_device
+from mfrec.data import Features
+from mfrec.job import MAX_KEPT, SMALL, DefaultModel, FeatureFM, plan, resolve_device
+from mfrec.modelio import load_model, save_model
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.bayes import BayesianMF
 from mfrec.reference.ensemble import BlendedEnsemble, simplex_weights
@@ -110,6 +113,92 @@ def test_default_model_is_seeded_and_beats_its_members_on_validation():
     assert rmse(r, a.predict(u, i)) < 0.4  # fits through the noise (0.3) on its own data
 
 
+def grouped(seed: int, n: int = 1500, n_users: int = 200, n_items: int = 300):
+    """Ratings 3.5 ± 0.8 by the item's group (of 3) plus noise 0.5, about 5 per item, and the
+    group as a one-hot item feature: the ids alone learn each item's bias from its few ratings,
+    the feature pools them."""
+    rng = np.random.default_rng(seed)
+    u, i = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    group = np.arange(n_items) % 3
+    r = 3.5 + np.array([-0.8, 0.0, 0.8])[group[i]] + rng.normal(0, 0.5, n)
+    items = Features(np.arange(n_items + 1, dtype=np.int64), group.astype(np.int64),
+                     ["group=0", "group=1", "group=2"])  # fmt: skip
+    return u, i, r, n_users, n_items, items
+
+
+def test_features_put_a_factorization_machine_in_the_bayesian_chains_place():
+    u, i, r, nu, ni, items = grouped(6)
+    ids_only = DefaultModel(seed=0, n_threads=1).members_for(len(r))
+    featured = DefaultModel(seed=0, n_threads=1, item_features=items).members_for(len(r))
+    sgd = [type(m) for m in ids_only if isinstance(m, MatrixFactorization)]
+    assert [type(m) for m in ids_only] == sgd + [BayesianMF] * 2
+    assert [type(m) for m in featured] == sgd + [FeatureFM]
+    model = DefaultModel(seed=0, n_threads=1, item_features=items).fit(u, i, r, nu, ni)
+    fm = [m for m in model.members if isinstance(m, FeatureFM)]
+    assert len(fm) == 1, model.all_weights_  # kept: its weight is at least MIN_WEIGHT
+    assert fm[0].groups_ == ["user", "implicit N(u)", "item", "item features", "raters R(i)"]
+    sgd_rmse = [v for k, v in model.val_rmse_.items() if k.startswith("MatrixFactorization")]
+    assert model.val_rmse_["FeatureFM k=10"] < min(sgd_rmse) - 0.02  # the features pay
+    # Still one factor model: the blend's predictions are its members' weighted average.
+    mixed = sum(w * m.raw_predict(u, i) for w, m in zip(model.weights, model.members, strict=True))
+    np.testing.assert_allclose(model.raw_predict(u, i), mixed, atol=1e-4)
+
+
+def test_default_with_features_saves_and_loads(tmp_path):
+    u, i, r, nu, ni, items = grouped(7)
+    model = DefaultModel(seed=0, n_threads=1, item_features=items).fit(u, i, r, nu, ni)
+    assert any(isinstance(m, FeatureFM) for m in model.members)
+    path = save_model(tmp_path / "m.npz", model, np.arange(nu), np.arange(ni))
+    loaded, user_ids, item_ids, _ = load_model(path)
+    assert user_ids.tolist() == list(range(nu)) and item_ids.tolist() == list(range(ni))
+    np.testing.assert_array_equal(loaded.predict(u, i), model.predict(u, i))
+    top = np.array([0, 5], dtype=np.int64)
+    for a, b in zip(loaded._recommend_indices(top, 5), model._recommend_indices(top, 5),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    """About 3 ratings per item of 200, by 60 users, whose stars follow the item file's genre."""
+    monkeypatch.setenv("MFREC_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(2)
+    rows = [(u, i) for u in range(60) for i in range(200) if rng.random() < 0.05]
+    stars = [int(np.clip(np.rint(3 + 1.2 * (i % 3 - 1) + rng.normal(0, 0.5)), 1, 5))
+             for _, i in rows]  # fmt: skip
+    ratings = tmp_path / "r.csv"
+    ratings.write_text(
+        "".join(f"{u + 1},{i + 101},{s}\n" for (u, i), s in zip(rows, stars, strict=True))
+    )
+    users = tmp_path / "users.csv"
+    users.write_text("id,group\n" + "".join(f"{u + 1},g{u % 3}\n" for u in range(60)))
+    items = tmp_path / "items.csv"
+    items.write_text("id,genre\n" + "".join(f"{i + 101},g{i % 3}\n" for i in range(200)))
+    return ratings, users, items
+
+
+def test_cli_default_blends_features_and_features_none_is_the_ids_only_one(capsys, files, tmp_path):
+    r, uf, itf = files
+    feats = ("--user-features", uf, "--item-features", itf)
+    plain, _ = run_json(capsys, "train", "--ratings", r)
+    none, err = run_json(capsys, "train", "--ratings", r, *feats, "--features", "none")
+    assert "user features" not in err
+    for result in (none, plain):
+        del result["seconds"]
+    assert none == plain  # the same members, weights, test RMSE and top list
+    assert "FeatureFM" not in {m["class"] for m in plain["members"]}
+    model = tmp_path / "default.npz"
+    featured, err = run_json(capsys, "train", "--ratings", r, *feats, "--save", model)
+    assert "user features: 3 from" in err and "validate 3/3: FeatureFM k=10" in err
+    assert "FeatureFM" in {m["class"] for m in featured["members"]}
+    assert featured["rmse"] != plain["rmse"]
+    # The saved blend is one factor model: recommend and similar read it as any other.
+    code, out, err = run(capsys, "recommend", "--model", model, "--user", 1, "-k", 3)
+    assert code == 0 and out.startswith("top 3 unseen movies for user 1"), err
+    code, out, err = run(capsys, "similar", "--model", model, "--item", 101, "-k", 3)
+    assert code == 0 and out.startswith("3 items most similar to item 101"), err
+
+
 def test_device_choice():
     assert resolve_device("cpu") == "cpu"
     with pytest.raises(ValueError, match="device must be one of"):
@@ -166,3 +255,13 @@ def test_progress_lines_carry_elapsed_time_and_eta(capsys, monkeypatch):
     silent = progress.eta_bar(20, enabled=False, desc="quiet", lines=False)
     silent.update(20)
     assert capsys.readouterr().err == ""
+
+
+def test_cv_gives_the_default_its_features(capsys, files):
+    r, uf, itf = files
+    result, err = run_json(capsys, "cv", "--ratings", r, "--item-features", itf, "--folds", 2)
+    assert result["model"] == "default" and len(result["folds"]) == 2
+    assert "item features: 3 from" in err
+    none, _ = run_json(capsys, "cv", "--ratings", r, "--item-features", itf, "--folds", 2,
+                       "--features", "none")  # fmt: skip
+    assert none["mean"]["rmse"] != result["mean"]["rmse"]  # the folds' models used them

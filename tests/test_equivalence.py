@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from naive import sgd_epoch_biased, sgd_epoch_literal
+from problems import random_ratings
 
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.kernels import _sgd_epoch
@@ -59,9 +60,7 @@ def test_trajectory_numba_vs_torch_exact_on_ml100k(ml100k_split):
 def test_small_trajectory_numba_vs_torch_exact(biased, reg, shuffle):
     rng = np.random.default_rng(3)
     n, n_users, n_items = 400, 30, 40
-    users = rng.integers(0, n_users, n)
-    items = rng.integers(0, n_items, n)
-    ratings = rng.integers(1, 6, n).astype(float)
+    users, items, ratings = random_ratings(rng, n, n_users, n_items)
     ref, torch_ = _fit_pair(
         users,
         items,
@@ -139,8 +138,7 @@ def test_literal_reading_differs_by_lr2_e2_Qi_at_every_step():
     """Updating Qᵢ with the new Pᵤ is another algorithm: per step (reg = 0) its Qᵢ exceeds the
     gradient step's by exactly lr²·e²·Qᵢ (docs/derivation.md §6), and Pᵤ is the same."""
     rng = np.random.default_rng(7)
-    users, items = rng.integers(0, 6, 40), rng.integers(0, 5, 40)
-    ratings = rng.integers(1, 6, 40).astype(float)
+    users, items, ratings = random_ratings(rng, 40, 6, 5)
     P, Q = rng.normal(0, 0.5, (6, 3)), rng.normal(0, 0.5, (5, 3))
     lr = 0.05
     zu, zi = np.zeros(6), np.zeros(5)

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numba
 import numpy as np
 import pytest
+from child import run_python
+from problems import random_problem, random_ratings
 
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild
 from mfrec.reference.kernels import _sgd_epoch
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def random_problem(rng, dtype, n=3000, n_users=60, n_items=40, k=32):
-    """Small random ratings and N(0, 0.1²) factors; shapes chosen so rows collide often."""
-    users = rng.integers(0, n_users, n)
-    items = rng.integers(0, n_items, n)
-    ratings = rng.integers(1, 6, n).astype(dtype)
-    P = rng.normal(0, 0.1, (n_users, k)).astype(dtype)
-    Q = rng.normal(0, 0.1, (n_items, k)).astype(dtype)
-    return users, items, ratings, [P, Q, np.zeros(n_users, dtype), np.zeros(n_items, dtype)]
-
 
 # (kernel, dtype, atol); the Hogwild kernel with one thread is this kernel bit for bit (below).
 # float64: the fast kernels reassociate the k-term dot product
@@ -73,32 +57,31 @@ def test_one_thread_hogwild_is_the_serial_fast_kernel_bit_for_bit():
         np.testing.assert_array_equal(hog_a, serial_a)
 
 
+def fast_kernels_equal_reference() -> None:
+    """The fast and two-thread Hogwild epochs against the reference epoch, bit for bit (the test
+    below runs this in a child under NUMBA_DISABLE_JIT=1)."""
+    rng = np.random.default_rng(0)
+    u, i, r = random_ratings(rng, 200, 9, 7, float)
+    P0, Q0 = rng.normal(0, 0.1, (9, 4)), rng.normal(0, 0.1, (7, 4))
+    order = rng.permutation(200)
+    runs = []
+    for run in (_sgd_epoch, _sgd_epoch_fast, lambda *a: _sgd_epoch_hogwild(*a, 2)):
+        A = [P0.copy(), Q0.copy(), np.zeros(9), np.zeros(7)]
+        runs.append((run(u, i, r, order, *A, 3.5, 0.01, 0.02, True), A))
+    (ref_sse, ref_A), (fast_sse, fast_A), (hog_sse, hog_A) = runs
+    if not (fast_sse == ref_sse and all(map(np.array_equal, fast_A, ref_A))):
+        raise SystemExit("fast kernel differs from the reference")
+    if not all(map(np.array_equal, hog_A, ref_A)):
+        raise SystemExit("Hogwild kernel differs from the reference")
+    if not np.isclose(hog_sse, ref_sse, rtol=1e-14):  # Σe² summed as two partial sums
+        raise SystemExit(f"Hogwild sse {hog_sse} != {ref_sse}")
+
+
 def test_pure_python_fast_kernels_equal_reference_bit_for_bit():
     # Under NUMBA_DISABLE_JIT=1 nothing reassociates: float64 arithmetic is then identical,
     # and prange runs the Hogwild spans one after another, i.e. in the serial order.
-    code = (
-        "import numpy as np\n"
-        "from mfrec.reference.kernels import _sgd_epoch\n"
-        "from mfrec.reference.fast import _sgd_epoch_fast, _sgd_epoch_hogwild\n"
-        "rng = np.random.default_rng(0)\n"
-        "u, i = rng.integers(0, 9, 200), rng.integers(0, 7, 200)\n"
-        "r = rng.integers(1, 6, 200).astype(float)\n"
-        "P0, Q0 = rng.normal(0, 0.1, (9, 4)), rng.normal(0, 0.1, (7, 4))\n"
-        "order = rng.permutation(200)\n"
-        "runs = []\n"
-        "for run in (_sgd_epoch, _sgd_epoch_fast, lambda *a: _sgd_epoch_hogwild(*a, 2)):\n"
-        "    A = [P0.copy(), Q0.copy(), np.zeros(9), np.zeros(7)]\n"
-        "    runs.append((run(u, i, r, order, *A, 3.5, 0.01, 0.02, True), A))\n"
-        "(ref_sse, ref_A), (fast_sse, fast_A), (hog_sse, hog_A) = runs\n"
-        "if not (fast_sse == ref_sse and all(map(np.array_equal, fast_A, ref_A))):\n"
-        "    raise SystemExit('fast kernel differs from the reference')\n"
-        "if not all(map(np.array_equal, hog_A, ref_A)):\n"
-        "    raise SystemExit('Hogwild kernel differs from the reference')\n"
-        "if not np.isclose(hog_sse, ref_sse, rtol=1e-14):  # Σe² summed as two partial sums\n"
-        "    raise SystemExit(f'Hogwild sse {hog_sse} != {ref_sse}')\n"
-    )
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    code = "from test_fast_kernels import fast_kernels_equal_reference as check; check()"
+    proc = run_python(code, NUMBA_DISABLE_JIT="1")
     assert proc.returncode == 0, proc.stderr
 
 

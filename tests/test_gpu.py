@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from child import run_python
 
 from mfrec import devices
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import MFModule
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Run under NUMBA_ENABLE_CUDASIM=1, which must be set before numba is imported: hence a
 # subprocess. Tiny data: the simulator runs every GPU thread as a Python thread.
@@ -25,13 +19,7 @@ import numpy as np
 from mfrec import devices
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.cuda import CudaMatrixFactorization
-from mfrec.reference.kernels import _sgd_epoch
-from mfrec.reference.sampling import epoch_order, init_factors, walk_step
-
-# (tests/test_triton.py's script has the same helper: each script runs alone, under its own env)
-def same(a, b, atol=0.0):
-    for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
-        np.testing.assert_allclose(y, x, rtol=0, atol=atol)
+from replay import device_walk_fit, same
 
 if not devices.numba_cuda():
     raise SystemExit("the simulator is not seen as a device")
@@ -54,17 +42,7 @@ if len(seen) != 3 or not np.array_equal(seen[-1], ref.P):
     raise SystemExit("the per-epoch path did not refresh P after each epoch")
 # order="device": epoch e walks pi[(a*t + b) mod n]; one thread is the reference rule on it.
 dev = CudaMatrixFactorization(**hyper, blocks=1, threads=1, lanes=1, order="device").fit(u, i, r)
-g = np.random.default_rng(0)
-P, Q = init_factors(g, 8, 7, 3, 0.1, np.float64)
-bu, bi, mu = np.zeros(8), np.zeros(7), r.mean()
-pi = epoch_order(g, 60, True)
-t = np.arange(60)
-for _ in range(3):
-    a, b = walk_step(g, 60)
-    walk = pi[(a * t + b) % 60]
-    if np.array_equal(np.sort(walk), t) is False:
-        raise SystemExit("the walk is not a permutation")
-    _sgd_epoch(u, i, r, walk, P, Q, bu, bi, mu, 0.01, 0.02, True)
+P, Q, bu, bi = device_walk_fit(u, i, r, 8, 7, 3, 3, 0.01, 0.02)
 np.testing.assert_array_equal(dev.P, P)
 np.testing.assert_array_equal(dev.bi, bi)
 # One stream for the walks: the per-epoch path (a callback, eval_set or tol forces it) visits
@@ -112,10 +90,7 @@ print("ok")
 
 
 def test_cuda_kernel_logic_on_simulator():
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-c", SIM_SCRIPT], env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = run_python(SIM_SCRIPT, timeout=300, NUMBA_ENABLE_CUDASIM="1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("ok")
 

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from child import run_python
 from naive import sgd_epoch_biased
+from problems import random_ratings
 
 from mfrec.reference.blocked import balanced_blocks, n_blocks_for
 
-ROOT = Path(__file__).resolve().parents[1]
 N_USERS, N_ITEMS, N = 8, 7, 60
 HYPER: dict[str, Any] = dict(
     n_factors=3, n_epochs=3, lr=0.02, reg=0.05, init_std=0.1, biased=True, seed=4
@@ -73,11 +70,7 @@ np.savez(sys.argv[4], P=m.P, Q=m.Q, bu=m.bu, bi=m.bi, history=np.array(m.history
 
 
 def _problem():
-    rng = np.random.default_rng(0)
-    users = rng.integers(0, N_USERS, N)
-    items = rng.integers(0, N_ITEMS, N)
-    ratings = rng.integers(1, 6, N).astype(np.float64)
-    return users, items, ratings
+    return random_ratings(np.random.default_rng(0), N, N_USERS, N_ITEMS)
 
 
 def blocked_order(users, items) -> np.ndarray:
@@ -119,9 +112,8 @@ def naive_fit(users, items, ratings, fixed_order=None) -> dict[str, np.ndarray]:
 def fit_in_subprocess(target, kwargs, switch, users, items, ratings, tmp_path):
     data, out = tmp_path / "data.npz", tmp_path / "out.npz"
     np.savez(data, users=users, items=items, ratings=ratings, n_users=N_USERS, n_items=N_ITEMS)
-    env = {**os.environ, switch: "1", "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-c", FIT_SCRIPT, target, json.dumps(kwargs), str(data), str(out)]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    argv = (target, json.dumps(kwargs), str(data), str(out))
+    proc = run_python(FIT_SCRIPT, *argv, timeout=600, **{switch: "1"})
     assert proc.returncode == 0, proc.stderr[-4000:]
     with np.load(out) as fitted:
         return {name: fitted[name] for name in fitted.files}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from problems import assert_same_states, fit_step_for_step
 
 from mfrec.data.binary import binarize
 from mfrec.modelio import load_model, save_model
@@ -78,15 +79,8 @@ def test_reference_equals_torch_exact_step_for_step(biased):
     rng = np.random.default_rng(11)
     users, items, labels, n_users, n_items = labelled(rng, n=200)
     kw = dict(n_factors=4, n_epochs=3, lr=0.05, reg=0.02, seed=4, biased=biased)
-    ref_states, torch_states = [], []
-
-    def keep(states):
-        return lambda epoch, m: states.append((m.P.copy(), m.Q.copy(), m.bu.copy(), m.bi.copy()))
-
-    ref = LogisticMF(**kw).fit(users, items, labels, n_users, n_items, callback=keep(ref_states))
-    tm = TorchLogisticMF(**kw, mode="exact").fit(
-        users, items, labels, n_users, n_items, callback=keep(torch_states)
-    )
+    data = (users, items, labels, n_users, n_items)
+    ref, tm, ref_states, torch_states = fit_step_for_step(LogisticMF, TorchLogisticMF, data, **kw)
     assert (
         ref.mu
         == tm.mu
@@ -94,13 +88,7 @@ def test_reference_equals_torch_exact_step_for_step(biased):
     )
     # float64; the two differ only in the summation order of the dot product and in how σ and
     # the loss are rounded: ulps per step over 600 coupled steps (the issue asks 1e-9).
-    for (ref_P, ref_Q, ref_bu, ref_bi), (torch_P, torch_Q, torch_bu, torch_bi) in zip(
-        ref_states, torch_states, strict=True
-    ):
-        np.testing.assert_allclose(torch_P, ref_P, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(torch_Q, ref_Q, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(torch_bu, ref_bu, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(torch_bi, ref_bi, rtol=0, atol=1e-12)
+    assert_same_states(torch_states, ref_states, atol=1e-12)
     if biased:
         assert np.abs(ref_states[-1][2]).max() > 1e-3, "biases must have moved"
     np.testing.assert_allclose(tm.history_, ref.history_, rtol=1e-12)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from child import run_python
 
 from mfrec.reference.recommend import seen_items
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("n", [0, 1, 2000])
@@ -28,18 +22,15 @@ def test_seen_items_lists_each_users_items_ascending(n):
         np.testing.assert_array_equal(indices[indptr[u] : indptr[u + 1]], expected)
 
 
-def test_pure_python_seen_items_equals_compiled():
-    code = (
-        "import numpy as np\n"
-        "from mfrec.reference.recommend import seen_items\n"
-        "rng = np.random.default_rng(0)\n"
-        "u, i = rng.integers(0, 9, 300), rng.integers(0, 7, 300)\n"
-        "indptr, indices = seen_items(u, i, 10)\n"
-        "print(' '.join(map(str, [*indptr, *indices])))\n"
-    )
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+def seen_items_text() -> str:
+    """The seen-items CSR (indptr, then indices) of 300 random ratings, as one line."""
     rng = np.random.default_rng(0)
     u, i = rng.integers(0, 9, 300), rng.integers(0, 7, 300)
-    assert proc.stdout.split() == list(map(str, np.concatenate(seen_items(u, i, 10))))
+    return " ".join(map(str, np.concatenate(seen_items(u, i, 10))))
+
+
+def test_pure_python_seen_items_equals_compiled():
+    code = "from test_seen_items import seen_items_text; print(seen_items_text())"
+    proc = run_python(code, NUMBA_DISABLE_JIT="1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == seen_items_text().split()

@@ -140,12 +140,20 @@ def _analytic_flat(grad, keys) -> np.ndarray:
     return np.concatenate(parts)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_sample_gradients_equal_autograd(seed):
-    u, i, r, A, G, params, _, _ = _one_sample(seed)
+@pytest.fixture(params=range(3))
+def gradient_case(request):
+    """One sample of ``small_case(seed)`` with its features (μ = 3, reg = 0.05), its touched
+    parameters as one vector and their analytic gradient: (sample, mu, reg, keys, x, rebuild,
+    analytic), ``sample`` = (u, i, r, A, G, params)."""
+    u, i, r, A, G, params, _, _ = _one_sample(request.param)
     mu, reg = 3.0, 0.05
-    keys, x, _ = _flat(params, A, G, u, i)
+    keys, x, rebuild = _flat(params, A, G, u, i)
     analytic = _analytic_flat(sample_gradients(params, A, G, u, i, r, mu, reg), keys)
+    return (u, i, r, A, G, params), mu, reg, keys, x, rebuild, analytic
+
+
+def test_sample_gradients_equal_autograd(gradient_case):
+    (u, i, r, A, G, params), mu, reg, keys, _, _, analytic = gradient_case
     t = {n: torch.tensor(a, requires_grad=True) for n, a in params.items()}
     loss = sample_loss(t, A, G, u, i, r, mu, reg)
     loss.backward()
@@ -155,12 +163,8 @@ def test_sample_gradients_equal_autograd(seed):
     assert abs(loss.item() - sample_loss(params, A, G, u, i, r, mu, reg)) <= 1e-12
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_sample_gradients_equal_central_differences(seed):
-    u, i, r, A, G, params, _, _ = _one_sample(seed)
-    mu, reg = 3.0, 0.05
-    keys, x, rebuild = _flat(params, A, G, u, i)
-    analytic = _analytic_flat(sample_gradients(params, A, G, u, i, r, mu, reg), keys)
+def test_sample_gradients_equal_central_differences(gradient_case):
+    (u, i, r, A, G, _), mu, reg, _, x, rebuild, analytic = gradient_case
 
     def loss_of(xs):  # xs: (d, m), scipy's vectorised columns
         cols = xs.reshape(xs.shape[0], -1)

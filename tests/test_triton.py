@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from child import run_python
 
 from mfrec import devices
 from mfrec.reference import MatrixFactorization, rmse
 
-ROOT = Path(__file__).resolve().parents[1]
 triton = pytest.importorskip("triton", reason="triton not installed (pip install 'mfrec[triton]')")
 
 # TRITON_INTERPRET=1 must be set before triton is imported: hence a subprocess. The interpreter
@@ -20,14 +15,8 @@ triton = pytest.importorskip("triton", reason="triton not installed (pip install
 INTERPRET_SCRIPT = """
 import numpy as np
 from mfrec.reference import MatrixFactorization
-from mfrec.reference.kernels import _sgd_epoch
-from mfrec.reference.sampling import epoch_order, init_factors, walk_step
 from mfrec.torch_impl.triton_sgd import TritonMatrixFactorization, available
-
-# (tests/test_gpu.py's script has the same helper: each script runs alone, under its own env)
-def same(a, b, atol=0.0):
-    for x, y in zip((a.P, a.Q, a.bu, a.bi), (b.P, b.Q, b.bu, b.bi)):
-        np.testing.assert_allclose(y, x, rtol=0, atol=atol)
+from replay import device_walk_fit, same
 
 if available() != "cpu":
     raise SystemExit(f"the interpreter is not seen: available() = {available()!r}")
@@ -46,14 +35,7 @@ if one.history_ != ref.history_:
 dev = TritonMatrixFactorization(**hyper, tile=1, programs=1, order="device").fit(u, i, r)
 stepped = TritonMatrixFactorization(**hyper, tile=1, programs=1, order="device")
 stepped.fit(u, i, r, callback=lambda e, m: None)
-g = np.random.default_rng(0)
-P, Q = init_factors(g, 8, 7, 3, 0.1, np.float64)
-bu, bi, mu = np.zeros(8), np.zeros(7), r.mean()
-pi = epoch_order(g, 60, True)
-t = np.arange(60)
-for _ in range(3):
-    a, b = walk_step(g, 60)
-    _sgd_epoch(u, i, r, pi[(a * t + b) % 60], P, Q, bu, bi, mu, 0.01, 0.02, True)
+P, Q, bu, bi = device_walk_fit(u, i, r, 8, 7, 3, 3, 0.01, 0.02)
 for model in (dev, stepped):
     for x, y in ((model.P, P), (model.Q, Q), (model.bu, bu), (model.bi, bi)):
         np.testing.assert_array_equal(x, y)
@@ -86,14 +68,7 @@ print("ok")
 
 
 def test_triton_kernel_logic_on_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-c", INTERPRET_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_python(INTERPRET_SCRIPT, timeout=600, TRITON_INTERPRET="1")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.strip().endswith("ok")
 

@@ -13,11 +13,15 @@ import torch
 from torch import nn
 
 from mfrec._internal import check_positive
-from mfrec.devices import torch_cuda
 from mfrec.reference.logistic import LogisticMF
-from mfrec.reference.mf import EpochFunction
+from mfrec.reference.mf import EpochFunction, extends
 from mfrec.reference.sampling import epoch_order
-from mfrec.torch_impl.model import TORCH_DTYPES, TorchMatrixFactorization
+from mfrec.torch_impl.model import (
+    TORCH_DTYPES,
+    TorchMatrixFactorization,
+    step_batches,
+    torch_options,
+)
 
 
 def embedding(weight: torch.Tensor, sparse: bool, max_norm: float | None) -> nn.Embedding:
@@ -67,6 +71,7 @@ class TorchLogisticMF(LogisticMF):
     and, after each epoch, all rows are, so P and Q are what the forward pass uses.
     """
 
+    @extends(LogisticMF)
     def __init__(
         self,
         *,
@@ -75,13 +80,10 @@ class TorchLogisticMF(LogisticMF):
         weight_decay: float = 0.0,
         max_norm: float | None = None,
         device: str = "cpu",
-        **kwargs,
+        **params,
     ) -> None:
-        super().__init__(**kwargs)
-        if mode not in ("exact", "minibatch"):
-            raise ValueError(f"mode must be 'exact' or 'minibatch', got {mode!r}")
-        self.mode = mode
-        self.batch_size = check_positive("batch_size", batch_size, integer=True)
+        super().__init__(**params)
+        self.mode, self.batch_size, self.device = torch_options(mode, batch_size, device)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         if mode == "exact" and weight_decay:
             raise ValueError("weight_decay is AdamW's: it needs mode='minibatch'")
@@ -91,9 +93,6 @@ class TorchLogisticMF(LogisticMF):
                 "max_norm needs mode='minibatch': exact mode is the reference's SGD rule, "
                 "which renormalises nothing"
             )
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
 
     def _runs_on(self) -> str:
         if self.mode == "exact":
@@ -115,20 +114,15 @@ class TorchLogisticMF(LogisticMF):
             optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         B = 1 if exact else self.batch_size
 
+        def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.module.loss(u[idx], i[idx], y[idx], self.reg)  # loss, BCE: (B,), (B,)
+
         def run_epoch(lr: float) -> float:
             order = epoch_order(rng, y_np.shape[0], self.shuffle)
             order_t = torch.from_numpy(order).to(self.device)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            total = torch.zeros((), dtype=torch.float64, device=self.device)
-            for start in range(0, order_t.shape[0], B):
-                idx = order_t[start : start + B]  # (B,)
-                optimizer.zero_grad(set_to_none=True)
-                loss, bce = self.module.loss(u[idx], i[idx], y[idx], self.reg)  # (B,), (B,)
-                loss.mean().backward()
-                optimizer.step()
-                total += bce.detach().double().sum()
-            return float(total)
+            return step_batches(optimizer, order_t, B, batch_loss)
 
         return EpochFunction(run_epoch), 0
 

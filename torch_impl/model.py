@@ -11,7 +11,7 @@ from torch import nn
 
 from mfrec._internal import check_positive
 from mfrec.devices import torch_cuda
-from mfrec.reference.mf import SGDModel
+from mfrec.reference.mf import SGDModel, extends
 from mfrec.reference.sampling import epoch_order
 from mfrec.torch_impl.graphed import GraphedEpoch
 
@@ -24,6 +24,34 @@ def checked_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch_cuda():
         raise ValueError(f"device={device!r} but torch sees no CUDA device")
     return dev
+
+
+def torch_options(mode: str, batch_size: int, device: str) -> tuple[str, int, torch.device]:
+    """The options every torch SGD model takes, checked: ``mode`` ("exact": one sample per
+    step, or "minibatch"), ``batch_size`` (minibatch mode) and the ``device`` to train on."""
+    if mode not in ("exact", "minibatch"):
+        raise ValueError(f"mode must be 'exact' or 'minibatch', got {mode!r}")
+    return mode, check_positive("batch_size", batch_size, integer=True), checked_device(device)
+
+
+def step_batches(
+    optimizer: torch.optim.Optimizer,
+    order: torch.Tensor,
+    B: int,
+    batch_loss: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> float:
+    """One pass over ``order`` in steps of ``B`` samples: ``batch_loss(idx)`` gives the batch's
+    per-sample loss and a per-sample value to total, both (B,); ``optimizer`` steps the mean
+    loss. Returns the float64 total of the values (each seen before its step)."""
+    total = torch.zeros((), dtype=torch.float64, device=order.device)
+    for start in range(0, order.shape[0], B):
+        idx = order[start : start + B]  # (B,)
+        optimizer.zero_grad(set_to_none=True)
+        loss, value = batch_loss(idx)  # (B,), (B,)
+        loss.mean().backward()
+        optimizer.step()
+        total += value.detach().double().sum()
+    return float(total)
 
 
 def predict_rows(rows: Sequence[torch.Tensor], mu: torch.Tensor) -> torch.Tensor:
@@ -170,36 +198,19 @@ class TorchMatrixFactorization(SGDModel):
     of the compiled step); on the CPU the same steps run as a loop.
     """
 
-    # The hyper-parameters of SGDModel, listed again so that inspect.signature (which the CLI
-    # reads to match flags to models) names each one; validated once, in SGDModel.
+    @extends(SGDModel)
     def __init__(
         self,
         *,
-        n_factors: int = 10,
-        n_epochs: int = 20,
-        lr: float = 0.01,
-        reg: float = 0.0,
-        init_std: float = 0.1,
-        shuffle: bool = True,
-        seed: int = 0,
-        dtype: str = "float64",
-        biased: bool = False,
-        tol: float | None = None,
-        lr_decay: float = 1.0,
         mode: str = "exact",
         batch_size: int = 1024,
         device: str = "cpu",
         compile: bool = False,
         graph: bool = False,
+        **params,
     ) -> None:
-        super().__init__(
-            n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, init_std=init_std,
-            shuffle=shuffle, seed=seed, dtype=dtype, biased=biased, tol=tol, lr_decay=lr_decay,
-        )  # fmt: skip
-        if mode not in ("exact", "minibatch"):
-            raise ValueError(f"mode must be 'exact' or 'minibatch', got {mode!r}")
-        self.mode = mode
-        self.batch_size = check_positive("batch_size", batch_size, integer=True)
+        super().__init__(**params)
+        self.mode, self.batch_size, self.device = torch_options(mode, batch_size, device)
         if compile and mode != "minibatch":
             raise ValueError("compile=True needs mode='minibatch' (exact mode steps one rating)")
         self.compile = bool(compile)
@@ -207,7 +218,6 @@ class TorchMatrixFactorization(SGDModel):
             raise ValueError("graph=True needs mode='minibatch' (exact mode steps one rating)")
         self.graph = bool(graph)
         self._graphed: tuple[MFModule, int, float, GraphedEpoch] | None = None
-        self.device = checked_device(device)
 
     def _runs_on(self) -> str:
         how = "".join(
@@ -237,15 +247,12 @@ class TorchMatrixFactorization(SGDModel):
             return self._graphed_epoch(u, i, r, order, B, optimizer.param_groups[0]["lr"])
         if self.compile:
             return self._compiled_epoch(u, i, r, order, B, optimizer.param_groups[0]["lr"])
-        sse = torch.zeros((), dtype=torch.float64, device=self.device)
-        for start in range(0, order.shape[0], B):
-            idx = order[start : start + B]  # (B,)
-            optimizer.zero_grad(set_to_none=True)
+
+        def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             loss, err = self.module.loss(u[idx], i[idx], r[idx], self.reg)  # (B,), (B,)
-            loss.mean().backward()
-            optimizer.step()
-            sse += (err.detach().double() ** 2).sum()
-        return float(sse)
+            return loss, err.detach().double() ** 2
+
+        return step_batches(optimizer, order, B, batch_loss)
 
     def _compiled_epoch(self, u, i, r, order, B: int, step_lr: float) -> float:
         """:meth:`_epoch` by :func:`sparse_sgd_step`: compiled for full batches, eager for the

@@ -17,12 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfrec._internal import check_positive
-from mfrec.devices import torch_cuda
-from mfrec.reference.mf import EpochFunction
+from mfrec.reference.mf import EpochFunction, extends
 from mfrec.reference.sampling import epoch_order
 from mfrec.reference.svdpp import SVDpp, user_block_order
-from mfrec.torch_impl.model import TORCH_DTYPES
+from mfrec.torch_impl.model import TORCH_DTYPES, torch_options
 from mfrec.torch_impl.networks import host_copy, module_factors
 
 
@@ -163,22 +161,12 @@ class TorchSVDpp(SVDpp):
     at every step.
     """
 
+    @extends(SVDpp)
     def __init__(
-        self,
-        *,
-        mode: str = "exact",
-        batch_size: int = 1024,
-        device: str = "cpu",
-        **kw,
+        self, *, mode: str = "exact", batch_size: int = 1024, device: str = "cpu", **params
     ) -> None:
-        super().__init__(**kw)
-        if mode not in ("exact", "minibatch"):
-            raise ValueError(f"mode must be 'exact' or 'minibatch', got {mode!r}")
-        self.mode = mode
-        self.batch_size = check_positive("batch_size", batch_size, integer=True)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
+        super().__init__(**params)
+        self.mode, self.batch_size, self.device = torch_options(mode, batch_size, device)
 
     def _runs_on(self) -> str:
         batch = f" (batch {self.batch_size})" if self.mode == "minibatch" else ""

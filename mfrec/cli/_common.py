@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+from mfrec._internal import check_positive
 from mfrec.data import (
     CANONICAL_SPLITS,
     RELEASES,
@@ -22,8 +25,10 @@ from mfrec.data.dataset import align, reindex
 from mfrec.data.parse import DUPLICATE_POLICIES, default_cache_dir
 from mfrec.data.splits import train_test_split
 from mfrec.factory import FEATURE_MODELS
-from mfrec.modelio import raw_id
+from mfrec.modelio import load_model, raw_id
+from mfrec.modelstate import refusal
 from mfrec.outputs import check_outputs
+from mfrec.progress import counted
 
 DELIMITERS = {"tab": "\t", "comma": ",", "::": "::", "|": "|", ";": ";", "space": " "}
 
@@ -35,6 +40,34 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
+
+
+def add_command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """Register the subcommand ``name`` on the subparsers ``sub``, its defaults shown in --help."""
+    return sub.add_parser(name, help=help, formatter_class=HelpFormatter)
+
+
+def add_serving_command(
+    sub, name: str, help: str, add_target: Callable[[argparse.ArgumentParser], object]
+) -> None:
+    """Register a subcommand that answers from a saved model: ``--model``, then the flags
+    ``add_target`` adds (whom or what it answers for), ``-k/--top`` and ``--json``."""
+    p = add_command(sub, name, help)
+    p.add_argument("--model", required=True, help="a file written by `mfrec train --save`")
+    add_target(p)
+    p.add_argument("-k", "--top", type=int, default=10, help="how many items")
+    add_output_flags(p, quiet=False)
+
+
+def load_serving_model(args, use: str | None, flag: str | None = None) -> tuple:
+    """``-k/--top`` checked, then ``--model`` loaded (what :func:`~mfrec.modelio.load_model`
+    returns); an error (after ``flag: `` when given) where the model cannot serve ``use``."""
+    check_positive("-k/--top", args.top, integer=True)
+    loaded = load_model(args.model)
+    why = None if use is None else refusal(loaded[0], use)
+    if why is not None:
+        raise ValueError(why if flag is None else f"{flag}: {why}")
+    return loaded
 
 
 def add_data_options(p: argparse.ArgumentParser):
@@ -81,15 +114,15 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
         "prints AUC, log loss, precision/recall/accuracy at 0.5 and the ranked lists' @K",
     )
     g.add_argument("--user-features", metavar="F", help="CSV/TSV with a header, first column the "
-                   "raw user id (svdpp, embedding-mlp)")  # fmt: skip
+                   "raw user id (default, svdpp, embedding-mlp)")  # fmt: skip
     g.add_argument("--item-features", metavar="F", help="the same for items (a MovieLens "
                    "movies.csv works as it is)")  # fmt: skip
     g.add_argument(
         "--features",
         choices=["auto", "none"],
         default="auto",
-        help="auto: the release's feature files (u.user, u.item, ...) for svdpp and "
-        "embedding-mlp; none: ignore them",
+        help="auto: the release's feature files (u.user, u.item, ...) for the default, svdpp "
+        "and embedding-mlp; none: ignore them (the default then blends id-only members)",
     )
 
 
@@ -100,7 +133,7 @@ def load_features(args, train: Ratings, say=print) -> tuple:
     if args.model not in FEATURE_MODELS:
         for f in ("--user-features", "--item-features"):
             if getattr(args, f[2:].replace("-", "_")):
-                raise ValueError(f"{f}: only {' and '.join(FEATURE_MODELS)} use features, not "
+                raise ValueError(f"{f}: only {', '.join(FEATURE_MODELS)} use features, not "
                                  f"--model {args.model}")  # fmt: skip
         return None, None
     if args.features == "none":
@@ -172,11 +205,20 @@ def reader_options(args) -> dict:
     )
 
 
+def read_file(args, path: str, progress: bool = False) -> Ratings:
+    """``path`` read with the data flags; the bytes read and hashed are shown as a bar (with
+    ``progress``) or, unless --quiet, as ETA lines."""
+    with counted(Path(path).name, progress, not getattr(args, "quiet", False)) as report:
+        return read_ratings(path, **reader_options(args), report=report)
+
+
 def load_full(args, progress: bool = False) -> Ratings:
     """All ratings of ``--ratings`` or of ``--dataset`` (found, else downloaded)."""
     if args.ratings:
-        return read_ratings(args.ratings, **reader_options(args))
-    data = load_movielens(args.dataset, args.data_dir, download=args.download, progress=progress)
+        return read_file(args, args.ratings, progress)
+    with counted(args.dataset, progress, not getattr(args, "quiet", False)) as report:
+        data = load_movielens(args.dataset, args.data_dir, download=args.download,
+                              progress=progress, report=report)  # fmt: skip
     if args.rating_scale is not None:
         lo, hi = args.rating_scale
         if data.ratings.min() < lo or data.ratings.max() > hi:
@@ -210,15 +252,22 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
             raise ValueError("--train and --test go together")
         if args.ratings:
             raise ValueError("give either --ratings or --train/--test, not both")
-        train = read_ratings(args.train, **reader_options(args))
-        return (train, *align(train, read_ratings(args.test, **reader_options(args))))
+        train = read_file(args, args.train, progress)
+        return (train, *align(train, read_file(args, args.test, progress)))
     full = load_full(args, progress)
     test_size = 0.2 if args.test_size is None else args.test_size
     if test_size == 0:
         return full, full.subset(np.empty(0, dtype=np.int64)), 0
-    tr, te = train_test_split(len(full), test_size, args.seed)
-    train = reindex(full.subset(tr))
-    return (train, *align(train, full.subset(te)))
+    n = len(full)  # counted twice: shuffled, then indexed (the training part, the test part)
+    with counted("", progress, not getattr(args, "quiet", False), " ratings") as report:
+        report("splitting (shuffle + index)", 0, 2 * n)
+        tr, te = train_test_split(n, test_size, args.seed)
+        report("splitting (shuffle + index)", n, 2 * n)
+        train = reindex(full.subset(tr))
+        report("splitting (shuffle + index)", n + len(tr), 2 * n)
+        test, n_unknown = align(train, full.subset(te))
+        report("splitting (shuffle + index)", 2 * n, 2 * n)
+    return train, test, n_unknown
 
 
 def top_items(model, u: int, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -56,7 +56,7 @@ def fold_factory(args, data, say):
     resolve_plan(args)
     if args.model == "svdpp":
         say("svdpp in cv: implicit feedback only (features are used by `mfrec train`)")
-    elif args.model == "embedding-mlp":
+    elif args.model in ("default", "embedding-mlp"):
         args.features_ = load_features(args, data, say)
     return lambda seed: make_model(args, args.backend)
 

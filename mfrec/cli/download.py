@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mfrec.cli._common import (
-    HelpFormatter,
-)
-from mfrec.data import (
-    RELEASES,
-    find_release,
-    place_release,
-)
+from mfrec.cli._common import add_command
+from mfrec.data import RELEASES, find_release, place_release
 from mfrec.progress import progress_enabled
 
 
 def add_parser(sub) -> None:
     """Register ``mfrec download``."""
-    fmt = HelpFormatter
-    d = sub.add_parser(
-        "download", help="download and verify a MovieLens release", formatter_class=fmt
-    )
+    d = add_command(sub, "download", "download and verify a MovieLens release")
     d.add_argument("name", choices=list(RELEASES), help="the release")
     d.add_argument(
         "--data-dir",

@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
-from mfrec._internal import check_positive
 from mfrec.cli._common import (
-    HelpFormatter,
-    add_output_flags,
+    add_serving_command,
     items_json,
+    load_serving_model,
     plural,
     print_items,
     print_top,
     top_items,
     top_json,
 )
-from mfrec.modelio import id_index, load_model, raw_id
-from mfrec.modelstate import predicts_probabilities, refusal
+from mfrec.modelio import id_index, raw_id
+from mfrec.modelstate import predicts_probabilities
 from mfrec.reference.mf import UNKNOWN
 
 
 def add_parser(sub) -> None:
     """Register ``mfrec recommend``."""
-    fmt = HelpFormatter
-    r = sub.add_parser(
+    add_serving_command(
+        sub,
         "recommend",
-        help="top-k unseen items for a known user, or for new ratings folded in",
-        formatter_class=fmt,
+        "top-k unseen items for a known user, or for new ratings folded in",
+        add_who,
     )
-    r.add_argument("--model", required=True, help="a file written by `mfrec train --save`")
+
+
+def add_who(r: argparse.ArgumentParser) -> None:
+    """``--user`` or ``--rate``: a known user, or a new one's ratings."""
     who = r.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="raw user id the model was trained on")
     who.add_argument(
@@ -37,8 +41,6 @@ def add_parser(sub) -> None:
         metavar="ITEM=RATING",
         help="a new user's ratings by raw item id, folded in by a ridge solve against fixed Q",
     )
-    r.add_argument("-k", "--top", type=int, default=10, help="how many items")
-    add_output_flags(r, quiet=False)
 
 
 def parse_rates(pairs: list[str], model, item_ids: np.ndarray, model_path: str):
@@ -74,12 +76,9 @@ def parse_rates(pairs: list[str], model, item_ids: np.ndarray, model_path: str):
 
 def cmd_recommend(args) -> int:
     """Top-k for a raw user id from a saved model, or for new ratings folded in."""
-    check_positive("-k/--top", args.top, integer=True)
-    model, user_ids, item_ids, titles = load_model(args.model)
+    use = "fold-in" if args.rate else None
+    model, user_ids, item_ids, titles = load_serving_model(args, use, "--rate")
     if args.rate:
-        why = refusal(model, "fold-in")
-        if why is not None:
-            raise ValueError(f"--rate: {why}")
         items, ratings = parse_rates(args.rate, model, item_ids, args.model)
         top, values = model.recommend_new_user(items, ratings, args.top)  # ids are indices here
         header = f"top {len(top)} movies for a new user with {plural(len(items), 'rating')}:"
