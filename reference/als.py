@@ -9,12 +9,16 @@ can never increase.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mfrec._internal import check_positive
 from mfrec.reference.als_kernels import _als_half_step, _csr_sse
 from mfrec.reference.mf import SeededFactorModel, extends
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 def csr_by_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int):
@@ -64,42 +68,42 @@ class ALS(SeededFactorModel):
         self.reg = check_positive("reg", reg)
         self.weighted = bool(weighted)
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        init: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[int, ALS], None] | None = None,
-    ) -> ALS:
-        """Alternate user and item solves ``n_iters`` times; ``init=(P0, Q0)`` starts from copies.
+    def _fit(self, start: tuple, callback) -> Self:
+        """Alternate user and item solves ``n_iters`` times from ``start`` (see
+        :meth:`SeededFactorModel._fit`).
 
         Users are solved first, from Q0 and zero item biases, so P0 does not affect the result
         (it is drawn anyway, to share the SGD models' random stream). ``callback(iteration,
-        self)`` runs after each full iteration;
-        ``history_`` holds the training MSE after each one.
+        self)`` runs after each full iteration; ``history_`` holds the training MSE after each
+        one.
         """
-        u, i, r, P, Q, mu, _ = self._setup(users, items, ratings, n_users, n_items, init)
-        n_users, n_items = int(P.shape[0]), int(Q.shape[0])  # the validated sizes
-        bu = np.zeros(n_users, dtype=self.dtype)
-        bi = np.zeros(n_items, dtype=self.dtype)
+        u, i, r, P, Q, mu, _ = start
+        bu = np.zeros(P.shape[0], dtype=self.dtype)
+        bi = np.zeros(Q.shape[0], dtype=self.dtype)
         self.P, self.Q, self.bu, self.bi, self.mu = P, Q, bu, bi, mu
         self._remember_seen(u, i)
         self._remember_scale(r)
-        by_user = csr_by_row(u, i, r, n_users)
-        by_item = csr_by_row(i, u, r, n_items)
+        iterate = self._iteration(u, i, r)
         self.history_: list[float] = []
         for it in range(self.n_iters):
-            self.solve_users(by_user)
-            self.solve_items(by_item)
-            train_mse = csr_sse(by_item, self.Q, self.bi, self.P, self.bu, self.mu,
-                                self.biased) / r.shape[0]  # fmt: skip
-            self.history_.append(train_mse)
+            self.history_.append(iterate())
             if callback is not None:
                 callback(it, self)
         return self
+
+    def _iteration(self, u, i, r) -> Callable[[], float]:
+        """The function that runs one full iteration on the model's arrays (users, then
+        items) and returns the training MSE after it."""
+        by_user = csr_by_row(u, i, r, self.n_users)
+        by_item = csr_by_row(i, u, r, self.n_items)
+
+        def iterate() -> float:
+            self.solve_users(by_user)
+            self.solve_items(by_item)
+            sse = csr_sse(by_item, self.Q, self.bi, self.P, self.bu, self.mu, self.biased)
+            return sse / r.shape[0]
+
+        return iterate
 
     def solve_users(self, by_user) -> None:
         """Half-step: every user row (Pᵤ, bᵤ) solved exactly with Q, bᵢ fixed."""

@@ -12,15 +12,18 @@ columns (P and Q scaled by 1/√S), so predict and recommend work unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mfrec._internal import check_positive, check_ratings, check_size
+from mfrec._internal import check_positive, check_ratings
 from mfrec.reference.als import csr_by_row, csr_sse, solve_rows
 from mfrec.reference.mf import SeededFactorModel, extends
 from mfrec.reference.recommend import seen_items
 from mfrec.reference.sampling import init_factors
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 class BayesianMF(SeededFactorModel):
@@ -51,50 +54,24 @@ class BayesianMF(SeededFactorModel):
         self.alpha = None if alpha is None else check_positive("alpha", alpha)
         self.ard = bool(ard)
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        callback: Callable[[int, BayesianMF], None] | None = None,
-    ) -> BayesianMF:
+    def _fit_indices(self, u, i, r, n_users: int, n_items: int, callback=None) -> Self:
         """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` after each one sees the
         running average (in burn-in, the current sample).
 
         ``history_`` holds the training MSE of each sweep's single sample; ``alpha_`` the
         last drawn noise precision.
         """
-        u, i, r = check_ratings(users, items, ratings, np.float64)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
+        u, i, r = check_ratings(u, i, r, np.float64)
         rng = np.random.default_rng(self.seed)
         P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, np.float64)
         bu, bi = np.zeros(n_users), np.zeros(n_items)
-        mu = float(r.mean())
-        for name in ("P", "Q", "bu", "bi"):  # a refit must not read the last fit's average
-            self.__dict__.pop(name, None)
-        self.mu = mu
-        self._seen_indptr, self._seen_indices = seen_items(u, i, n_users)
-        self._remember_scale(r)
+        mu = self._start_samples(u, i, r, n_users, n_items)
+        self._current = (P, Q, bu, bi)
         by_user = csr_by_row(u, i, r, n_users)
         by_item = csr_by_row(i, u, r, n_items)
         d = self.n_factors + 1
-        k = self.n_factors
         alpha = 1.0 if self.alpha is None else self.alpha
         lam_P, lam_Q = np.ones(d), np.ones(d)
-        n_keep = -(-self.n_samples // self.thin)
-        # Kept samples go side by side into preallocated (n, k·S) arrays: appending by hstack
-        # would copy every earlier sample again (O(S²) traffic, gigabytes at ML-25M size).
-        self._samples = [
-            np.empty((n_users, k * n_keep), dtype=self.dtype),
-            np.empty((n_items, k * n_keep), dtype=self.dtype),
-            np.zeros(n_users),
-            np.zeros(n_items),
-        ]
-        self._kept, self._average, self._current = 0, None, (P, Q, bu, bi)
-        self.history_: list[float] = []
         for sweep in range(self.burn_in + self.n_samples):
             sd = 1.0 / np.sqrt(alpha)
             noise = rng.standard_normal((n_users, d)) * sd
@@ -107,16 +84,49 @@ class BayesianMF(SeededFactorModel):
                 alpha = rng.gamma(self.a0 + r.shape[0] / 2, 1.0 / (self.b0 + sse / 2))
             lam_P = self._draw_precision(rng, np.column_stack([bu, P]))
             lam_Q = self._draw_precision(rng, np.column_stack([bi, Q]))
-            if sweep >= self.burn_in and (sweep - self.burn_in) % self.thin == 0:
-                cols = slice(k * self._kept, k * (self._kept + 1))
-                self._samples[0][:, cols] = P
-                self._samples[1][:, cols] = Q
-                self._samples[2] += bu
-                self._samples[3] += bi
-                self._kept += 1
-                self._average = None
+            self._keep(sweep, P, Q, bu, bi)
             if callback is not None:
                 callback(sweep, self)
+        return self._finish(alpha)
+
+    def _start_samples(self, u, i, r, n_users: int, n_items: int) -> float:
+        """Forget the last fit's average, keep μ (returned), the seen items and the scale, and
+        allocate the kept samples' store; ``history_`` starts empty."""
+        for name in ("P", "Q", "bu", "bi"):  # a refit must not read the last fit's average
+            self.__dict__.pop(name, None)
+        self.mu = float(r.mean())
+        self._seen_indptr, self._seen_indices = seen_items(u, i, n_users)
+        self._remember_scale(r)
+        k, n_keep = self.n_factors, -(-self.n_samples // self.thin)
+        # Kept samples go side by side into preallocated (n, k·S) arrays: appending by hstack
+        # would copy every earlier sample again (O(S²) traffic, gigabytes at ML-25M size).
+        self._samples = [
+            np.empty((n_users, k * n_keep), dtype=self.dtype),
+            np.empty((n_items, k * n_keep), dtype=self.dtype),
+            np.zeros(n_users),
+            np.zeros(n_items),
+        ]
+        self._kept, self._average = 0, None
+        self.history_: list[float] = []
+        return self.mu
+
+    def _keep(self, sweep: int, P, Q, bu, bi) -> slice | None:
+        """Add sweep ``sweep``'s (P, Q, bu, bi) to the kept samples when it is one (past
+        burn-in, every ``thin``-th); returns its columns in the store, else None."""
+        if sweep < self.burn_in or (sweep - self.burn_in) % self.thin:
+            return None
+        k = self.n_factors
+        cols = slice(k * self._kept, k * (self._kept + 1))
+        self._samples[0][:, cols] = P
+        self._samples[1][:, cols] = Q
+        self._samples[2] += bu
+        self._samples[3] += bi
+        self._kept += 1
+        self._average = None
+        return cols
+
+    def _finish(self, alpha: float) -> Self:
+        """The fitted model: the last α and the kept samples' average as P, Q, bu, bi."""
         self.alpha_ = float(alpha)
         self.P, self.Q, self.bu, self.bi = self._averaged()
         del self._samples, self._current

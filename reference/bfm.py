@@ -37,16 +37,18 @@ recommend and saving work unchanged. A rating block adds a per-pair part (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mfrec._internal import check_ratings, check_size, njit
+from mfrec._internal import check_ratings, njit
 from mfrec.data.features import Features, sets_by_row
 from mfrec.reference.bayes import BayesianMF
 from mfrec.reference.mf import extends
-from mfrec.reference.recommend import seen_items
 from mfrec.reference.svdpp import _check_rows
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 Block = tuple
 """A relation block for the kernels: (R_ptr, R_idx, C_ptr, C_row, C_val, row_of, off).
@@ -358,27 +360,26 @@ class BayesianFM(BayesianMF):
         groups = getattr(self, "groups_", None)
         return f"BayesianFM ({' + '.join(groups)})" if groups else "BayesianFM"
 
-    def fit(
+    def _fit_indices(
         self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        callback: Callable[[int, BayesianFM], None] | None = None,
+        u,
+        i,
+        r,
+        n_users: int,
+        n_items: int,
+        callback=None,
         *,
         user_features: Features | None = None,
         item_features: Features | None = None,
         implicit: bool = True,
         item_implicit: bool = False,
         rating_features: Features | None = None,
-    ) -> BayesianFM:
-        """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` after each sees the
-        running average. ``history_``: each sweep's training MSE; ``alpha_``: the last α;
-        ``w0_``, ``w_``, ``V_``: the current (after fit, the last) sample."""
-        u, i, r = check_ratings(users, items, ratings, np.float64)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
+    ) -> Self:
+        """Run burn_in + n_samples sweeps over the blocks (see the class doc);
+        ``callback(sweep, self)`` after each sees the running average. ``history_``: each
+        sweep's training MSE; ``alpha_``: the last α; ``w0_``, ``w_``, ``V_``: the current
+        (after fit, the last) sample."""
+        u, i, r = check_ratings(u, i, r, np.float64)
         blocks, grp, self.groups_ = fm_blocks(
             u, i, n_users, n_items, user_features, item_features, implicit, item_implicit,
             rating_features,
@@ -397,27 +398,14 @@ class BayesianFM(BayesianMF):
         states_t = tuple(states)
         (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states[:2]
         e = _residuals(r, w0, kernel_blocks, states_t, np.empty(r.shape[0]))
-        for name in ("P", "Q", "bu", "bi"):  # a refit must not read the last fit's average
-            self.__dict__.pop(name, None)
-        mu = float(r.mean())
-        self.mu = mu
-        self._seen_indptr, self._seen_indices = seen_items(u, i, n_users)
-        self._remember_scale(r)
+        mu = self._start_samples(u, i, r, n_users, n_items)
         n_groups = len(self.groups_)
         mu_w, lam_w = np.zeros(n_groups), np.ones(n_groups)
         mu_v, lam_v = np.zeros((n_groups, k)), np.ones((n_groups, k))
         n_keep = -(-self.n_samples // self.thin)
-        self._samples = [
-            np.empty((n_users, k * n_keep), dtype=self.dtype),
-            np.empty((n_items, k * n_keep), dtype=self.dtype),
-            np.zeros(n_users),
-            np.zeros(n_items),
-        ]
-        self._kept, self._average = 0, None
         off = int(blocks[-1][4][6])  # the rating block's first feature (when there is one)
         D_r = D - off if rating_features is not None else 0
         self._rating_samples = [np.zeros(D_r), np.empty((D_r, k * n_keep))]
-        self.history_: list[float] = []
         alpha = 1.0 if self.alpha is None else self.alpha
         for sweep in range(self.burn_in + self.n_samples):
             if self.alpha is None:
@@ -432,26 +420,19 @@ class BayesianFM(BayesianMF):
             bu = w0 - mu + lin_u + 0.5 * (q_u**2 - s_u).sum(1)  # (n_users,)
             bi = lin_i + 0.5 * (q_i**2 - s_i).sum(1)  # (n_items,)
             self._current = (q_u, q_i, bu, bi)  # the user-item part of this sample
-            if sweep >= self.burn_in and (sweep - self.burn_in) % self.thin == 0:
-                cols = slice(k * self._kept, k * (self._kept + 1))
-                self._samples[0][:, cols] = q_u
-                self._samples[1][:, cols] = q_i
-                self._samples[2] += bu
-                self._samples[3] += bi
+            cols = self._keep(sweep, q_u, q_i, bu, bi)
+            if cols is not None:
                 self._rating_samples[0] += w[D - D_r :]
                 self._rating_samples[1][:, cols] = V[D - D_r :]
-                self._kept += 1
-                self._average = None
             if callback is not None:
                 callback(sweep, self)
-        self.alpha_ = float(alpha)
-        self.P, self.Q, self.bu, self.bi = self._averaged()
+        self._finish(alpha)
         if rating_features is not None:
             self.w_rating_ = self._rating_samples[0] / self._kept  # (D_r,) the mean w
             self.V_rating_ = self._rating_samples[1][:, : k * self._kept] / np.sqrt(self._kept)
             self.n_rating_features_ = rating_features.n_features
             self._latest = np.unique(rating_features.indices)[-1:]  # (0 or 1,)
-        del self._samples, self._current, self._rating_samples
+        del self._rating_samples
         return self
 
     def predict(self, users, items, rating_features: Features | None = None) -> np.ndarray:

@@ -11,16 +11,19 @@ here constrained to w ≥ 0, Σw = 1 so that the blend stays one factor model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec._internal import check_dtype, check_positive, check_ratings
 from mfrec.data.splits import carve_validation
 from mfrec.reference.metrics import rmse
 from mfrec.reference.mf import FactorModel, MatrixFactorization
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 class Ensemble(FactorModel):
@@ -36,22 +39,12 @@ class Ensemble(FactorModel):
         self.weights = w.astype(np.float64)
         self.biased = True
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        callback: Callable[[int, int, FactorModel], None] | None = None,
-    ) -> Ensemble:
+    def _fit_indices(self, u, i, r, n_users: int, n_items: int, callback=None) -> Self:
         """Fit every member, then combine them (members must predict μ + bᵤ + bᵢ + Pᵤ·Qᵢ).
 
         ``callback(j, step, member)`` relays member j's own per-epoch (or per-sweep) callback.
         """
-        u, i, r = check_ratings(users, items, ratings, np.float64)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
+        u, i, r = check_ratings(u, i, r, np.float64)
         for j, m in enumerate(self.members):
             relay = None if callback is None else partial(callback, j)
             m.fit(u, i, r, n_users, n_items, callback=relay)
@@ -147,23 +140,13 @@ class BlendedEnsemble(Ensemble):
         self.dtype = check_dtype(dtype)
         self.stage_ = ("validate", 0)
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        callback: Callable[[int, int, FactorModel], None] | None = None,
-    ) -> BlendedEnsemble:
+    def _fit_indices(self, u, i, r, n_users: int, n_items: int, callback=None) -> Self:
         """Validate, weigh, drop, optionally refit, combine; see the class doc.
 
         ``callback(j, step, member)`` relays member j's per-epoch (per-sweep) callback;
         ``stage_`` is ``("validate" | "refit", j)`` meanwhile.
         """
-        u, i, r = check_ratings(users, items, ratings, np.float64)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
+        u, i, r = check_ratings(u, i, r, np.float64)
         carved = carve_validation(u, i, r, self.val_fraction, (self.seed, 7))
         self.n_val_unknown_ = carved.n_unknown
         fu, fi, fr = u[carved.fit_rows], i[carved.fit_rows], r[carved.fit_rows]

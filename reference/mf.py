@@ -14,7 +14,6 @@ from mfrec._internal import (
     check_index,
     check_positive,
     check_ratings,
-    check_size,
 )
 from mfrec.data.dataset import Ratings, training_ratings
 from mfrec.data.ids import UNKNOWN, as_ids, lookup
@@ -71,34 +70,41 @@ ENTRY_NOTE = """
 
 
 def fit_entry(fit: Callable) -> Callable:
-    """The public ``fit`` over a class's index-level ``fit`` body (see :class:`FactorModel`).
-
-    ``fit(users, items=None, ratings=None, n_users=None, n_items=None, **kw)``: a
-    :class:`Ratings` as ``users``, raw ids, or with ``n_users``/``n_items`` 0-based indices.
-    A tuple ``eval_set`` holds raw ids like the training data (a :class:`Ratings` aligned to the
-    training one, its indices); ``init=(P0, Q0)`` has one row per distinct user and item.
+    """The public ``fit`` over an index-level ``fit`` body a subclass defines itself (see
+    :class:`FactorModel`), as :meth:`FactorModel.fit` is over :meth:`FactorModel._fit_indices`.
     """
 
     @functools.wraps(fit)
     def entry(self, users, items=None, ratings=None, n_users=None, n_items=None, *args, **kw):
-        data, raw = training_ratings(users, items, ratings, n_users, n_items)
-        eval_set = kw.get("eval_set")
-        if isinstance(eval_set, Ratings):
-            kw["eval_set"] = (eval_set.users, eval_set.items, eval_set.ratings)
-        elif eval_set is not None and raw:
-            vu, vi, vr = eval_set
-            vu = lookup(data.user_ids, as_ids(vu, "eval_set users"))
-            kw["eval_set"] = (vu, lookup(data.item_ids, as_ids(vi, "eval_set items")), vr)
-        self.user_ids_ = self.item_ids_ = None  # index-level while the body runs
-        u, i, r, nu, ni = data.users, data.items, data.ratings, data.n_users, data.n_items
-        out = fit(self, u, i, r, nu, ni, *args, **kw)
-        self.user_ids_, self.item_ids_ = data.user_ids, data.item_ids
-        if data.titles:
-            self.titles_ = data.titles
-        return out
+        body = functools.partial(fit, self)
+        return fit_on_indices(self, body, (users, items, ratings, n_users, n_items), args, kw)
 
     entry.__doc__ = (fit.__doc__ or "").rstrip() + ENTRY_NOTE
     return entry
+
+
+def fit_on_indices(model, body: Callable, given: tuple, args: tuple, kw: dict):
+    """Run ``body(u, i, r, n_users, n_items, *args, **kw)`` on the 0-based indices of what
+    ``fit(users, items, ratings, n_users, n_items)`` was ``given`` (a :class:`Ratings` as
+    ``users``, raw ids, or with ``n_users``/``n_items`` indices), then keep the id maps.
+
+    A tuple ``eval_set`` holds raw ids like the training data (a :class:`Ratings` aligned to the
+    training one, its indices); ``init=(P0, Q0)`` has one row per distinct user and item.
+    """
+    data, raw = training_ratings(*given)
+    eval_set = kw.get("eval_set")
+    if isinstance(eval_set, Ratings):
+        kw["eval_set"] = (eval_set.users, eval_set.items, eval_set.ratings)
+    elif eval_set is not None and raw:
+        vu, vi, vr = eval_set
+        vu = lookup(data.user_ids, as_ids(vu, "eval_set users"))
+        kw["eval_set"] = (vu, lookup(data.item_ids, as_ids(vi, "eval_set items")), vr)
+    model.user_ids_ = model.item_ids_ = None  # index-level while the body runs
+    out = body(data.users, data.items, data.ratings, data.n_users, data.n_items, *args, **kw)
+    model.user_ids_, model.item_ids_ = data.user_ids, data.item_ids
+    if data.titles:
+        model.titles_ = data.titles
+    return out
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -114,8 +120,9 @@ class FactorModel:
     raw id). Given ``n_users``/``n_items``, ``fit`` takes 0-based indices instead (identity
     maps). ``predict``, ``recommend`` and ``similar_items`` take and return raw ids; an unknown
     id is scored by the fallback (training mean plus the known bias) and counted in
-    ``n_unknown_``. Every subclass's own ``fit`` is the index-level body under that entry
-    (:func:`fit_entry` wraps it when the class is defined).
+    ``n_unknown_``. Under that one entry a subclass trains in :meth:`_fit_indices` on 0-based
+    indices; one that overrides ``fit`` itself gets its ``fit`` wrapped the same way
+    (:func:`fit_entry`, when the class is defined).
     """
 
     P: np.ndarray
@@ -137,6 +144,36 @@ class FactorModel:
         super().__init_subclass__(**kwargs)
         if "fit" in cls.__dict__:
             cls.fit = fit_entry(cls.__dict__["fit"])
+
+    def fit(
+        self,
+        users,
+        items=None,
+        ratings=None,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        *args,
+        **kw,
+    ) -> Self:
+        """Train on (users, items, ratings); returns the model.
+
+        Takes raw ids (integers or text: arrays, lists, pandas or polars columns) or one
+        :class:`mfrec.data.Ratings` as ``users``; with ``n_users``/``n_items``, 0-based
+        indices. The id maps are kept in ``user_ids_`` and ``item_ids_``.
+
+        After the data come the model's own options (see its :meth:`_fit_indices`):
+        ``callback(step, self)`` after every epoch, iteration or sweep (every model);
+        ``init=(P0, Q0)`` (SGD, SVD++, ALS), one row per distinct user and item;
+        ``eval_set=(users, items, ratings)`` in the ids of the training data, and ``patience``
+        (SGD, SVD++, the neural models); feature blocks (SVD++, BayesianFM).
+        """
+        given = (users, items, ratings, n_users, n_items)
+        return fit_on_indices(self, self._fit_indices, given, args, kw)
+
+    def _fit_indices(self, u, i, r, n_users: int, n_items: int, *args, **kw) -> Self:
+        """Train on 0-based (u, i, r) with ``n_users``, ``n_items`` rows (sizes checked);
+        ``args``/``kw``: the options given to :meth:`fit`."""
+        raise NotImplementedError
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "P"):
@@ -361,7 +398,7 @@ class FactorModel:
 
 
 class EpochRunner(Protocol):
-    """What :meth:`SGDModel.fit` drives, one per fit: the kernel's epochs over its ratings.
+    """What :meth:`SGDModel._fit` drives, one per fit: the kernel's epochs over its ratings.
 
     The runner owns the visiting order (it draws each epoch's from the fit's generator, or walks
     its own layout) and the factors' working copy (the model's own arrays, or device ones).
@@ -429,8 +466,9 @@ def extends(
 class SeededFactorModel(FactorModel):
     """A factor model fitted from P0, Q0 drawn from ``seed`` (or copied from ``init``): the
     hyper-parameters every seeded model checks here once (SGD, ALS, Bayesian MF, the neural
-    model), and the fit set-up :meth:`_setup` that SGD and ALS share. A subclass declares what
-    it adds or changes and passes the rest on (:func:`extends`)."""
+    model), and the training SGD and ALS share (:meth:`_fit_indices`): validate, draw or
+    copy P0, Q0, then run the subclass's :meth:`_fit`. A subclass declares what it adds or
+    changes and passes the rest on (:func:`extends`)."""
 
     def __init__(
         self,
@@ -447,23 +485,27 @@ class SeededFactorModel(FactorModel):
         self.dtype = check_dtype(dtype)
         self.biased = bool(biased)
 
-    def _setup(
-        self, users, items, ratings, n_users, n_items, init
-    ) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.random.Generator
-    ]:
-        """Validated (u, i, r), the initial P and Q (drawn from ``seed`` or copied from
-        ``init``), μ, and the generator the epochs' orders are drawn from next."""
-        u, i, r = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u)
-        n_items = check_size("n_items", n_items, i)
+    def _fit_indices(
+        self, u, i, r, n_users: int, n_items: int, init: tuple | None = None, callback=None, **kw
+    ) -> Self:
+        """Train from P0, Q0 drawn from ``seed`` (or copies of ``init=(P0, Q0)``);
+        ``callback(step, self)`` runs after every epoch (or iteration); ``kw``: the model's own
+        options (SGD: ``eval_set``, ``patience``, see :meth:`SGDModel._fit`). ``history_``
+        holds the training MSE after each step.
+        """
+        u, i, r = check_ratings(u, i, r, self.dtype)
         rng = np.random.default_rng(self.seed)
         if init is None:
             P, Q = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
         else:
             P, Q = initial_from(init, n_users, n_items, self.n_factors, self.dtype)
         mu = float(r.mean()) if self.biased else 0.0
-        return u, i, r, P, Q, mu, rng
+        return self._fit((u, i, r, P, Q, mu, rng), callback, **kw)
+
+    def _fit(self, start: tuple, callback) -> Self:
+        """The fit from ``start`` = (u, i, r, P, Q, μ, rng): the validated ratings, the
+        initial P and Q, μ, and the generator the epochs' orders are drawn from next."""
+        raise NotImplementedError
 
 
 class SGDModel(SeededFactorModel):
@@ -497,30 +539,19 @@ class SGDModel(SeededFactorModel):
         self.tol = None if tol is None else check_positive("tol", tol, allow_zero=True)
         self.lr_decay = check_positive("lr_decay", lr_decay)
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        init: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[int, SGDModel], None] | None = None,
-        eval_set: tuple | None = None,
-        patience: int | None = None,
+    def _fit(
+        self, start: tuple, callback, eval_set: tuple | None = None, patience: int | None = None
     ) -> Self:
-        """Train on 0-based (users, items, ratings); ``init=(P0, Q0)`` starts from copies.
-
-        ``callback(epoch, self)`` runs after every epoch. ``history_`` holds each epoch's
-        training MSE (mean of the pre-update e² seen during the epoch); ``tol`` stops on it.
-        Epoch e uses lr·lr_decayᵉ. ``eval_set=(users, items, ratings)`` records validation RMSE
-        in ``val_history_``; with ``patience`` training stops after that many epochs without a
-        new best and the best epoch's parameters are restored (``best_epoch_``).
+        """The epochs from ``start``; ``history_`` holds each epoch's training MSE (mean of
+        the pre-update e² seen during the epoch); ``tol`` stops on it. Epoch e uses
+        lr·lr_decayᵉ. ``eval_set=(users, items, ratings)`` records validation RMSE in
+        ``val_history_``; with ``patience`` training stops after that many epochs without a new
+        best and the best epoch's parameters are restored (``best_epoch_``).
         """
         stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
-        u, i, r, P, Q, mu, rng = self._setup(users, items, ratings, n_users, n_items, init)
+        u, i, r = start[:3]
         self.history_: list[float] = []
-        runner, first_epoch = self._start(u, i, r, P, Q, mu, rng)
+        runner, first_epoch = self._start(*start)
         self._remember_seen(u, i)
         self._remember_scale(r)
         lrs = [self.lr * self.lr_decay**epoch for epoch in range(first_epoch, self.n_epochs)]

@@ -13,6 +13,8 @@ docs/derivation.md section 13.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mfrec._internal import njit
@@ -20,6 +22,9 @@ from mfrec.data.features import Features, sets_by_row
 from mfrec.modelstate import ctor_params
 from mfrec.reference.mf import EpochFunction, FactorModel, SGDModel, extends
 from mfrec.reference.serving import fold_in
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 Bag = tuple[np.ndarray, np.ndarray, np.ndarray]
 """A weighted CSR (indptr, indices, weights): entity e's bag is indices[indptr[e]:indptr[e+1]]."""
@@ -222,23 +227,20 @@ class SVDpp(SGDModel):
                 parts.append(f"{features.n_features} {side} features")
         return ", ".join(parts) or "no bags"
 
-    def fit(
+    def _fit(
         self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
+        start: tuple,
+        callback,
         *,
         user_features: Features | None = None,
         item_features: Features | None = None,
         **kw,
-    ) -> SVDpp:
-        """Train on 0-based (users, items, ratings), with features aligned to those indices
-        (``Features`` read for the same :class:`Ratings` id maps); ``kw`` as in
-        :meth:`SGDModel.fit`. N(u) comes from these ratings only: pass the training part."""
+    ) -> Self:
+        """Train with features aligned to the 0-based indices (``Features`` read for the same
+        :class:`Ratings` id maps); ``kw`` as in :meth:`SGDModel._fit`. N(u) comes from these
+        ratings only: pass the training part."""
         self._features = (user_features, item_features)
-        return super().fit(users, items, ratings, n_users, n_items, **kw)
+        return super()._fit(start, callback, **kw)
 
     def _start(self, u, i, r, P, Q, mu, rng):
         """The bags and Y, Z (drawn after P, Q); each epoch visits the ratings in user blocks."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from mfrec.reference.als import ALS
-from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
+from mfrec.torch_impl.model import checked_device
 
 CHUNK = 8192
 """Ratings per scatter-add of outer products (bounds the (chunk, d, d) temporary)."""
@@ -60,43 +59,24 @@ class TorchALS(ALS):
         super().__init__(**params)
         self.device = checked_device(device)
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        init: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[int, TorchALS], None] | None = None,
-    ) -> TorchALS:
-        """Same arguments, initialisation and half-step order as the reference ALS."""
-        u_np, i_np, r_np, P0, Q0, mu, _ = self._setup(users, items, ratings, n_users, n_items, init)
-        n_users, n_items = int(P0.shape[0]), int(Q0.shape[0])  # the validated sizes
-        dtype = TORCH_DTYPES[self.dtype]
+    def _iteration(self, u_np, i_np, r_np) -> Callable[[], float]:
+        """The reference ALS's iteration (same initialisation and half-step order), each
+        half-step one batched solve on ``device``; the model's arrays are copied back after."""
         dev = self.device
-        u = torch.from_numpy(u_np).to(dev)
-        i = torch.from_numpy(i_np).to(dev)
-        r = torch.from_numpy(r_np).to(dev)
-        P = torch.from_numpy(P0).to(dev)
-        Q = torch.from_numpy(Q0).to(dev)
-        bu = torch.zeros(n_users, dtype=dtype, device=dev)
-        bi = torch.zeros(n_items, dtype=dtype, device=dev)
-        self.mu = mu
-        self._set(P, Q, bu, bi)
-        self._remember_seen(u_np, i_np)
-        self._remember_scale(r_np)
-        args = (mu, self.reg, self.weighted, self.biased)
-        self.history_: list[float] = []
-        for it in range(self.n_iters):
+        u, i, r = (torch.from_numpy(a).to(dev) for a in (u_np, i_np, r_np))
+        Q, bi = torch.from_numpy(self.Q).to(dev), torch.from_numpy(self.bi).to(dev)
+        n_users, n_items = self.n_users, self.n_items
+        args = (self.mu, self.reg, self.weighted, self.biased)
+
+        def iterate() -> float:
+            nonlocal Q, bi
             P, bu = solve_rows_batched(u, i, r, n_users, Q, bi, *args)
             Q, bi = solve_rows_batched(i, u, r, n_items, P, bu, *args)
-            r_hat = (P[u] * Q[i]).sum(-1) + (mu + bu[u] + bi[i])  # (nnz,)
-            self.history_.append(float(((r - r_hat) ** 2).mean()))
+            r_hat = (P[u] * Q[i]).sum(-1) + (self.mu + bu[u] + bi[i])  # (nnz,)
             self._set(P, Q, bu, bi)
-            if callback is not None:
-                callback(it, self)
-        return self
+            return float(((r - r_hat) ** 2).mean())
+
+        return iterate
 
     def _set(self, P, Q, bu, bi) -> None:
         self.P, self.Q = P.cpu().numpy().copy(), Q.cpu().numpy().copy()

@@ -32,9 +32,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ from mfrec._internal import check_positive
 from mfrec.modelio import read_record, write_record
 from mfrec.reference.sampling import epoch_order
 from mfrec.torch_impl.model import TorchMatrixFactorization
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 log = logging.getLogger("mfrec.distributed")
 
@@ -127,18 +130,7 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
             raise ValueError(f"sync must be 'auto', 'rows' or 'dense', got {sync!r}")
         self.sync = sync
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        init: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[int, TorchMatrixFactorization], None] | None = None,
-        eval_set: tuple | None = None,
-        patience: int | None = None,
-    ) -> DistributedMatrixFactorization:
+    def _fit(self, start: tuple, callback, **kw) -> Self:
         """Train on this rank's shard of every batch; ``callback`` runs on rank 0 only.
 
         Every rank holds the same model after each epoch, so each evaluates ``eval_set`` alike
@@ -148,10 +140,7 @@ class DistributedMatrixFactorization(TorchMatrixFactorization):
             raise ValueError("no process group: call init_distributed() (or run under torchrun)")
         if self.device.type == "cuda":
             self.device = torch.device("cuda", torch.cuda.current_device())
-        on_rank0 = callback if dist.get_rank() == 0 else None
-        data = (users, items, ratings, n_users, n_items, init)
-        super().fit(*data, on_rank0, eval_set, patience)  # pyright: ignore[reportArgumentType]
-        return self
+        return super()._fit(start, callback if dist.get_rank() == 0 else None, **kw)
 
     def _start(self, u_np, i_np, r_np, P0, Q0, mu, rng):
         """Build the replica, resume from the checkpoint if asked, and start every rank from

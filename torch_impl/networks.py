@@ -17,13 +17,13 @@ user or item falls back to μ + the known biases, as in every factor model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from mfrec._internal import check_dtype, check_positive, check_ratings, check_size
+from mfrec._internal import check_dtype, check_positive, check_ratings
 from mfrec.data.ids import UNKNOWN
 from mfrec.data.splits import carve_validation
 from mfrec.devices import torch_cuda
@@ -33,6 +33,9 @@ from mfrec.reference.logistic import check_labels, logit, remember_label_scale, 
 from mfrec.reference.mf import FactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
 from mfrec.torch_impl.model import TORCH_DTYPES
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 TASKS = ("rating", "binary")
 
@@ -214,6 +217,17 @@ class EmbeddingMLPModule(NetworkModule):
         return self.mlp(x).squeeze(-1)  # (B,)
 
 
+def host_copy(w: torch.Tensor) -> np.ndarray:
+    """A numpy copy of tensor ``w`` (detached, on the host)."""
+    return w.detach().cpu().numpy().copy()
+
+
+def module_factors(m) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of a module's embeddings P, Q and of its (n, 1) biases bu, bi as vectors."""
+    P, Q = host_copy(m.P.weight), host_copy(m.Q.weight)
+    return P, Q, host_copy(m.bu.weight[:, 0]), host_copy(m.bi.weight[:, 0])
+
+
 class TorchScored(FactorModel):
     """What a :class:`FactorModel` scored by a torch ``module`` over its embeddings P, Q and
     biases bu, bi shares: numpy copies of those, scores by the network, its model file."""
@@ -223,11 +237,7 @@ class TorchScored(FactorModel):
 
     def _sync_numpy(self) -> None:
         """P, Q, bu, bi as numpy copies of the module's weights."""
-        m = self.module
-        self.P = m.P.weight.detach().cpu().numpy().copy()
-        self.Q = m.Q.weight.detach().cpu().numpy().copy()
-        self.bu = m.bu.weight.detach().cpu().numpy()[:, 0].copy()
-        self.bi = m.bi.weight.detach().cpu().numpy()[:, 0].copy()
+        self.P, self.Q, self.bu, self.bi = module_factors(self.module)
 
     def raw_predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """The network's unclipped score (a logit for the binary task; eval mode)."""
@@ -251,12 +261,120 @@ class TorchScored(FactorModel):
         return module_state(self)
 
 
-class NetworkMF(TorchScored, FactorModel):
-    """What the chapter-3 networks share: the fit loop, the two tasks, saving (module doc)."""
+class MinibatchNetwork(TorchScored):
+    """What :class:`~mfrec.torch_impl.neural.NeuralMF` and the chapter-3 networks share: the
+    minibatch fit with validation carving and early stopping, and the model file's restore.
+
+    A subclass builds the network (:meth:`_build`), its optimizer (:meth:`_optimizer`) and a
+    minibatch's loss (:meth:`_batch_loss`); its score is not a dot product of the factors, so
+    fold-in and similar items are refused (see ``refuses``).
+    """
 
     factor_form = False
-    supports_binary = True
     refuses = {"fold-in": NO_FOLD_IN, "similar": NO_SIMILAR}
+    n_factors: int
+    n_epochs: int
+    lr: float
+    batch_size: int
+    val_fraction: float
+    patience: int
+    init_std: float
+    seed: int
+    dtype: type
+
+    def _fit_indices(
+        self, u, i, r, n_users: int, n_items: int, callback=None, eval_set=None, patience=None
+    ) -> Self:
+        """Minibatches of ``batch_size`` in a seeded order, ``n_epochs`` times, each a step of
+        the class's optimizer on its mean loss; ``callback(epoch, self)`` after each epoch;
+        ``eval_set``/``patience`` as in SGD MF.
+
+        ``history_`` holds each epoch's mean loss before the penalty (training MSE, or log loss
+        for the binary task). Without ``eval_set``, ``val_fraction`` > 0 carves that share of
+        the ratings out as the validation set (:func:`mfrec.data.splits.carve_validation`: its
+        users and items absent from the rest are scored by the fallback, ``n_val_unknown_`` of
+        them), trains on the rest and early-stops with ``self.patience``.
+        """
+        u_np, i_np, r_np = check_ratings(u, i, r, self.dtype)
+        rng = np.random.default_rng(self.seed)
+        self._remember_scale(r_np)
+        seen = (u_np, i_np)  # validation ratings carved out below still count as seen
+        if eval_set is None and self.val_fraction:
+            carved = carve_validation(u_np, i_np, r_np, self.val_fraction, rng)
+            eval_set, keep, self.n_val_unknown_ = carved.val, carved.fit_rows, carved.n_unknown
+            u_np, i_np, r_np = u_np[keep], i_np[keep], r_np[keep]
+            patience = self.patience if patience is None else patience
+        torch.manual_seed(self.seed)
+        P0, Q0 = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
+        self.mu = self._initial_mu(r_np)
+        self.module = self._build(P0, Q0, self.mu).to(self.device)
+        self._sync_numpy()
+        self._remember_seen(*seen)
+        stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
+        u, i, r = (torch.from_numpy(a).to(self.device) for a in (u_np, i_np, r_np))
+        optimizer = self._optimizer()
+        self.history_: list[float] = []
+        for epoch in range(self.n_epochs):
+            order = torch.from_numpy(epoch_order(rng, r_np.shape[0], True)).to(self.device)
+            self.module.train()
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            for start in range(0, order.shape[0], self.batch_size):
+                idx = order[start : start + self.batch_size]  # (B,)
+                loss, batch_total = self._batch_loss(u[idx], i[idx], r[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += batch_total
+            self.module.eval()
+            mean_loss = float(total) / r_np.shape[0]
+            check_finite(mean_loss, epoch, self.lr)
+            self.history_.append(mean_loss)
+            self._sync_numpy()
+            if callback is not None:
+                callback(epoch, self)
+            if stopper is not None and stopper.update(epoch, self):
+                break
+        if stopper is not None:
+            self.val_history_, self.best_epoch_ = stopper.history, stopper.best_epoch
+            if patience is not None:
+                stopper.restore(self)
+        return self
+
+    def _initial_mu(self, r: np.ndarray) -> float:
+        """The module's μ for the fit ratings ``r`` (their mean)."""
+        return float(r.mean())
+
+    def _build(self, P: np.ndarray, Q: np.ndarray, mu: float) -> ScoredModule:
+        """The network around initial embeddings P, Q and mean score μ."""
+        raise NotImplementedError
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer over the module's parameters."""
+        raise NotImplementedError
+
+    def _batch_loss(
+        self, u: torch.Tensor, i: torch.Tensor, r: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss a step minimises, the float64 sum of the minibatch's loss before the
+        penalty, which ``history_`` averages) for the minibatch (u, i, r)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, base: FactorModel, params: dict, arrays: dict) -> Self:
+        """The fitted model a model file holds (``base``: its validated factor part)."""
+        model = cls(**params["ctor"], **cls._features_from(arrays))
+        model.module = model._build(base.P, base.Q, base.mu)
+        return restore_module(model, base, params, arrays)
+
+    @classmethod
+    def _features_from(cls, arrays: dict) -> dict:
+        return {}
+
+
+class NetworkMF(MinibatchNetwork):
+    """What the chapter-3 networks share: AdamW, the two tasks (module doc)."""
+
+    supports_binary = True
 
     def __init__(
         self,
@@ -306,85 +424,29 @@ class NetworkMF(TorchScored, FactorModel):
             f"AdamW lr {self.lr}, reg {self.reg}, batch {self.batch_size}; torch on {self.device}"
         )
 
-    def _build(self, P: np.ndarray, Q: np.ndarray, mu: float) -> NetworkModule:
-        """The network around initial embeddings P, Q and mean score μ."""
-        raise NotImplementedError
+    def _initial_mu(self, r: np.ndarray) -> float:
+        """The mean rating, or the logit of the labels' mean for the binary task (checking
+        they are 0/1); 0 when not ``biased``."""
+        mu = logit(check_labels(r)) if self.task == "binary" else float(r.mean())
+        return mu if self.biased else 0.0
 
-    def fit(
-        self,
-        users,
-        items,
-        ratings,
-        n_users: int | None = None,
-        n_items: int | None = None,
-        callback: Callable[[int, NetworkMF], None] | None = None,
-        eval_set: tuple | None = None,
-        patience: int | None = None,
-    ) -> NetworkMF:
-        """Minibatch AdamW on the mean loss (squared error, or BCE-with-logits for
-        ``task="binary"``, whose ``ratings`` are 0/1 labels) + ½·reg·penalty per sample.
-
-        ``history_`` holds each epoch's mean loss before the penalty (training MSE or log loss).
-        Without ``eval_set``, ``val_fraction`` > 0 carves that share out as the validation set
-        by :func:`mfrec.data.splits.carve_validation` (ids absent from the rest are scored by
-        the fallback and counted in ``n_val_unknown_``) and early-stops on its RMSE (of the
-        probabilities for the binary task).
-        """
-        u_np, i_np, r_np = check_ratings(users, items, ratings, self.dtype)
-        n_users = check_size("n_users", n_users, u_np)
-        n_items = check_size("n_items", n_items, i_np)
-        rng = np.random.default_rng(self.seed)
-        self._remember_scale(r_np)
-        seen = (u_np, i_np)  # validation ratings carved out below still count as seen
-        if eval_set is None and self.val_fraction:
-            carved = carve_validation(u_np, i_np, r_np, self.val_fraction, rng)
-            eval_set, keep, self.n_val_unknown_ = carved.val, carved.fit_rows, carved.n_unknown
-            u_np, i_np, r_np = u_np[keep], i_np[keep], r_np[keep]
-            patience = self.patience if patience is None else patience
-        torch.manual_seed(self.seed)
-        P0, Q0 = init_factors(rng, n_users, n_items, self.n_factors, self.init_std, self.dtype)
-        binary = self.task == "binary"
-        self.mu = logit(check_labels(r_np)) if binary else float(r_np.mean())
-        self.mu = self.mu if self.biased else 0.0
-        self.module = self._build(P0, Q0, self.mu).to(self.device)
-        self._sync_numpy()
-        self._remember_seen(*seen)
-        stopper = None if eval_set is None else EarlyStopping(eval_set, patience)
-        u, i, r = (torch.from_numpy(a).to(self.device) for a in (u_np, i_np, r_np))
-        optimizer = torch.optim.AdamW(
+    def _optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
             self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
-        self.history_: list[float] = []
-        for epoch in range(self.n_epochs):
-            order = torch.from_numpy(epoch_order(rng, r_np.shape[0], True)).to(self.device)
-            total = torch.zeros((), dtype=torch.float64, device=self.device)
-            for start in range(0, order.shape[0], self.batch_size):
-                idx = order[start : start + self.batch_size]  # (B,)
-                score = self.module(u[idx], i[idx])  # (B,)
-                if binary:
-                    fit_loss = nn.functional.binary_cross_entropy_with_logits(
-                        score, r[idx], reduction="none"
-                    )  # (B,)
-                else:
-                    fit_loss = (r[idx] - score) ** 2  # (B,)
-                loss = (fit_loss + 0.5 * self.reg * self.module.penalty(u[idx], i[idx])).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += fit_loss.detach().double().sum()
-            mean_loss = float(total) / r_np.shape[0]
-            check_finite(mean_loss, epoch, self.lr)
-            self.history_.append(mean_loss)
-            self._sync_numpy()
-            if callback is not None:
-                callback(epoch, self)
-            if stopper is not None and stopper.update(epoch, self):
-                break
-        if stopper is not None:
-            self.val_history_, self.best_epoch_ = stopper.history, stopper.best_epoch
-            if patience is not None:
-                stopper.restore(self)
-        return self
+
+    def _batch_loss(self, u, i, r):
+        """Squared error, or BCE-with-logits for ``task="binary"`` (whose ``ratings`` are 0/1
+        labels), + ½·reg·penalty per sample, averaged."""
+        score = self.module(u, i)  # (B,)
+        if self.task == "binary":
+            fit_loss = nn.functional.binary_cross_entropy_with_logits(
+                score, r, reduction="none"
+            )  # (B,)
+        else:
+            fit_loss = (r - score) ** 2  # (B,)
+        loss = (fit_loss + 0.5 * self.reg * self.module.penalty(u, i)).mean()
+        return loss, fit_loss.detach().double().sum()
 
     def _remember_scale(self, ratings: np.ndarray) -> None:
         if self.task == "binary":
@@ -396,17 +458,6 @@ class NetworkMF(TorchScored, FactorModel):
         """The output scale: ratings clipped to the training scale, or P(liked) = σ(z) for the
         binary task (so ``predict`` and ``recommend``'s scores are probabilities)."""
         return sigmoid(r_hat) if self.task == "binary" else super().clip(r_hat)
-
-    @classmethod
-    def from_state(cls, base: FactorModel, params: dict, arrays: dict) -> NetworkMF:
-        """The fitted model a model file holds (``base``: its validated factor part)."""
-        model = cls(**params["ctor"], **cls._features_from(arrays))
-        model.module = model._build(base.P, base.Q, base.mu)
-        return restore_module(model, base, params, arrays)
-
-    @classmethod
-    def _features_from(cls, arrays: dict) -> dict:
-        return {}
 
 
 def module_state(model) -> tuple[dict, dict[str, np.ndarray]]:

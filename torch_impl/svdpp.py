@@ -21,6 +21,7 @@ from mfrec.reference.mf import EpochFunction, extends
 from mfrec.reference.sampling import epoch_order
 from mfrec.reference.svdpp import SVDpp, user_block_order
 from mfrec.torch_impl.model import TORCH_DTYPES, torch_options
+from mfrec.torch_impl.networks import host_copy, module_factors
 
 
 def gather_bags(
@@ -238,10 +239,7 @@ class TorchSVDpp(SVDpp):
     def _sync_numpy(self) -> None:
         """The module's weights into P_free, Q_free, bu, bi, Y, Z, then the effective P, Q."""
         m = self.module
-        self.P_free = m.P.weight.detach().cpu().numpy().copy()
-        self.Q_free = m.Q.weight.detach().cpu().numpy().copy()
-        self.bu = m.bu.weight.detach().cpu().numpy()[:, 0].copy()
-        self.bi = m.bi.weight.detach().cpu().numpy()[:, 0].copy()
-        self.Y = m.Y.weight.detach().cpu().numpy()[: self.Y.shape[0]].copy()
-        self.Z = m.Z.weight.detach().cpu().numpy()[: self.Z.shape[0]].copy()
+        self.P_free, self.Q_free, self.bu, self.bi = module_factors(m)
+        self.Y = host_copy(m.Y.weight[: self.Y.shape[0]])
+        self.Z = host_copy(m.Z.weight[: self.Z.shape[0]])
         super()._epoch_done(0)
