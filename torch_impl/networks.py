@@ -26,13 +26,12 @@ from torch import nn
 from mfrec._internal import check_dtype, check_positive, check_ratings
 from mfrec.data.ids import UNKNOWN
 from mfrec.data.splits import carve_validation
-from mfrec.devices import torch_cuda
 from mfrec.modelstate import ctor_params
 from mfrec.reference.early_stopping import EarlyStopping
 from mfrec.reference.logistic import check_labels, logit, remember_label_scale, sigmoid
 from mfrec.reference.mf import FactorModel, check_finite
 from mfrec.reference.sampling import epoch_order, init_factors
-from mfrec.torch_impl.model import TORCH_DTYPES
+from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -282,6 +281,27 @@ class MinibatchNetwork(TorchScored):
     seed: int
     dtype: type
 
+    def _minibatch_options(
+        self,
+        n_epochs: int,
+        lr: float,
+        reg: float,
+        batch_size: int,
+        val_fraction: float,
+        patience: int,
+        device: str,
+    ) -> None:
+        """Check and keep the options of the minibatch fit that every subclass takes."""
+        self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
+        self.lr = check_positive("lr", lr)
+        self.reg = check_positive("reg", reg, allow_zero=True)
+        self.batch_size = check_positive("batch_size", batch_size, integer=True)
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        self.val_fraction = float(val_fraction)
+        self.patience = check_positive("patience", patience, integer=True)
+        self.device = checked_device(device)
+
     def _fit_indices(
         self, u, i, r, n_users: int, n_items: int, callback=None, eval_set=None, patience=None
     ) -> Self:
@@ -397,25 +417,15 @@ class NetworkMF(MinibatchNetwork):
     ) -> None:
         self.n_factors = check_positive("n_factors", n_factors, integer=True)
         self.hidden = tuple(check_positive("hidden", h, integer=True) for h in hidden)
-        self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
-        self.lr = check_positive("lr", lr)
-        self.reg = check_positive("reg", reg, allow_zero=True)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
-        self.batch_size = check_positive("batch_size", batch_size, integer=True)
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         self.task = task
         self.biased = bool(biased)
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-        self.val_fraction = float(val_fraction)
-        self.patience = check_positive("patience", patience, integer=True)
         self.init_std = check_positive("init_std", init_std, allow_zero=True)
         self.seed = check_positive("seed", seed, integer=True, allow_zero=True)
         self.dtype = check_dtype(dtype)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch_cuda():
-            raise ValueError(f"device={device!r} but torch sees no CUDA device")
+        self._minibatch_options(n_epochs, lr, reg, batch_size, val_fraction, patience, device)
 
     def describe(self) -> str:
         what = "ratings (MSE)" if self.task == "rating" else "liked-or-not (BCE)"

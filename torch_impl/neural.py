@@ -13,7 +13,7 @@ from torch import nn
 
 from mfrec._internal import check_positive
 from mfrec.reference.mf import SeededFactorModel
-from mfrec.torch_impl.model import TORCH_DTYPES, checked_device
+from mfrec.torch_impl.model import TORCH_DTYPES
 from mfrec.torch_impl.networks import MinibatchNetwork, ScoredModule
 
 
@@ -68,6 +68,8 @@ class NeuralMF(MinibatchNetwork, SeededFactorModel):
     ``refuses``).
     """
 
+    # duplicates: NetworkMF's parameter list (the shared options, other defaults), checked once in
+    # MinibatchNetwork._minibatch_options; the two classes keep their own signatures for help()
     def __init__(
         self,
         *,
@@ -88,19 +90,11 @@ class NeuralMF(MinibatchNetwork, SeededFactorModel):
         super().__init__(
             n_factors=n_factors, init_std=init_std, seed=seed, dtype=dtype, biased=True
         )
-        self.n_epochs = check_positive("n_epochs", n_epochs, integer=True, allow_zero=True)
-        self.lr = check_positive("lr", lr)
-        self.reg = check_positive("reg", reg, allow_zero=True)
         self.hidden = tuple(check_positive("hidden", h, integer=True) for h in hidden)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
-        self.batch_size = check_positive("batch_size", batch_size, integer=True)
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-        self.val_fraction = float(val_fraction)
-        self.patience = check_positive("patience", patience, integer=True)
-        self.device = checked_device(device)
+        self._minibatch_options(n_epochs, lr, reg, batch_size, val_fraction, patience, device)
 
     def _build(self, P: np.ndarray, Q: np.ndarray, mu: float) -> NeuralModule:
         return NeuralModule(P, Q, mu, self.hidden, self.dropout)
