@@ -134,31 +134,40 @@ def _draw_w_coord(j, block, cnt, E, w, lin, grp, mu_w, lam_w, alpha, z):
         lin[b] += delta * x
 
 
+CACHE_COLUMNS = 8
+"""Columns of a block's per-row cache for one factor f (one 64-byte row, so that a draw's
+scattered rows cost a cache line each): q_bf, s_bf, cnt_b, R1_b, R2_b, E_b, ER_b, unused."""
+QF, SF, CNT, R1, R2, EB, ERB = range(7)
+
+
 @njit
-def _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER):
-    """Per block row b, factor f: rₙ = qnₙ − q_bf (the other block's sum), cnt_b, R1_b = Σrₙ,
-    R2_b = Σrₙ², E_b = Σeₙ, ER_b = Σeₙrₙ over b's ratings."""
-    R_ptr, R_idx = block[0], block[1]
+def _v_caches(f, e, qn, block, q, s, C):
+    """Block rows' cache ``C`` for factor f: q_bf, s_bf and, with rₙ = qnₙ − q_bf (the other
+    blocks' sum), cnt_b, R1_b = Σrₙ, R2_b = Σrₙ², E_b = Σeₙ, ER_b = Σeₙrₙ over b's ratings
+    (summed in rating order, one pass over the ratings)."""
+    R_ptr, row_of = block[0], block[5]
     for b in range(R_ptr.shape[0] - 1):
-        cnt[b] = R_ptr[b + 1] - R_ptr[b]
-        R1[b] = 0.0
-        R2[b] = 0.0
-        E[b] = 0.0
-        ER[b] = 0.0
-        for a in range(R_ptr[b], R_ptr[b + 1]):
-            n = R_idx[a]
-            r = qn[n] - q[b, f]
-            R1[b] += r
-            R2[b] += r * r
-            E[b] += e[n]
-            ER[b] += e[n] * r
+        C[b, QF] = q[b, f]
+        C[b, SF] = s[b, f]
+        C[b, CNT] = R_ptr[b + 1] - R_ptr[b]
+        C[b, R1] = 0.0
+        C[b, R2] = 0.0
+        C[b, EB] = 0.0
+        C[b, ERB] = 0.0
+    for n in range(e.shape[0]):
+        b = row_of[n]
+        r = qn[n] - C[b, QF]
+        C[b, R1] += r
+        C[b, R2] += r * r
+        C[b, EB] += e[n]
+        C[b, ERB] += e[n] * r
 
 
 @njit
-def _draw_v_coord(j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z):
+def _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z):
     """Draw v_{off+j, f} of a block: with a_b = q_bf − θx_bj, hₙ = x(a_b + rₙ), so
     Σh² = Σ_b x²(cnt a² + 2aR1 + R2), Σeh = Σ_b x(aE + ER); then, as eₙ −= δhₙ,
-    E_b −= δx(cnt a + R1), ER_b −= δx(aR1 + R2), q_bf += δx, s_bf += (θ'² − θ²)x²."""
+    E_b −= δx(cnt a + R1), ER_b −= δx(aR1 + R2), q_bf += δx, s_bf += (θ'² − θ²)x² in ``C``."""
     _, _, C_ptr, C_row, C_val, _, off = block
     g = off + j
     theta = V[g, f]
@@ -166,32 +175,35 @@ def _draw_v_coord(j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, al
     sum_eh = 0.0
     for c in range(C_ptr[j], C_ptr[j + 1]):
         b, x = C_row[c], C_val[c]
-        a = q[b, f] - theta * x
-        sum_hh += x * x * (cnt[b] * a * a + 2.0 * a * R1[b] + R2[b])
-        sum_eh += x * (a * E[b] + ER[b])
+        a = C[b, QF] - theta * x
+        sum_hh += x * x * (C[b, CNT] * a * a + 2.0 * a * C[b, R1] + C[b, R2])
+        sum_eh += x * (a * C[b, EB] + C[b, ERB])
     new = _draw(theta, sum_hh, sum_eh, lam_v[grp[g], f], mu_v[grp[g], f], alpha, z)
     delta = new - theta
     V[g, f] = new
     for c in range(C_ptr[j], C_ptr[j + 1]):
         b, x = C_row[c], C_val[c]
-        a = q[b, f] - theta * x
-        E[b] -= delta * x * (cnt[b] * a + R1[b])
-        ER[b] -= delta * x * (a * R1[b] + R2[b])
-        q[b, f] += delta * x
-        s[b, f] += (new * new - theta * theta) * x * x
+        a = C[b, QF] - theta * x
+        C[b, EB] -= delta * x * (C[b, CNT] * a + C[b, R1])
+        C[b, ERB] -= delta * x * (a * C[b, R1] + C[b, R2])
+        C[b, QF] += delta * x
+        C[b, SF] += (new * new - theta * theta) * x * x
 
 
 @njit
-def _propagate_v(f, e, qn, block, q, s, q_old, s_old):
-    """Bring eₙ and qnₙ up to date after a block's factor f moved from (q_old, s_old) to
-    (q, s): Δŷₙ = (q' − q)(½(q' + q) + rₙ) − ½(s' − s) with rₙ = qnₙ − q_old."""
+def _propagate_v(f, e, qn, block, q, s, C):
+    """Bring eₙ and qnₙ up to date after a block's factor f moved from (q, s) to the cache's
+    (q', s'): Δŷₙ = (q' − q)(½(q' + q) + rₙ) − ½(s' − s) with rₙ = qnₙ − q; then q, s = q', s'."""
     row_of = block[5]
     for n in range(e.shape[0]):
         b = row_of[n]
-        r = qn[n] - q_old[b]
-        dq = q[b, f] - q_old[b]
-        e[n] -= dq * (0.5 * (q[b, f] + q_old[b]) + r) - 0.5 * (s[b, f] - s_old[b])
+        r = qn[n] - q[b, f]
+        dq = C[b, QF] - q[b, f]
+        e[n] -= dq * (0.5 * (C[b, QF] + q[b, f]) + r) - 0.5 * (C[b, SF] - s[b, f])
         qn[n] += dq
+    for b in range(C.shape[0]):
+        q[b, f] = C[b, QF]
+        s[b, f] = C[b, SF]
 
 
 @njit
@@ -223,27 +235,21 @@ def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, 
         row_of = block[5]
         for m in range(n):
             e[m] -= lin[row_of[m]] - lin_old[row_of[m]]
-    qn = np.zeros(n)
+    qn = np.empty(n)
+    caches = [np.empty((states[b][2].shape[0], CACHE_COLUMNS)) for b in range(len(blocks))]
     for f in range(k):
         for m in range(n):
-            qn[m] = 0.0
+            qf = 0.0
+            for b in range(len(blocks)):
+                qf += states[b][0][blocks[b][5][m], f]
+            qn[m] = qf
         for b in range(len(blocks)):
-            row_of, q = blocks[b][5], states[b][0]
-            for m in range(n):
-                qn[m] += q[row_of[m], f]
-        for b in range(len(blocks)):
-            block, (q, s, lin) = blocks[b], states[b]
-            rows = lin.shape[0]
-            cnt, R1, R2 = np.empty(rows), np.empty(rows), np.empty(rows)
-            E, ER = np.empty(rows), np.empty(rows)
-            q_old, s_old = q[:, f].copy(), s[:, f].copy()
-            _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER)
+            block, (q, s, _), C = blocks[b], states[b], caches[b]
+            _v_caches(f, e, qn, block, q, s, C)
             for j in range(block[2].shape[0] - 1):
-                _draw_v_coord(
-                    j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z[t]
-                )
+                _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z[t])
                 t += 1
-            _propagate_v(f, e, qn, block, q, s, q_old, s_old)
+            _propagate_v(f, e, qn, block, q, s, C)
     return w0
 
 
