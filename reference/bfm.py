@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mfrec._internal import check_ratings, check_size, njit
+from mfrec._internal import check_ratings, check_size, njit, njit_inline
 from mfrec.data.features import Features, sets_by_row
 from mfrec.reference.bayes import BayesianMF
 from mfrec.reference.mf import extends
@@ -113,7 +113,7 @@ def _w_caches(e, R_ptr, R_idx, cnt, E):
             E[b] += e[R_idx[a]]
 
 
-@njit
+@njit_inline
 def _draw_w_coord(j, block, cnt, E, w, lin, grp, mu_w, lam_w, alpha, z):
     """Draw w_{off+j} of a block (hₙ = x_bj): Σh² = Σ_b x²cnt_b, Σeh = Σ_b x E_b; then
     E_b −= δx cnt_b and lin_b += δx for the rows b holding feature j."""
@@ -163,7 +163,7 @@ def _v_caches(f, e, qn, block, q, s, C):
         C[b, ERB] += e[n] * r
 
 
-@njit
+@njit_inline
 def _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z):
     """Draw v_{off+j, f} of a block: with a_b = q_bf − θx_bj, hₙ = x(a_b + rₙ), so
     Σh² = Σ_b x²(cnt a² + 2aR1 + R2), Σeh = Σ_b x(aE + ER); then, as eₙ −= δhₙ,
