@@ -141,11 +141,9 @@ QF, SF, CNT, R1, R2, EB, ERB = range(7)
 
 
 @njit
-def _v_caches(f, e, qn, block, q, s, C):
-    """Block rows' cache ``C`` for factor f: q_bf, s_bf and, with rₙ = qnₙ − q_bf (the other
-    blocks' sum), cnt_b, R1_b = Σrₙ, R2_b = Σrₙ², E_b = Σeₙ, ER_b = Σeₙrₙ over b's ratings
-    (summed in rating order, one pass over the ratings)."""
-    R_ptr, row_of = block[0], block[5]
+def _cache_rows(f, block, q, s, C):
+    """Start block rows' cache ``C`` for factor f: q_bf, s_bf, cnt_b, and zero rating sums."""
+    R_ptr = block[0]
     for b in range(R_ptr.shape[0] - 1):
         C[b, QF] = q[b, f]
         C[b, SF] = s[b, f]
@@ -154,13 +152,38 @@ def _v_caches(f, e, qn, block, q, s, C):
         C[b, R2] = 0.0
         C[b, EB] = 0.0
         C[b, ERB] = 0.0
+
+
+@njit_inline
+def _add_rating(C, b, r, e_n):
+    """Add a rating of row b with rₙ = r and residual eₙ to the cache's sums."""
+    C[b, R1] += r
+    C[b, R2] += r * r
+    C[b, EB] += e_n
+    C[b, ERB] += e_n * r
+
+
+@njit_inline
+def _q_sum(n, f, blocks, states):
+    """Σ_b q_bf over the blocks' rows of rating n."""
+    qf = 0.0
+    for b in range(len(blocks)):
+        qf += states[b][0][blocks[b][5][n], f]
+    return qf
+
+
+@njit
+def _v_caches(f, e, qn, blocks, states, C):
+    """qnₙ = Σ_b q_bf of every rating n, and the first block's cache ``C`` for factor f: q_bf,
+    s_bf and, with rₙ = qnₙ − q_bf (the other blocks' sum), cnt_b, R1_b = Σrₙ, R2_b = Σrₙ²,
+    E_b = Σeₙ, ER_b = Σeₙrₙ over b's ratings (summed in rating order, one pass)."""
+    block, (q, s, _) = blocks[0], states[0]
+    _cache_rows(f, block, q, s, C)
+    row_of = block[5]
     for n in range(e.shape[0]):
+        qn[n] = _q_sum(n, f, blocks, states)
         b = row_of[n]
-        r = qn[n] - C[b, QF]
-        C[b, R1] += r
-        C[b, R2] += r * r
-        C[b, EB] += e[n]
-        C[b, ERB] += e[n] * r
+        _add_rating(C, b, qn[n] - C[b, QF], e[n])
 
 
 @njit_inline
@@ -191,19 +214,32 @@ def _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z):
 
 
 @njit
-def _propagate_v(f, e, qn, block, q, s, C):
-    """Bring eₙ and qnₙ up to date after a block's factor f moved from (q, s) to the cache's
-    (q', s'): Δŷₙ = (q' − q)(½(q' + q) + rₙ) − ½(s' − s) with rₙ = qnₙ − q; then q, s = q', s'."""
-    row_of = block[5]
+def _propagate_v(f, b, e, qn, blocks, states, caches):
+    """Bring eₙ and qnₙ up to date after block b's factor f moved from (q, s) to its cache's
+    (q', s'): Δŷₙ = (q' − q)(½(q' + q) + rₙ) − ½(s' − s) with rₙ = qnₙ − q; then q, s = q', s'.
+    In the same pass, the next block's cache (as :func:`_v_caches`): block b + 1's for f or,
+    after the last block, qn and the first block's for f + 1 (none after the last factor)."""
+    last = b + 1 == len(blocks)
+    nb, nf = (0, f + 1) if last else (b + 1, f)
+    more = nf < states[0][0].shape[1]
+    row_of, (q, s, _), C = blocks[b][5], states[b], caches[b]
+    next_row, next_C = blocks[nb][5], caches[nb]
+    if more:
+        _cache_rows(nf, blocks[nb], states[nb][0], states[nb][1], next_C)
     for n in range(e.shape[0]):
-        b = row_of[n]
-        r = qn[n] - q[b, f]
-        dq = C[b, QF] - q[b, f]
-        e[n] -= dq * (0.5 * (C[b, QF] + q[b, f]) + r) - 0.5 * (C[b, SF] - s[b, f])
+        c = row_of[n]
+        r = qn[n] - q[c, f]
+        dq = C[c, QF] - q[c, f]
+        e[n] -= dq * (0.5 * (C[c, QF] + q[c, f]) + r) - 0.5 * (C[c, SF] - s[c, f])
         qn[n] += dq
-    for b in range(C.shape[0]):
-        q[b, f] = C[b, QF]
-        s[b, f] = C[b, SF]
+        if more:
+            if last:
+                qn[n] = _q_sum(n, nf, blocks, states)
+            c = next_row[n]
+            _add_rating(next_C, c, qn[n] - next_C[c, QF], e[n])
+    for c in range(C.shape[0]):
+        q[c, f] = C[c, QF]
+        s[c, f] = C[c, SF]
 
 
 @njit
@@ -223,7 +259,7 @@ def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, 
     w0 = new
     t = 1
     for b in range(len(blocks)):
-        block, (q, s, lin) = blocks[b], states[b]
+        block, lin = blocks[b], states[b][2]
         rows = lin.shape[0]
         cnt = np.empty(rows)
         E = np.empty(rows)
@@ -237,19 +273,15 @@ def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, 
             e[m] -= lin[row_of[m]] - lin_old[row_of[m]]
     qn = np.empty(n)
     caches = [np.empty((states[b][2].shape[0], CACHE_COLUMNS)) for b in range(len(blocks))]
+    if k:
+        _v_caches(0, e, qn, blocks, states, caches[0])
     for f in range(k):
-        for m in range(n):
-            qf = 0.0
-            for b in range(len(blocks)):
-                qf += states[b][0][blocks[b][5][m], f]
-            qn[m] = qf
         for b in range(len(blocks)):
-            block, (q, s, _), C = blocks[b], states[b], caches[b]
-            _v_caches(f, e, qn, block, q, s, C)
+            block, C = blocks[b], caches[b]
             for j in range(block[2].shape[0] - 1):
                 _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z[t])
                 t += 1
-            _propagate_v(f, e, qn, block, q, s, C)
+            _propagate_v(f, b, e, qn, blocks, states, caches)
     return w0
 
 

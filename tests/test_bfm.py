@@ -145,19 +145,23 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
             close(lin, dense[b] @ w)
             close(E, per_row(b, r - fm_predict(X, w0, w, V)))
         e[:] = r - fm_predict(X, w0, w, V)  # the kernel's propagation of lin is tested below
+    kernel_blocks, states_t = tuple(bl[4] for bl in blocks), tuple(states)
+    caches = tuple(np.empty((lin.shape[0], CACHE_COLUMNS)) for _, _, lin in states)
+    qn = np.empty(u.shape[0])
+    _v_caches(0, e, qn, kernel_blocks, states_t, caches[0])
     for f in range(k):
-        qn = X @ V[:, f]
-        for b, (block, (q, s, lin)) in enumerate(
-            zip((bl[4] for bl in blocks), states, strict=True)
-        ):
-            C = np.empty((lin.shape[0], CACHE_COLUMNS))
-            _v_caches(f, e, qn, block, q, s, C)
-            M = dense[b]
+        close(qn, X @ V[:, f])
+        for b, (block, (q, s, _)) in enumerate(zip(kernel_blocks, states, strict=True)):
+            C, M = caches[b], dense[b]
             other = X @ V[:, f] - M[row_of[b]] @ V[:, f]  # rₙ: the other blocks' q of n
+            e_true = r - fm_predict(X, w0, w, V)
             close(C[:, QF], M @ V[:, f])
+            close(C[:, SF], (M**2) @ (V[:, f] ** 2))
             close(C[:, CNT], per_row(b, np.ones(u.shape[0])))
             close(C[:, R1], per_row(b, other))
             close(C[:, R2], per_row(b, other**2))
+            close(C[:, EB], per_row(b, e_true))
+            close(C[:, ERB], per_row(b, e_true * other))
             for j in range(block[2].shape[0] - 1):
                 z = rng.standard_normal()
                 _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z)
@@ -166,11 +170,13 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
                 e_true = r - fm_predict(X, w0, w, V)
                 close(C[:, EB], per_row(b, e_true))
                 close(C[:, ERB], per_row(b, e_true * other))
-            _propagate_v(f, e, qn, block, q, s, C)
+            _propagate_v(f, b, e, qn, kernel_blocks, states_t, caches)
             close(e, r - fm_predict(X, w0, w, V))
             close(q[:, f], M @ V[:, f])
             close(s[:, f], (M**2) @ (V[:, f] ** 2))
-            close(qn, X @ V[:, f])
+            if b + 1 < len(blocks):
+                close(qn, X @ V[:, f])
+    close(qn, X @ V[:, k - 1])  # after the last factor, qn is not rebuilt
 
 
 def naive_gibbs(X, y, grp, n_groups, k, seed, n_sweeps, init_std, a0=1.0, b0=1.0):
