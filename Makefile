@@ -50,9 +50,12 @@ bench-speed:
 	$(PY) benchmarks/report.py benchmarks/out/bench.json
 
 # 5-fold CV table of every model on ML-100k (+ scikit-surprise and cmfrec when installed: .[peers]),
-# then the dot product against the book's networks, tuned with one budget (benchmarks/dot_vs_mlp.py).
+# the canonical splits u1..u5 with the default and Bayesian FM beside myFM (skipped when absent;
+# benchmarks/myfm_canonical.py), then the dot product against the book's networks, tuned with one
+# budget (benchmarks/dot_vs_mlp.py).
 accuracy: install
 	$(BIN)/python -m benchmarks.accuracy
+	$(BIN)/python -m benchmarks.myfm_canonical
 	$(BIN)/python -m benchmarks.dot_vs_mlp
 
 # ruff (lint, then formatting) and pyright (basic mode, [tool.pyright] in pyproject.toml).

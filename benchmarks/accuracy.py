@@ -142,6 +142,13 @@ def write_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_results(out: Path, name: str, text: str, results: list) -> None:
+    """Print ``text``; write it to ``out/name.md`` and the raw ``results`` to ``out/name.json``."""
+    print(text)
+    write_atomic(out / f"{name}.md", text)
+    write_atomic(out / f"{name}.json", json.dumps(results, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CV of each model (and surprise's SVD), print and write the table."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__)
@@ -179,11 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ML-100k ({len(data):,} ratings), {args.folds}-fold CV, seed {args.seed}, "
         f"relevant = rating >= 4; machine: {machine}; `python -m benchmarks.accuracy`"
     )
-    text = f"{head}\n\n{table(rows, k, args.folds)}\n"
-    print(text)
-    out = Path(args.out)
-    write_atomic(out / "accuracy.md", text)
-    write_atomic(out / "accuracy.json", json.dumps(rows, indent=1))
+    write_results(Path(args.out), "accuracy", f"{head}\n\n{table(rows, k, args.folds)}\n", rows)
     return 0
 
 

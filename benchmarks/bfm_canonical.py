@@ -35,6 +35,36 @@ def rows_of(features: Features, index: np.ndarray) -> Features:
     return Features(indptr, features.indices[index], features.names, features.kinds)
 
 
+def fit_config(
+    config: str,
+    ratings,
+    train: np.ndarray,
+    test: np.ndarray,
+    user_f,
+    item_f,
+    dates: Features,
+    **kw,
+) -> tuple[BayesianMF | BayesianFM, float, np.ndarray]:
+    """(model, fit seconds, predictions of the rows ``test``) of ``config`` fit on the rows
+    ``train`` of ``ratings``; ``kw`` goes to the model's constructor."""
+    u, i, r = ratings.users[train], ratings.items[train], ratings.ratings[train]
+    start = time.perf_counter()
+    query: dict = {}
+    if config == "mf":
+        model = BayesianMF(**kw).fit(u, i, r, ratings.n_users, ratings.n_items)
+    else:
+        features: dict = dict(implicit=False)
+        if config.startswith("recipe"):
+            features = dict(user_features=user_f, item_features=item_f,
+                            implicit=True, item_implicit=True)  # fmt: skip
+        if config == "recipe+date":
+            features["rating_features"] = rows_of(dates, train)
+            query = dict(rating_features=rows_of(dates, test))
+        model = BayesianFM(**kw).fit(u, i, r, ratings.n_users, ratings.n_items, **features)
+    seconds = time.perf_counter() - start
+    return model, seconds, model.predict(ratings.users[test], ratings.items[test], **query)
+
+
 def run(
     splits: list[str], configs: list[str], rank: int, sweeps: int, burn_in: int, unit: str
 ) -> list:
@@ -45,25 +75,12 @@ def run(
     results = []
     for split in splits:
         train, test = canonical_split(ratings, split)
-        u, i, r = ratings.users[train], ratings.items[train], ratings.ratings[train]
-        tu, ti, tr = ratings.users[test], ratings.items[test], ratings.ratings[test]
         for config in configs:
             kw: dict = dict(n_factors=rank, n_samples=sweeps, burn_in=burn_in, seed=0)
-            start = time.perf_counter()
-            query: dict = {}
-            if config == "mf":
-                model = BayesianMF(**kw).fit(u, i, r, ratings.n_users, ratings.n_items)
-            else:
-                features: dict = dict(implicit=False)
-                if config.startswith("recipe"):
-                    features = dict(user_features=user_f, item_features=item_f,
-                                    implicit=True, item_implicit=True)  # fmt: skip
-                if config == "recipe+date":
-                    features["rating_features"] = rows_of(dates, train)
-                    query = dict(rating_features=rows_of(dates, test))
-                model = BayesianFM(**kw).fit(u, i, r, ratings.n_users, ratings.n_items, **features)
-            seconds = time.perf_counter() - start
-            rmse = float(np.sqrt(np.mean((model.predict(tu, ti, **query) - tr) ** 2)))
+            model, seconds, pred = fit_config(
+                config, ratings, train, test, user_f, item_f, dates, **kw
+            )
+            rmse = float(np.sqrt(np.mean((pred - ratings.ratings[test]) ** 2)))
             row = dict(split=split, config=config, rmse=rmse, fit_s=seconds, rank=rank,
                        sweeps=sweeps, burn_in=burn_in, model=model.describe())  # fmt: skip
             print(f"{split} {config:11s} rmse {rmse:.4f}  fit {seconds:6.1f} s", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,20 @@ class Ratings:
     def item_index(self, raw_id) -> int:
         """Index of a raw item id; ``KeyError`` naming the id when it is unknown."""
         return _lookup(self.item_ids, raw_id, "item")
+
+    def with_ids(self, user_ids=None, item_ids=None) -> Ratings:
+        """The same ratings on id maps widened by the raw ``user_ids`` and ``item_ids`` (kept
+        sorted, indices remapped): an added id is a row with no ratings (e.g. an item known
+        only by its features)."""
+        maps = []
+        for ids, extra in ((self.user_ids, user_ids), (self.item_ids, item_ids)):
+            if extra is not None and len(extra):
+                ids = index_ids(np.concatenate([ids, np.asarray(extra)]))[0]
+            maps.append(ids)
+        users = lookup(maps[0], self.user_ids)[self.users]
+        items = lookup(maps[1], self.item_ids)[self.items]
+        return dataclasses.replace(self, users=users, items=items, user_ids=maps[0],
+                                   item_ids=maps[1])  # fmt: skip
 
     def subset(self, index: np.ndarray) -> Ratings:
         """The rows at ``index``, keeping the same id maps (so indices stay comparable)."""

@@ -21,7 +21,9 @@ malformed row (:class:`DataError` naming the file, the line and its text).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,8 +39,11 @@ __all__ = [
     "Features",
     "implicit_feedback",
     "rating_dates",
+    "cold_ratings",
+    "cold_rows",
     "read_features",
     "release_features",
+    "with_cold_rows",
 ]
 
 KINDS = ("categorical", "numeric", "multi")
@@ -95,6 +100,16 @@ class Features:
         if not self.n_ignored:
             return ""
         return f"{self.source}: {self.n_ignored:,} rows with ids absent from the ratings ignored"
+
+    def take(self, rows: np.ndarray) -> Features:
+        """The features of the entities ``rows`` (in that order), on the same vocabulary."""
+        rows = np.asarray(rows, dtype=np.int64)
+        counts = self.counts()[rows]
+        starts = self.indptr[rows]
+        first = np.cumsum(counts) - counts  # each row's offset in the result
+        pos = np.arange(int(counts.sum())) - np.repeat(first - starts, counts)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return dataclasses.replace(self, indptr=indptr, indices=self.indices[pos])
 
     def hstack(self, other: Features) -> Features:
         """These features and ``other``'s side by side (other's indices shifted past ours)."""
@@ -449,6 +464,55 @@ def release_features(
         table, kinds = _movies_csv(path)
     items = _features(table, ratings.item_ids, "item", kinds, n_bins)
     return users, items
+
+
+# --- cold rows --------------------------------------------------------------------------
+
+
+def with_cold_rows(
+    train: Ratings,
+    test: Ratings,
+    read: Callable[[Ratings], tuple[Features | None, Features | None]],
+) -> tuple[Ratings, Features | None, Features | None]:
+    """(``train`` on widened id maps, its user and item features): every user and item of
+    ``test`` (raw ids, any id maps) that ``train`` lacks but the features describe becomes a
+    *cold row*, a row with features and no training ratings, which a feature model scores
+    from its features instead of the fallback. ``read(ratings)`` reads the features for a
+    table's id maps (as :func:`read_features` or :func:`release_features` do); a test id
+    without features stays unknown, and feature rows of ids in neither part are counted in
+    ``note`` and ignored as before."""
+    wide = train.with_ids(
+        test.user_ids[np.unique(test.users)], test.item_ids[np.unique(test.items)]
+    )
+    users, items = read(wide)
+    keep = []
+    for ids, known, features in ((wide.user_ids, train.user_ids, users),
+                                 (wide.item_ids, train.item_ids, items)):  # fmt: skip
+        in_train = np.isin(ids, known)
+        has = features.counts() > 0 if features is not None else np.zeros(ids.shape[0], bool)
+        keep.append(np.flatnonzero(in_train | has))
+    ku, ki = keep
+    out = train.with_ids(wide.user_ids[ku], wide.item_ids[ki])
+    return (
+        out,
+        users.take(ku) if users is not None else None,
+        items.take(ki) if items is not None else None,
+    )
+
+
+def cold_rows(ratings: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items): the rows of ``ratings``' id maps that have no rating in it."""
+    return (
+        np.flatnonzero(np.bincount(ratings.users, minlength=ratings.n_users) == 0),
+        np.flatnonzero(np.bincount(ratings.items, minlength=ratings.n_items) == 0),
+    )
+
+
+def cold_ratings(train: Ratings, test: Ratings) -> int:
+    """How many ratings of ``test`` (on ``train``'s indices, see :func:`align`) have a cold
+    user or item: a row of ``train`` with no rating in it, scored from its features."""
+    users, items = cold_rows(train)
+    return int(np.count_nonzero(np.isin(test.users, users) | np.isin(test.items, items)))
 
 
 # --- from the ratings -------------------------------------------------------------------

@@ -8,9 +8,8 @@ flags ``reassoc`` (reassociate sums: a vectorised dot product), ``contract`` (fu
 an add into one FMA), ``nsz`` (ignore the sign of zero) and ``arcp`` (a division may become a
 multiplication by a reciprocal). Results differ from the reference in the last bits; ``nnan`` and
 ``ninf`` stay off, so a diverging run is still caught. ``njit_parallel`` adds ``prange`` threads.
-``njit_inline``: ``njit``'s flags, and Numba inlines the function into its njit callers (for
-a small kernel called once per coordinate, where passing its arguments costs as much as its
-work); the arithmetic, and so every bit of the result, is unchanged.
+``njit_inline``: a piece the kernels share, inlined into each caller before typing, so it takes
+the caller's flags and dtypes (and costs no call).
 
 **Input checks** (``check_*``): clear errors that name the offending value.
 
@@ -48,17 +47,11 @@ from numba.extending import intrinsic, overload
 JIT_FLAGS: dict = {"nogil": True, "cache": False, "fastmath": False}
 FAST_FLAGS: dict = {**JIT_FLAGS, "fastmath": {"reassoc", "contract", "nsz", "arcp"}}
 PARALLEL_FLAGS: dict = {**FAST_FLAGS, "parallel": True}
-INLINE_FLAGS: dict = {**JIT_FLAGS, "inline": "always"}
 
 
 def njit(fn):
     """``numba.njit`` with the project's flags (works under ``NUMBA_DISABLE_JIT=1``)."""
     return numba.njit(**JIT_FLAGS)(fn)
-
-
-def njit_inline(fn):
-    """``njit``, inlined into njit callers (called from Python it runs as ``njit``)."""
-    return numba.njit(**INLINE_FLAGS)(fn)
 
 
 def njit_fast(fn):
@@ -69,6 +62,12 @@ def njit_fast(fn):
 def njit_parallel(fn):
     """``njit_fast`` plus ``parallel=True`` (for ``numba.prange`` loops)."""
     return numba.njit(**PARALLEL_FLAGS)(fn)
+
+
+def njit_inline(fn):
+    """``numba.njit`` inlined into each jitted caller before typing (Numba IR), so it compiles
+    as part of the caller, with the caller's math flags and argument types."""
+    return numba.njit(inline="always", **JIT_FLAGS)(fn)
 
 
 def prefetch(a, offset) -> None:

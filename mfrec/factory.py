@@ -71,6 +71,11 @@ networks and the book's liked-or-not model (``--binary`` only)."""
 FEATURE_MODELS = ("default", "svdpp", "embedding-mlp")
 """The models that use user and item features (``--user-features``, a release's files)."""
 
+COLD_START_MODELS = ("svdpp",)
+"""The feature models that score a user or item with features and no training ratings from
+its features: for them a test id the training part lacks but the features describe is a row
+of the model (see :func:`mfrec.data.features.with_cold_rows`), not an unknown id."""
+
 
 def flag(dest: str) -> str:
     """The command-line spelling of an argparse destination."""

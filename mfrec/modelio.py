@@ -132,7 +132,7 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
     path = Path(path)
     if not hasattr(model, "P"):
         raise ModelFileError(f"{path}: the model is not fitted; nothing to save")
-    state = not getattr(model, "factor_form", True) and hasattr(model, "state")
+    state = hasattr(model, "state")  # more than its factors (or, SVD++, its features too)
     if not getattr(model, "factor_form", True) and not state:
         raise ModelFileError(
             f"{path}: cannot save a {type(model).__name__}: its predictions are not "

@@ -30,9 +30,12 @@ STATE_CLASSES = {
     "TwoTowerMF": "mfrec.torch_impl.networks:TwoTowerMF",
     "ConcatMLP": "mfrec.torch_impl.networks:ConcatMLP",
     "EmbeddingMLP": "mfrec.torch_impl.networks:EmbeddingMLP",
+    "SVDpp": "mfrec.reference.svdpp:SVDpp",
+    "TorchSVDpp": "mfrec.reference.svdpp:SVDpp",
 }
 """Class written in a state record → the class that reads it back (a torch-trained logistic
-model loads as the Numba one: the same arrays and prediction)."""
+model loads as the Numba one: the same arrays and prediction; so does a torch SVD++, with
+its feature vocabularies and embeddings)."""
 
 PREFIX = "state:"
 

@@ -7,7 +7,9 @@ Model (an order-2 FM over the concatenated binary/real features xₙ of rating n
 Here xₙ = [U_{u(n)}, I_{i(n)}]: the row of the user block U (the user's one-hot id, side
 features, and the implicit set N(u) weighted |N(u)|^−½ as SVD++ does) beside the row of the item
 block I (one-hot id, side features, optionally the raters R(i) weighted |R(i)|^−½), and
-optionally a block whose rows are the ratings themselves (the rating's date). Priors as
+optionally a block whose rows are the ratings themselves (the rating's date). A user or item
+with no training ratings has no id entry (:func:`rated_ids`): a cold item with features is
+predicted from its features, an ids-only model falls back to μ + bᵤ for it. Priors as
 libFM's MCMC: wⱼ ~ N(μ_g, 1/λ_g) and v_jf ~ N(μ_gf, 1/λ_gf) per feature group g, with
 Normal-Gamma hyperpriors (μ₀ = 0, γ₀ = 1, α_λ = β_λ = 1), α ~ Gamma(½(α₀ + n), ½(β₀ + Σe²)),
 w₀ flat.
@@ -544,6 +546,16 @@ class BayesianFM(BayesianMF):
         return scores + self._rating_part(indptr, np.tile(latest, n), PQ)
 
 
+def rated_ids(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The id part of a block as CSR (indptr, indices): row e holds its own id e when it has
+    training ratings, else nothing. An unrated row's id coordinates would only be drawn from
+    their prior, adding noise of that prior's variance to its predictions; without them a
+    row with no ratings (a cold item with features) is predicted from its features alone."""
+    rated = np.bincount(rows, minlength=n) > 0
+    indptr = np.concatenate([[0], np.cumsum(rated)]).astype(np.int64)
+    return indptr, np.flatnonzero(rated).astype(np.int64)
+
+
 def _side_parts(
     side: str,
     rows: np.ndarray,
@@ -554,10 +566,10 @@ def _side_parts(
     implicit: bool,
 ) -> list[tuple[str, np.ndarray, np.ndarray, int, bool]]:
     """One side's parts for :func:`entity_block`, ``side`` "user" (``rows`` u, ``other`` i) or
-    "item" (the other way round): its id, its ``features`` and, when ``implicit``, the
-    ``other`` entities it shares a training rating with (normalised)."""
-    ids = (np.arange(n_rows + 1, dtype=np.int64), np.arange(n_rows, dtype=np.int64))
-    parts = [(side, *ids, n_rows, False)]
+    "item" (the other way round): its id (if it has ratings, see :func:`rated_ids`), its
+    ``features`` and, when ``implicit``, the ``other`` entities it shares a training rating
+    with (normalised)."""
+    parts = [(side, *rated_ids(rows, n_rows), n_rows, False)]
     if features is not None:
         _check_rows(f"{side}_features", features, n_rows)
         parts.append(

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from mfrec._internal import njit, njit_fast, njit_parallel
+from mfrec.reference.kernels import _biased_error_step, _dot
 
 # Bytes of P and Q rows one block may touch (about one core's L2), and the least grid side. On
 # the 10M benchmark, B = 8…40 measured within noise of each other (B = 20 from this budget).
@@ -87,23 +88,18 @@ def _shuffle_blocks(ptr, draws, U, I, R):
 def _sgd_run(U, I, R, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
     """The reference rule over positions ``start:stop`` of the layout, in the factors' dtype.
 
-    Per rating (u, i, r), as in :func:`mfrec.reference.kernels._sgd_epoch`::
-
-        e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
-        bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
-        Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ);  Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)  (Pᵤ from before)
-
-    The factor step is computed as Pᵤ − (lr·reg)·Pᵤ + (lr·e)·Qᵢ (Qᵢ likewise), with lr·reg and
-    lr·e formed once per rating: two FMAs per element (see ``inspect_asm()``) instead of three
-    operations, equal to the rule up to rounding; measured about 10% fewer ns per update
-    (ML-100k, k=100 float64, epochs interleaved with the three-operation form on a 2-core AMD
-    EPYC VM).
+    Per rating (u, i, r), the rule of :func:`mfrec.reference.kernels._sgd_epoch`: e and the bias
+    step from its inlined pieces (here with the fast-math flags, Pᵤ·Qᵢ summed in the factors'
+    dtype), then the factor step, written out here as Pᵤ − (lr·reg)·Pᵤ + (lr·e)·Qᵢ (Qᵢ
+    likewise), with lr·reg and lr·e formed once per rating: two FMAs per element (see
+    ``inspect_asm()``) instead of three operations, equal to the rule up to rounding; measured
+    about 10% fewer ns per update (ML-100k, k=100 float64, epochs interleaved with the
+    three-operation form on a 2-core AMD EPYC VM).
     Returns Σ e² (pre-update errors).
 
-    No software prefetch (unlike :mod:`mfrec.reference.fast`): a block's rows are in L2 already, and
-    prefetching them measured 10–20% slower. The loop is written out here rather than shared
-    with :func:`mfrec.reference.fast._sgd_span`: moving it into a shared ``@njit`` step function
-    measured 19.6M against 32.7M updates/s on the 10M benchmark.
+    No software prefetch (unlike :mod:`mfrec.reference.fast`): a block's rows are in L2 already,
+    and prefetching them measured 10–20% slower. The pieces are inlined, not called: a shared
+    plain ``@njit`` step function measured 19.6M against 32.7M updates/s on the 10M benchmark.
     """
     k = P.shape[1]
     lr_reg = lr * reg
@@ -111,18 +107,11 @@ def _sgd_run(U, I, R, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
     for n in range(start, stop):
         u = U[n]
         i = I[n]
+        dot = _dot(P[u], Q[i], P.dtype.type(0))
+        err = _biased_error_step(R[n], dot, bu, bi, mu, u, i, lr, reg) if biased else R[n] - dot
+        sse += np.float64(err) * np.float64(err)
         Pu = P[u]  # (k,) view
         Qi = Q[i]  # (k,) view
-        dot = P.dtype.type(0)
-        for f in range(k):
-            dot += Pu[f] * Qi[f]
-        if biased:
-            err = R[n] - (mu + bu[u] + bi[i] + dot)
-            bu[u] += lr * (err - reg * bu[u])
-            bi[i] += lr * (err - reg * bi[i])
-        else:
-            err = R[n] - dot
-        sse += np.float64(err) * np.float64(err)
         step = lr * err
         for f in range(k):
             p = Pu[f]

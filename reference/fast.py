@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from mfrec._internal import njit_fast, njit_parallel, prefetch
-from mfrec.reference.kernels import _sgd_epoch
+from mfrec.reference.kernels import _biased_error_step, _dot, _factor_step, _sgd_epoch
 from mfrec.reference.sampling import epoch_order
 
 # How many ratings ahead the kernel prefetches a rating's rows of P, Q (and, twice as far
@@ -26,11 +26,9 @@ CACHE_LINE = 64
 def _sgd_span(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, lr, reg, biased):
     """The reference rule over ``order[start:stop]`` in the factors' dtype; returns Σ e².
 
-    Per rating (u, i, r), as in :func:`mfrec.reference.kernels._sgd_epoch`::
-
-        e = r − (Pᵤ·Qᵢ (+ μ + bᵤ + bᵢ))
-        bᵤ ← bᵤ + lr·(e − reg·bᵤ);  bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
-        Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ);  Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)  (Pᵤ from before)
+    Per rating (u, i, r), the rule of :func:`mfrec.reference.kernels._sgd_epoch` from its
+    inlined pieces, here compiled with the fast-math flags and Pᵤ·Qᵢ summed in the factors'
+    dtype.
     """
     k = P.shape[1]
     line = CACHE_LINE // P.itemsize
@@ -49,23 +47,11 @@ def _sgd_span(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, lr, r
         j = order[n]
         u = users[j]
         i = items[j]
-        Pu = P[u]  # (k,) view
-        Qi = Q[i]  # (k,) view
-        dot = P.dtype.type(0)
-        for f in range(k):
-            dot += Pu[f] * Qi[f]
-        if biased:
-            err = ratings[j] - (mu + bu[u] + bi[i] + dot)
-            bu[u] += lr * (err - reg * bu[u])
-            bi[i] += lr * (err - reg * bi[i])
-        else:
-            err = ratings[j] - dot
+        dot = _dot(P[u], Q[i], P.dtype.type(0))
+        r = ratings[j]
+        err = _biased_error_step(r, dot, bu, bi, mu, u, i, lr, reg) if biased else r - dot
         sse += np.float64(err) * np.float64(err)
-        for f in range(k):
-            p = Pu[f]
-            q = Qi[f]
-            Pu[f] = p + lr * (err * q - reg * p)
-            Qi[f] = q + lr * (err * p - reg * q)
+        _factor_step(P[u], Q[i], err, lr, reg)
     return sse
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from mfrec._internal import njit
 from mfrec.modelstate import ctor_params
+from mfrec.reference.kernels import _bias_step, _dot, _factor_step
 from mfrec.reference.mf import EpochFunction, FactorModel, SGDModel, extends
 from mfrec.reference.sampling import epoch_order
 
@@ -21,24 +22,20 @@ def _logistic_epoch(users, items, labels, order, P, Q, bu, bi, mu, lr, reg, bias
 
         z = Pᵤ·Qᵢ                      (+ μ + bᵤ + bᵢ when ``biased``)
         e = y − σ(z)                   (takes the place of r − r̂ in the squared-error rule)
-        bᵤ ← bᵤ + lr·(e − reg·bᵤ)      (``biased`` only)
-        bᵢ ← bᵢ + lr·(e − reg·bᵢ)      (``biased`` only)
-        Pᵤ ← Pᵤ + lr·(e·Qᵢ − reg·Pᵤ)
-        Qᵢ ← Qᵢ + lr·(e·Pᵤ − reg·Qᵢ)   with Pᵤ taken from *before* its update
 
-    i.e. one simultaneous gradient step on −[y·log σ(z) + (1 − y)·log(1 − σ(z))]
-    + ½·reg·(‖Pᵤ‖² + ‖Qᵢ‖² + bᵤ² + bᵢ²), since ∂/∂z of the log loss is σ(z) − y = −e.
+    then the bias and factor steps of the squared-error rule with this e (the inlined pieces of
+    :mod:`mfrec.reference.kernels`): one simultaneous gradient step on
+    −[y·log σ(z) + (1 − y)·log(1 − σ(z))] + ½·reg·(‖Pᵤ‖² + ‖Qᵢ‖² + bᵤ² + bᵢ²), since ∂/∂z of the
+    log loss is σ(z) − y = −e.
     The returned sum is of the log losses log(1 + e^z) − y·z before each step.
     """
-    k = P.shape[1]
+    # duplicates: kernels._sgd_epoch's loop head and Pᵤ·Qᵢ; then σ(z) and the log loss, not r − r̂
     total = 0.0
     for n in range(order.shape[0]):
         j = order[n]
         u = users[j]
         i = items[j]
-        z = 0.0
-        for f in range(k):
-            z += P[u, f] * Q[i, f]
+        z = _dot(P[u], Q[i], 0.0)
         if biased:
             z += mu + bu[u] + bi[i]
         if z >= 0.0:
@@ -50,13 +47,8 @@ def _logistic_epoch(users, items, labels, order, P, Q, bu, bi, mu, lr, reg, bias
         total += max(z, 0.0) + math.log1p(math.exp(-abs(z))) - y * z
         err = y - prob
         if biased:
-            bu[u] += lr * (err - reg * bu[u])
-            bi[i] += lr * (err - reg * bi[i])
-        for f in range(k):
-            p = P[u, f]
-            q = Q[i, f]
-            P[u, f] += lr * (err * q - reg * p)
-            Q[i, f] += lr * (err * p - reg * q)
+            _bias_step(bu, bi, u, i, err, lr, reg)
+        _factor_step(P[u], Q[i], err, lr, reg)
     return total
 
 

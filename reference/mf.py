@@ -296,11 +296,13 @@ class FactorModel:
         cos = np.stack([p[1] for p in pairs])
         return (top[0], cos[0]) if np.ndim(items) == 0 else (top, cos)
 
-    def recommend_new_user(self, items, ratings, k: int = 10):
+    def recommend_new_user(self, items, ratings, k: int = 10, user_features=None):
         """(item ids, scores) of the ``k`` best items for a user the model never saw, who rated
         ``items`` (raw ids) with ``ratings``: their row of P is folded in by a ridge solve
         against the fixed Q (:func:`mfrec.reference.serving.fold_in`, with the model's L2
-        penalty); the rated items are left out. An unknown item is a ``ValueError``."""
+        penalty); the rated items are left out. An unknown item is a ``ValueError``.
+        ``user_features``: the new user's feature names, for a model that sums user features
+        (SVD++); any other model refuses them."""
         self._check_fitted()
         i = self._item_index(items, "items")
         if np.any(i == UNKNOWN):
@@ -308,10 +310,20 @@ class FactorModel:
             raise ValueError(f"items: {bad!r} is not an item id this model was trained on")
         params = getattr(self, "params", None) or vars(self)
         reg = float(params.get("reg") or 0.0)
-        p, bu = fold_in(self.Q, self.bi, self.mu, self.biased, i, ratings, reg)
+        p, bu = self._fold_in(i, ratings, reg, user_features)
         scores = fold_in_scores(self.Q, self.bi, self.mu, self.biased, p, bu)
         top = top_k(scores, i, check_positive("k", k, integer=True, allow_zero=True))
         return self._item_ids()[top], self.clip(scores[top])
+
+    def _fold_in(
+        self, i: np.ndarray, ratings, reg: float, user_features=None
+    ) -> tuple[np.ndarray, float]:
+        """(row of P, bᵤ) of a new user who rated the item indices ``i`` with ``ratings``."""
+        if user_features:
+            raise ValueError(
+                f"a {type(self).__name__} sums no user features: its fold-in takes ratings only"
+            )
+        return fold_in(self.Q, self.bi, self.mu, self.biased, i, ratings, reg)
 
     def save(self, path, titles: dict | None = None):
         """Write the model file at ``path`` atomically (read back by :func:`mfrec.load`).

@@ -15,12 +15,15 @@ def fold_in(
     items,
     ratings,
     reg: float,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """(pᵤ, bᵤ) of a new user who rated ``items``, by a ridge solve against the fixed Q.
 
-    Minimises Σᵢ (rᵢ − μ − bᵢ − bᵤ − pᵤ·Qᵢ)² + λ(‖pᵤ‖² + bᵤ²) with λ = reg·n, the penalty
-    the per-sample SGD objective puts on a user with n ratings (μ, bᵢ, bᵤ only when
+    Minimises Σᵢ (rᵢ − oᵢ − μ − bᵢ − bᵤ − pᵤ·Qᵢ)² + λ(‖pᵤ‖² + bᵤ²) with λ = reg·n, the
+    penalty the per-sample SGD objective puts on a user with n ratings (μ, bᵢ, bᵤ only when
     ``biased``; bᵤ is 0 otherwise). λ = 0 gives the minimum-norm least-squares solution.
+    ``offset`` oᵢ is a known part of each rated item's prediction (SVD++: Qᵢ·|N(u)|^−½ΣⱼYⱼ,
+    from the items the user rated); 0 when not given.
     """
     i = check_index("items", items, Q.shape[0])
     r = np.asarray(ratings, dtype=np.float64)
@@ -30,7 +33,7 @@ def fold_in(
         raise ValueError("ratings must be finite")
     check_positive("reg", reg, allow_zero=True)
     X = Q[i].astype(np.float64)  # (n, k)
-    y = r.copy()  # (n,)
+    y = r.copy() if offset is None else r - np.asarray(offset, dtype=np.float64)  # (n,)
     if biased:
         X = np.hstack([X, np.ones((X.shape[0], 1))])  # (n, k + 1)
         y = y - mu - bi[i]

@@ -17,7 +17,9 @@ import numpy as np
 
 from mfrec._internal import njit
 from mfrec.data.features import Features, sets_by_row
-from mfrec.reference.mf import EpochFunction, SGDModel, extends
+from mfrec.modelstate import ctor_params
+from mfrec.reference.mf import EpochFunction, FactorModel, SGDModel, extends
+from mfrec.reference.serving import fold_in
 
 Bag = tuple[np.ndarray, np.ndarray, np.ndarray]
 """A weighted CSR (indptr, indices, weights): entity e's bag is indices[indptr[e]:indptr[e+1]]."""
@@ -264,9 +266,68 @@ class SVDpp(SGDModel):
         self.Z = rng.normal(0.0, self.init_std, (n_Z, k)).astype(self.dtype)
         self.bu = np.zeros(n_users, dtype=self.dtype)
         self.bi = np.zeros(n_items, dtype=self.dtype)
+        self.feature_names_ = tuple([] if f is None else list(f.names) for f in self._features)
         self._epoch_done(-1)
 
     def _epoch_done(self, epoch: int) -> None:
         """P ← zᵤ = P_free + Σ cₐ·Yₐ and Q ← wᵢ = Q_free + Σ c_g·Z_g (what predict uses)."""
         self.P = _bag_sums(self.P_free, self.Y, *self.A, np.empty_like(self.P_free))
         self.Q = _bag_sums(self.Q_free, self.Z, *self.G, np.empty_like(self.Q_free))
+
+    def _fold_in(
+        self, i: np.ndarray, ratings, reg: float, user_features=None
+    ) -> tuple[np.ndarray, float]:
+        """SVD++'s fold-in: zᵤ = pᵤ + s with s = |N(u)|^−½ Σⱼ Yⱼ over the rated items (the new
+        user's N(u)) plus |F(u)|^−½ Σ_f Y_f over ``user_features`` (names in the model's
+        vocabulary, :attr:`feature_names_`); pᵤ, bᵤ by the ridge solve against the fixed Q
+        (item features already summed in) with Qᵢ·s a known part of each rating."""
+        s = np.zeros(self.Q.shape[1])  # (k,)
+        if self.implicit:
+            s += self.Y[i].sum(0) / np.sqrt(max(i.shape[0], 1))
+        if user_features:
+            f = self._user_feature_rows(user_features)
+            s += self.Y[f].sum(0) / np.sqrt(f.shape[0])
+        p, bu = fold_in(self.Q, self.bi, self.mu, self.biased, i, ratings, reg, self.Q[i] @ s)
+        return (p + s).astype(self.Q.dtype), bu
+
+    def _user_feature_rows(self, names) -> np.ndarray:
+        """The rows of Y of the user features ``names`` (distinct); an unknown name is a
+        ``ValueError`` naming it and a few known ones."""
+        vocabulary = self.feature_names_[0]
+        position = {name: f for f, name in enumerate(vocabulary)}
+        for name in names:
+            if name not in position:
+                known = ", ".join(vocabulary[:6]) + (", ..." if len(vocabulary) > 6 else "")
+                raise ValueError(
+                    f"user feature {name!r} is not in this model's vocabulary "
+                    f"({len(vocabulary)} names: {known or 'none'})"
+                )
+        first = self.n_items if self.implicit else 0  # Y: N(u)'s items, then the user features
+        return first + np.array(sorted({position[n] for n in names}), dtype=np.int64)
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """A model file's state (:mod:`mfrec.modelstate`): the constructor's arguments, the
+        training mean, and the feature vocabularies with their embeddings: Y (N(u)'s items,
+        then the user features), Z (the item features), the features' names. P and Q, which
+        every model file holds, are the effective zᵤ and wᵢ, cold rows included."""
+        users, items = self.feature_names_
+        params = {"ctor": ctor_params(self, SVDpp), "r_mean_": self.r_mean}
+        arrays = {"Y": self.Y, "Z": self.Z, "user_features": np.array(users, dtype=np.str_),
+                  "item_features": np.array(items, dtype=np.str_)}  # fmt: skip
+        return params, arrays
+
+    @classmethod
+    def from_state(cls, base: FactorModel, params: dict, arrays: dict) -> SVDpp:
+        """The fitted model from a model file's validated factor part ``base`` and its state."""
+        model = SVDpp(**params["ctor"])
+        model.__dict__.update(vars(base))
+        model.r_mean_ = float(params["r_mean_"])
+        users, items = arrays["user_features"].tolist(), arrays["item_features"].tolist()
+        n_Y = (model.n_items if model.implicit else 0) + len(users)
+        k = model.Q.shape[1]
+        for name, rows in (("Y", n_Y), ("Z", len(items))):
+            if arrays[name].shape != (rows, k):
+                raise ValueError(f"{name} has shape {arrays[name].shape}, expected {(rows, k)}")
+        model.Y, model.Z = arrays["Y"], arrays["Z"]
+        model.feature_names_ = (users, items)
+        return model

@@ -235,6 +235,13 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
     The training part is indexed on its own users and items; test ratings of a user or item
     not in it keep index ``UNKNOWN`` and are counted (``test_size=0``: an empty test).
     """
+    train, test = load_parts(args, progress)
+    return (train, *align(train, test))
+
+
+def load_parts(args, progress: bool = False) -> tuple[Ratings, Ratings]:
+    """(train, test) as :func:`load_split` cuts them, the test part on its own id maps (not
+    yet aligned to the training part's)."""
     split = getattr(args, "split", None)
     if split is not None:
         if args.ratings or args.train or args.test or args.test_size is not None:
@@ -246,18 +253,18 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
         full = load_full(args, progress)
         tr, te = canonical_split(full, split)
         train = reindex(full.subset(tr))
-        return (train, *align(train, full.subset(te)))
+        return train, full.subset(te)
     if args.train or args.test:
         if not (args.train and args.test):
             raise ValueError("--train and --test go together")
         if args.ratings:
             raise ValueError("give either --ratings or --train/--test, not both")
         train = read_file(args, args.train, progress)
-        return (train, *align(train, read_file(args, args.test, progress)))
+        return train, read_file(args, args.test, progress)
     full = load_full(args, progress)
     test_size = 0.2 if args.test_size is None else args.test_size
     if test_size == 0:
-        return full, full.subset(np.empty(0, dtype=np.int64)), 0
+        return full, full.subset(np.empty(0, dtype=np.int64))
     n = len(full)  # counted twice: shuffled, then indexed (the training part, the test part)
     with counted("", progress, not getattr(args, "quiet", False), " ratings") as report:
         report("splitting (shuffle + index)", 0, 2 * n)
@@ -265,9 +272,9 @@ def load_split(args, progress: bool = False) -> tuple[Ratings, Ratings, int]:
         report("splitting (shuffle + index)", n, 2 * n)
         train = reindex(full.subset(tr))
         report("splitting (shuffle + index)", n + len(tr), 2 * n)
-        test, n_unknown = align(train, full.subset(te))
+        test = full.subset(te)
         report("splitting (shuffle + index)", 2 * n, 2 * n)
-    return train, test, n_unknown
+    return train, test
 
 
 def top_items(model, u: int, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,13 @@ def add_who(r: argparse.ArgumentParser) -> None:
         metavar="ITEM=RATING",
         help="a new user's ratings by raw item id, folded in by a ridge solve against fixed Q",
     )
+    r.add_argument(
+        "--user-feature",
+        nargs="+",
+        metavar="NAME",
+        help="with --rate: the new user's features by name in the model's vocabulary (an svdpp "
+        "model trained with user features, e.g. gender=F occupation=student)",
+    )
 
 
 def parse_rates(pairs: list[str], model, item_ids: np.ndarray, model_path: str):
@@ -76,14 +83,18 @@ def parse_rates(pairs: list[str], model, item_ids: np.ndarray, model_path: str):
 
 def cmd_recommend(args) -> int:
     """Top-k for a raw user id from a saved model, or for new ratings folded in."""
+    if args.user_feature and not args.rate:
+        raise ValueError("--user-feature describes a new user: it goes with --rate")
     use = "fold-in" if args.rate else None
     model, user_ids, item_ids, titles = load_serving_model(args, use, "--rate")
     if args.rate:
         items, ratings = parse_rates(args.rate, model, item_ids, args.model)
-        top, values = model.recommend_new_user(items, ratings, args.top)  # ids are indices here
+        # ids are indices here; an unknown feature name is a ValueError naming it
+        top, values = model.recommend_new_user(items, ratings, args.top, args.user_feature)
         header = f"top {len(top)} movies for a new user with {plural(len(items), 'rating')}:"
         print_items(header, top, values, item_ids, titles)
         args.result = {"user": None, "known_user": False, "n_rated": len(items),
+                       "user_features": args.user_feature or [],
                        "items": items_json(top, values, item_ids, titles, "rating")}  # fmt: skip
         return 0
     pos = id_index(user_ids, args.user)

@@ -19,7 +19,7 @@ from mfrec.cli._common import (
     check_output_files,
     items_json,
     load_features,
-    load_split,
+    load_parts,
     print_items,
     print_top,
     rating_scale,
@@ -32,8 +32,11 @@ from mfrec.data import (
     binarize,
     get_release,
 )
+from mfrec.data.dataset import align
+from mfrec.data.features import cold_ratings, cold_rows, with_cold_rows
 from mfrec.data.splits import carve_validation, unseen_as_unknown
 from mfrec.factory import (
+    COLD_START_MODELS,
     MODEL_CHOICES,
     fit_steps,
     flag,
@@ -302,9 +305,10 @@ def fit_and_score(args, backend: str, model, train, test, val, say, bars, prefix
         with stage(f"scoring {len(test):,} test ratings", say):
             pred, n_unknown = score(model, test, bars, not args.quiet)
         result.update(rmse=rmse(test.ratings, pred), mse=mse(test.ratings, pred),
-                      mae=mae(test.ratings, pred), n_unknown=n_unknown)  # fmt: skip
+                      mae=mae(test.ratings, pred), n_unknown=n_unknown,
+                      n_cold=cold_ratings(train, test))  # fmt: skip
     else:
-        result.update(rmse=None, mse=None, mae=None, n_unknown=0)
+        result.update(rmse=None, mse=None, mae=None, n_unknown=0, n_cold=0)
     return model, curves, result
 
 
@@ -332,12 +336,15 @@ def carve(args, train: Ratings, test: Ratings, n_unknown: int) -> tuple:
     (fit part, validation (users, items, ratings), test, n_val_unknown, n_test_unknown).
 
     A held-out or test rating whose user or item only the held-out part has becomes
-    ``UNKNOWN`` (scored by the fallback) and is counted.
+    ``UNKNOWN`` (scored by the fallback) and is counted; a cold row (features, no training
+    ratings) stays a row.
     """
     carved = carve_validation(train.users, train.items, train.ratings, args.val_fraction,
                               args.seed + 1)  # fmt: skip
     fit = train.subset(carved.fit_rows)
-    tu, ti, n_test_unknown = unseen_as_unknown(test.users, test.items, fit.users, fit.items)
+    cold_users, cold_items = cold_rows(train)  # rows scored from their features: not unseen
+    fit_users, fit_items = np.r_[fit.users, cold_users], np.r_[fit.items, cold_items]
+    tu, ti, n_test_unknown = unseen_as_unknown(test.users, test.items, fit_users, fit_items)
     test = dataclasses.replace(test, users=tu, items=ti)
     return fit, carved.val, test, carved.n_unknown, n_test_unknown if len(test) else n_unknown
 
@@ -390,21 +397,30 @@ def cmd_train(args) -> int:
     bars = progress_enabled(args.quiet, args.json)
     lines = not args.quiet
     with stage("reading and splitting the ratings", say, bar=bars, lines=lines):
-        train, test, n_unknown = load_split(args, progress=bars)
-    u = 0 if args.user is None else id_index(train.user_ids, args.user)
-    if u is None:
-        raise ValueError(f"--user {args.user} is not in the training data")
-    raw_user = raw_id(train.user_ids[u])
+        train, test_part = load_parts(args, progress=bars)
     say(
-        f"{len(train):,} training and {len(test):,} test ratings, {train.n_users:,} users, "
+        f"{len(train):,} training and {len(test_part):,} test ratings, {train.n_users:,} users, "
         f"{train.n_items:,} items ({train.source})"
     )
-    if len(test) == 0:
+    if len(test_part) == 0:
         say("--test-size 0: training on every rating; nothing is held out, nothing evaluated")
     if getattr(args, "auto_reason", None):
         say(f"--model auto: biased SGD MF ({args.auto_reason}; the default ensemble runs only "
             "on numba with its own settings)")  # fmt: skip
-    args.features_ = load_features(args, train, say)
+    if args.model in COLD_START_MODELS and args.binary is None:
+        n_users, n_items = train.n_users, train.n_items
+        train, *features = with_cold_rows(train, test_part, lambda t: load_features(args, t, say))
+        args.features_ = tuple(features)
+        if (train.n_users, train.n_items) != (n_users, n_items):
+            say(f"cold rows: {train.n_users - n_users:,} users and {train.n_items - n_items:,} "
+                "items of the test part have features and no training ratings")  # fmt: skip
+    else:
+        args.features_ = load_features(args, train, say)
+    test, n_unknown = align(train, test_part)
+    u = 0 if args.user is None else id_index(train.user_ids, args.user)
+    if u is None:
+        raise ValueError(f"--user {args.user} is not in the training data")
+    raw_user = raw_id(train.user_ids[u])
     if args.binary is not None:
         return train_binary(args, train, test, u, raw_user, say)
     val = None
@@ -416,6 +432,10 @@ def cmd_train(args) -> int:
         part = "fit part" if val else "training data"
         say(f"{n_unknown:,} test ratings have a user or item not in the {part}: scored by the "
             "fallback (training mean + the known bias)")  # fmt: skip
+    n_cold = cold_ratings(train, test)
+    if n_cold:
+        say(f"{n_cold:,} test ratings of users or items with no training ratings: scored from "
+            "their features")  # fmt: skip
     backends = ["numba", "torch"] if args.backend == "both" else [args.backend]
     fits, results = {}, {}
     for name in backends:
