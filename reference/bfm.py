@@ -245,11 +245,12 @@ def _propagate_v(f, b, e, qn, blocks, states, caches):
 
 
 @njit
-def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, w0):
+def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, caches, w0):
     """One Gibbs sweep in place (w₀, then every w, then V factor by factor; in each, block by
     block and feature by feature in global order, consuming ``z`` in that order); returns w₀.
 
-    ``states[b]`` is block b's (q, s, lin); ``e`` the residuals, exact on entry and on exit."""
+    ``states[b]`` is block b's (q, s, lin), ``caches[b]`` its (rows, :data:`CACHE_COLUMNS`)
+    work array; ``e`` the residuals, exact on entry and on exit."""
     n = y.shape[0]
     k = V.shape[1]
     sum_e = 0.0
@@ -274,7 +275,6 @@ def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, 
         for m in range(n):
             e[m] -= lin[row_of[m]] - lin_old[row_of[m]]
     qn = np.empty(n)
-    caches = [np.empty((states[b][2].shape[0], CACHE_COLUMNS)) for b in range(len(blocks))]
     if k:
         _v_caches(0, e, qn, blocks, states, caches[0])
     for f in range(k):
@@ -433,6 +433,7 @@ class BayesianFM(BayesianMF):
             states.append((q, s, lin))
         kernel_blocks = tuple(b[4] for b in blocks)
         states_t = tuple(states)
+        caches = tuple(np.empty((lin.shape[0], CACHE_COLUMNS)) for _, _, lin in states)
         (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states[:2]
         e = _residuals(r, w0, kernel_blocks, states_t, np.empty(r.shape[0]))
         for name in ("P", "Q", "bu", "bi"):  # a refit must not read the last fit's average
@@ -463,8 +464,9 @@ class BayesianFM(BayesianMF):
             mu_w, lam_w, mu_v, lam_v = draw_hyper(rng, w, V, grp, lam_w, lam_v)
             z = rng.standard_normal(1 + D + D * k)
             w0 = _sweep(
-                r, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, kernel_blocks, states_t, w0
-            )
+                r, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, kernel_blocks, states_t,
+                caches, w0,
+            )  # fmt: skip
             self.history_.append(float(e @ e) / r.shape[0])
             self.w0_, self.w_, self.V_ = w0, w, V  # the current sample (w, V updated in place)
             bu = w0 - mu + lin_u + 0.5 * (q_u**2 - s_u).sum(1)  # (n_users,)
