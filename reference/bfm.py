@@ -339,6 +339,13 @@ def entity_block(
     )  # fmt: skip
 
 
+def _group_sums(grp: np.ndarray, X: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, X's columns): each group's column sums, added in row order (as np.add.at,
+    a few times faster)."""
+    columns = [np.bincount(grp, weights=x, minlength=n_groups) for x in X.T]
+    return np.stack(columns, axis=1)
+
+
 def draw_hyper(
     rng: np.random.Generator,
     w: np.ndarray,
@@ -354,14 +361,12 @@ def draw_hyper(
     n_g = np.bincount(grp, minlength=n_groups).astype(np.float64)  # (G,)
     X = np.column_stack([w, V])  # (D, 1 + k): the w column, then V's
     lam = np.column_stack([lam_w, lam_v])  # (G, 1 + k)
-    sums = np.zeros_like(lam)
-    np.add.at(sums, grp, X)
+    sums = _group_sums(grp, X, n_groups)
     prec = (n_g + GAMMA0)[:, None] * lam
     mu = (sums + GAMMA0 * MU0) / (n_g + GAMMA0)[:, None] + rng.standard_normal(lam.shape) / np.sqrt(
         prec
     )
-    sq = np.zeros_like(lam)
-    np.add.at(sq, grp, (X - mu[grp]) ** 2)
+    sq = _group_sums(grp, (X - mu[grp]) ** 2, n_groups)
     shape = (ALPHA_LAMBDA + n_g + 1.0) / 2.0
     rate = (BETA_LAMBDA + sq + GAMMA0 * (mu - MU0) ** 2) / 2.0
     lam = rng.gamma(np.broadcast_to(shape[:, None], lam.shape), 1.0 / rate)
