@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mfrec._internal import check_ratings, njit
+from mfrec._internal import check_ratings, njit, njit_inline
 from mfrec.data.features import Features, sets_by_row
 from mfrec.reference.bayes import BayesianMF
 from mfrec.reference.mf import extends
@@ -117,7 +117,7 @@ def _w_caches(e, R_ptr, R_idx, cnt, E):
             E[b] += e[R_idx[a]]
 
 
-@njit
+@njit_inline
 def _draw_w_coord(j, block, cnt, E, w, lin, grp, mu_w, lam_w, alpha, z):
     """Draw w_{off+j} of a block (hₙ = x_bj): Σh² = Σ_b x²cnt_b, Σeh = Σ_b x E_b; then
     E_b −= δx cnt_b and lin_b += δx for the rows b holding feature j."""
@@ -138,31 +138,63 @@ def _draw_w_coord(j, block, cnt, E, w, lin, grp, mu_w, lam_w, alpha, z):
         lin[b] += delta * x
 
 
+CACHE_COLUMNS = 8
+"""Columns of a block's per-row cache for one factor f (one 64-byte row, so that a draw's
+scattered rows cost a cache line each): q_bf, s_bf, cnt_b, R1_b, R2_b, E_b, ER_b, unused."""
+QF, SF, CNT, R1, R2, EB, ERB = range(7)
+
+
 @njit
-def _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER):
-    """Per block row b, factor f: rₙ = qnₙ − q_bf (the other block's sum), cnt_b, R1_b = Σrₙ,
-    R2_b = Σrₙ², E_b = Σeₙ, ER_b = Σeₙrₙ over b's ratings."""
-    R_ptr, R_idx = block[0], block[1]
+def _cache_rows(f, block, q, s, C):
+    """Start block rows' cache ``C`` for factor f: q_bf, s_bf, cnt_b, and zero rating sums."""
+    R_ptr = block[0]
     for b in range(R_ptr.shape[0] - 1):
-        cnt[b] = R_ptr[b + 1] - R_ptr[b]
-        R1[b] = 0.0
-        R2[b] = 0.0
-        E[b] = 0.0
-        ER[b] = 0.0
-        for a in range(R_ptr[b], R_ptr[b + 1]):
-            n = R_idx[a]
-            r = qn[n] - q[b, f]
-            R1[b] += r
-            R2[b] += r * r
-            E[b] += e[n]
-            ER[b] += e[n] * r
+        C[b, QF] = q[b, f]
+        C[b, SF] = s[b, f]
+        C[b, CNT] = R_ptr[b + 1] - R_ptr[b]
+        C[b, R1] = 0.0
+        C[b, R2] = 0.0
+        C[b, EB] = 0.0
+        C[b, ERB] = 0.0
+
+
+@njit_inline
+def _add_rating(C, b, r, e_n):
+    """Add a rating of row b with rₙ = r and residual eₙ to the cache's sums."""
+    C[b, R1] += r
+    C[b, R2] += r * r
+    C[b, EB] += e_n
+    C[b, ERB] += e_n * r
+
+
+@njit_inline
+def _q_sum(n, f, blocks, states):
+    """Σ_b q_bf over the blocks' rows of rating n."""
+    qf = 0.0
+    for b in range(len(blocks)):
+        qf += states[b][0][blocks[b][5][n], f]
+    return qf
 
 
 @njit
-def _draw_v_coord(j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z):
+def _v_caches(f, e, qn, blocks, states, C):
+    """qnₙ = Σ_b q_bf of every rating n, and the first block's cache ``C`` for factor f: q_bf,
+    s_bf and, with rₙ = qnₙ − q_bf (the other blocks' sum), cnt_b, R1_b = Σrₙ, R2_b = Σrₙ²,
+    E_b = Σeₙ, ER_b = Σeₙrₙ over b's ratings (summed in rating order, one pass)."""
+    block, (q, s, _) = blocks[0], states[0]
+    _cache_rows(f, block, q, s, C)
+    row_of = block[5]
+    for n in range(e.shape[0]):
+        qn[n] = _q_sum(n, f, blocks, states)
+        b = row_of[n]
+        _add_rating(C, b, qn[n] - C[b, QF], e[n])
+
+
+@njit_inline
+def _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z):
     """Draw v_{off+j, f} of a block: with a_b = q_bf − θx_bj, hₙ = x(a_b + rₙ), so
     Σh² = Σ_b x²(cnt a² + 2aR1 + R2), Σeh = Σ_b x(aE + ER); then, as eₙ −= δhₙ,
-    E_b −= δx(cnt a + R1), ER_b −= δx(aR1 + R2), q_bf += δx, s_bf += (θ'² − θ²)x²."""
+    E_b −= δx(cnt a + R1), ER_b −= δx(aR1 + R2), q_bf += δx, s_bf += (θ'² − θ²)x² in ``C``."""
     _, _, C_ptr, C_row, C_val, _, off = block
     g = off + j
     theta = V[g, f]
@@ -170,40 +202,57 @@ def _draw_v_coord(j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, al
     sum_eh = 0.0
     for c in range(C_ptr[j], C_ptr[j + 1]):
         b, x = C_row[c], C_val[c]
-        a = q[b, f] - theta * x
-        sum_hh += x * x * (cnt[b] * a * a + 2.0 * a * R1[b] + R2[b])
-        sum_eh += x * (a * E[b] + ER[b])
+        a = C[b, QF] - theta * x
+        sum_hh += x * x * (C[b, CNT] * a * a + 2.0 * a * C[b, R1] + C[b, R2])
+        sum_eh += x * (a * C[b, EB] + C[b, ERB])
     new = _draw(theta, sum_hh, sum_eh, lam_v[grp[g], f], mu_v[grp[g], f], alpha, z)
     delta = new - theta
     V[g, f] = new
     for c in range(C_ptr[j], C_ptr[j + 1]):
         b, x = C_row[c], C_val[c]
-        a = q[b, f] - theta * x
-        E[b] -= delta * x * (cnt[b] * a + R1[b])
-        ER[b] -= delta * x * (a * R1[b] + R2[b])
-        q[b, f] += delta * x
-        s[b, f] += (new * new - theta * theta) * x * x
+        a = C[b, QF] - theta * x
+        C[b, EB] -= delta * x * (C[b, CNT] * a + C[b, R1])
+        C[b, ERB] -= delta * x * (a * C[b, R1] + C[b, R2])
+        C[b, QF] += delta * x
+        C[b, SF] += (new * new - theta * theta) * x * x
 
 
 @njit
-def _propagate_v(f, e, qn, block, q, s, q_old, s_old):
-    """Bring eₙ and qnₙ up to date after a block's factor f moved from (q_old, s_old) to
-    (q, s): Δŷₙ = (q' − q)(½(q' + q) + rₙ) − ½(s' − s) with rₙ = qnₙ − q_old."""
-    row_of = block[5]
+def _propagate_v(f, b, e, qn, blocks, states, caches):
+    """Bring eₙ and qnₙ up to date after block b's factor f moved from (q, s) to its cache's
+    (q', s'): Δŷₙ = (q' − q)(½(q' + q) + rₙ) − ½(s' − s) with rₙ = qnₙ − q; then q, s = q', s'.
+    In the same pass, the next block's cache (as :func:`_v_caches`): block b + 1's for f or,
+    after the last block, qn and the first block's for f + 1 (none after the last factor)."""
+    last = b + 1 == len(blocks)
+    nb, nf = (0, f + 1) if last else (b + 1, f)
+    more = nf < states[0][0].shape[1]
+    row_of, (q, s, _), C = blocks[b][5], states[b], caches[b]
+    next_row, next_C = blocks[nb][5], caches[nb]
+    if more:
+        _cache_rows(nf, blocks[nb], states[nb][0], states[nb][1], next_C)
     for n in range(e.shape[0]):
-        b = row_of[n]
-        r = qn[n] - q_old[b]
-        dq = q[b, f] - q_old[b]
-        e[n] -= dq * (0.5 * (q[b, f] + q_old[b]) + r) - 0.5 * (s[b, f] - s_old[b])
+        c = row_of[n]
+        r = qn[n] - q[c, f]
+        dq = C[c, QF] - q[c, f]
+        e[n] -= dq * (0.5 * (C[c, QF] + q[c, f]) + r) - 0.5 * (C[c, SF] - s[c, f])
         qn[n] += dq
+        if more:
+            if last:
+                qn[n] = _q_sum(n, nf, blocks, states)
+            c = next_row[n]
+            _add_rating(next_C, c, qn[n] - next_C[c, QF], e[n])
+    for c in range(C.shape[0]):
+        q[c, f] = C[c, QF]
+        s[c, f] = C[c, SF]
 
 
 @njit
-def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, w0):
+def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, caches, w0):
     """One Gibbs sweep in place (w₀, then every w, then V factor by factor; in each, block by
     block and feature by feature in global order, consuming ``z`` in that order); returns w₀.
 
-    ``states[b]`` is block b's (q, s, lin); ``e`` the residuals, exact on entry and on exit."""
+    ``states[b]`` is block b's (q, s, lin), ``caches[b]`` its (rows, :data:`CACHE_COLUMNS`)
+    work array; ``e`` the residuals, exact on entry and on exit."""
     n = y.shape[0]
     k = V.shape[1]
     sum_e = 0.0
@@ -215,7 +264,7 @@ def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, 
     w0 = new
     t = 1
     for b in range(len(blocks)):
-        block, (q, s, lin) = blocks[b], states[b]
+        block, lin = blocks[b], states[b][2]
         rows = lin.shape[0]
         cnt = np.empty(rows)
         E = np.empty(rows)
@@ -227,27 +276,16 @@ def _sweep(y, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, blocks, states, 
         row_of = block[5]
         for m in range(n):
             e[m] -= lin[row_of[m]] - lin_old[row_of[m]]
-    qn = np.zeros(n)
+    qn = np.empty(n)
+    if k:
+        _v_caches(0, e, qn, blocks, states, caches[0])
     for f in range(k):
-        for m in range(n):
-            qn[m] = 0.0
         for b in range(len(blocks)):
-            row_of, q = blocks[b][5], states[b][0]
-            for m in range(n):
-                qn[m] += q[row_of[m], f]
-        for b in range(len(blocks)):
-            block, (q, s, lin) = blocks[b], states[b]
-            rows = lin.shape[0]
-            cnt, R1, R2 = np.empty(rows), np.empty(rows), np.empty(rows)
-            E, ER = np.empty(rows), np.empty(rows)
-            q_old, s_old = q[:, f].copy(), s[:, f].copy()
-            _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER)
+            block, C = blocks[b], caches[b]
             for j in range(block[2].shape[0] - 1):
-                _draw_v_coord(
-                    j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z[t]
-                )
+                _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z[t])
                 t += 1
-            _propagate_v(f, e, qn, block, q, s, q_old, s_old)
+            _propagate_v(f, b, e, qn, blocks, states, caches)
     return w0
 
 
@@ -303,6 +341,13 @@ def entity_block(
     )  # fmt: skip
 
 
+def _group_sums(grp: np.ndarray, X: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, X's columns): each group's column sums, added in row order (as np.add.at,
+    a few times faster)."""
+    columns = [np.bincount(grp, weights=x, minlength=n_groups) for x in X.T]
+    return np.stack(columns, axis=1)
+
+
 def draw_hyper(
     rng: np.random.Generator,
     w: np.ndarray,
@@ -318,14 +363,12 @@ def draw_hyper(
     n_g = np.bincount(grp, minlength=n_groups).astype(np.float64)  # (G,)
     X = np.column_stack([w, V])  # (D, 1 + k): the w column, then V's
     lam = np.column_stack([lam_w, lam_v])  # (G, 1 + k)
-    sums = np.zeros_like(lam)
-    np.add.at(sums, grp, X)
+    sums = _group_sums(grp, X, n_groups)
     prec = (n_g + GAMMA0)[:, None] * lam
     mu = (sums + GAMMA0 * MU0) / (n_g + GAMMA0)[:, None] + rng.standard_normal(lam.shape) / np.sqrt(
         prec
     )
-    sq = np.zeros_like(lam)
-    np.add.at(sq, grp, (X - mu[grp]) ** 2)
+    sq = _group_sums(grp, (X - mu[grp]) ** 2, n_groups)
     shape = (ALPHA_LAMBDA + n_g + 1.0) / 2.0
     rate = (BETA_LAMBDA + sq + GAMMA0 * (mu - MU0) ** 2) / 2.0
     lam = rng.gamma(np.broadcast_to(shape[:, None], lam.shape), 1.0 / rate)
@@ -396,6 +439,7 @@ class BayesianFM(BayesianMF):
             states.append((q, s, lin))
         kernel_blocks = tuple(b[4] for b in blocks)
         states_t = tuple(states)
+        caches = tuple(np.empty((lin.shape[0], CACHE_COLUMNS)) for _, _, lin in states)
         (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states[:2]
         e = _residuals(r, w0, kernel_blocks, states_t, np.empty(r.shape[0]))
         mu = self._start_samples(u, i, r, n_users, n_items)
@@ -413,8 +457,9 @@ class BayesianFM(BayesianMF):
             mu_w, lam_w, mu_v, lam_v = draw_hyper(rng, w, V, grp, lam_w, lam_v)
             z = rng.standard_normal(1 + D + D * k)
             w0 = _sweep(
-                r, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, kernel_blocks, states_t, w0
-            )
+                r, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, kernel_blocks, states_t,
+                caches, w0,
+            )  # fmt: skip
             self.history_.append(float(e @ e) / r.shape[0])
             self.w0_, self.w_, self.V_ = w0, w, V  # the current sample (w, V updated in place)
             bu = w0 - mu + lin_u + 0.5 * (q_u**2 - s_u).sum(1)  # (n_users,)

@@ -12,8 +12,16 @@ from mfrec.data.features import Features
 from mfrec.reference.bfm import (
     ALPHA_LAMBDA,
     BETA_LAMBDA,
+    CACHE_COLUMNS,
+    CNT,
+    EB,
+    ERB,
     GAMMA0,
     MU0,
+    QF,
+    R1,
+    R2,
+    SF,
     BayesianFM,
     _block_state,
     _draw_v_coord,
@@ -137,30 +145,38 @@ def test_cached_block_sums_equal_a_recomputation_after_every_coordinate_update()
             close(lin, dense[b] @ w)
             close(E, per_row(b, r - fm_predict(X, w0, w, V)))
         e[:] = r - fm_predict(X, w0, w, V)  # the kernel's propagation of lin is tested below
+    kernel_blocks, states_t = tuple(bl[4] for bl in blocks), tuple(states)
+    caches = tuple(np.empty((lin.shape[0], CACHE_COLUMNS)) for _, _, lin in states)
+    qn = np.empty(u.shape[0])
+    _v_caches(0, e, qn, kernel_blocks, states_t, caches[0])
     for f in range(k):
-        qn = X @ V[:, f]
-        for b, (block, (q, s, lin)) in enumerate(
-            zip((bl[4] for bl in blocks), states, strict=True)
-        ):
-            rows = lin.shape[0]
-            cnt, R1, R2, E, ER = (np.empty(rows) for _ in range(5))
-            q_old, s_old = q[:, f].copy(), s[:, f].copy()
-            _v_caches(f, e, qn, block, q, cnt, R1, R2, E, ER)
-            M = dense[b]
+        close(qn, X @ V[:, f])
+        for b, (block, (q, s, _)) in enumerate(zip(kernel_blocks, states, strict=True)):
+            C, M = caches[b], dense[b]
             other = X @ V[:, f] - M[row_of[b]] @ V[:, f]  # rₙ: the other blocks' q of n
-            close(R1, per_row(b, other))
-            close(R2, per_row(b, other**2))
+            e_true = r - fm_predict(X, w0, w, V)
+            close(C[:, QF], M @ V[:, f])
+            close(C[:, SF], (M**2) @ (V[:, f] ** 2))
+            close(C[:, CNT], per_row(b, np.ones(u.shape[0])))
+            close(C[:, R1], per_row(b, other))
+            close(C[:, R2], per_row(b, other**2))
+            close(C[:, EB], per_row(b, e_true))
+            close(C[:, ERB], per_row(b, e_true * other))
             for j in range(block[2].shape[0] - 1):
                 z = rng.standard_normal()
-                _draw_v_coord(j, f, block, q, s, cnt, R1, R2, E, ER, V, grp, mu_v, lam_v, alpha, z)
-                close(q[:, f], M @ V[:, f])
-                close(s[:, f], (M**2) @ (V[:, f] ** 2))
+                _draw_v_coord(j, f, block, C, V, grp, mu_v, lam_v, alpha, z)
+                close(C[:, QF], M @ V[:, f])
+                close(C[:, SF], (M**2) @ (V[:, f] ** 2))
                 e_true = r - fm_predict(X, w0, w, V)
-                close(E, per_row(b, e_true))
-                close(ER, per_row(b, e_true * other))
-            _propagate_v(f, e, qn, block, q, s, q_old, s_old)
+                close(C[:, EB], per_row(b, e_true))
+                close(C[:, ERB], per_row(b, e_true * other))
+            _propagate_v(f, b, e, qn, kernel_blocks, states_t, caches)
             close(e, r - fm_predict(X, w0, w, V))
-            close(qn, X @ V[:, f])
+            close(q[:, f], M @ V[:, f])
+            close(s[:, f], (M**2) @ (V[:, f] ** 2))
+            if b + 1 < len(blocks):
+                close(qn, X @ V[:, f])
+    close(qn, X @ V[:, k - 1])  # after the last factor, qn is not rebuilt
 
 
 def naive_gibbs(X, y, grp, n_groups, k, seed, n_sweeps, init_std, a0=1.0, b0=1.0):
