@@ -151,11 +151,13 @@ def default_model(args):
 
     It sizes its members by the training data at fit; its SGD members run on ``--device``
     (default auto: CUDA when Numba sees a device); the features of ``args.features_`` (the
-    release's or the flags'; none with ``--features none``) add a factorization machine member.
+    release's or the flags'; none with ``--features none``) add a factorization machine member,
+    as do the ratings' dates (unless ``--dates none`` or ``--features none``).
     """
     users, items = getattr(args, "features_", None) or (None, None)
+    dates = getattr(args, "features", "auto") != "none" and getattr(args, "dates", "auto") != "none"
     return DefaultModel(seed=args.seed, device=getattr(args, "device", None) or "auto",
-                        user_features=users, item_features=items)  # fmt: skip
+                        user_features=users, item_features=items, dates=dates)  # fmt: skip
 
 
 def make_model(args, backend: str | None = None, check_only: bool = False) -> FactorModel | None:

@@ -30,6 +30,7 @@ STATE_CLASSES = {
     "TwoTowerMF": "mfrec.torch_impl.networks:TwoTowerMF",
     "ConcatMLP": "mfrec.torch_impl.networks:ConcatMLP",
     "EmbeddingMLP": "mfrec.torch_impl.networks:EmbeddingMLP",
+    "DefaultModel": "mfrec.job:DefaultModel",
 }
 """Class written in a state record → the class that reads it back (a torch-trained logistic
 model loads as the Numba one: the same arrays and prediction)."""
