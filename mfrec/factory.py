@@ -294,6 +294,8 @@ def label(model, backend: str) -> dict:
     info: dict[str, Any] = {"class": type(model).__name__, "backend": backend}
     if isinstance(model, DefaultModel):  # members are chosen at fit, by the data's size
         info.update(device=model.device_, n_threads=model.n_threads)
+        if model.dated:  # fitted with the ratings' dates
+            info["dates"] = model.date_unit
         info["members"] = [label(m, backend) for m in model.members]
         if hasattr(model, "weights") and model.members:
             info["weights"] = [float(w) for w in model.weights]

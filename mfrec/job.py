@@ -12,6 +12,11 @@ The rule (docs/accuracy.md explains it; :func:`plan` computes it from the traini
   R(i), both |·|^−½-weighted). With ids alone it is Bayesian MF: it subsumes them.
   Its average is a factor model, so the blend stays one, and it keeps only the weight the
   validation blend gives it. Without features the members are exactly those above.
+- Dates: given the ratings' timestamps (``fit(timestamps=...)``; ``dates=False`` or the CLI's
+  ``--dates none``/``--features none`` turn it off), the FM member is used, features or not,
+  with a block of the ratings' months. The blend is then the stacked factor model plus the
+  FM's weighted date part (see :class:`DefaultModel`): ``predict`` takes each pair's date;
+  ``recommend``, the fold-in and ``score_all`` use the latest training month.
 - Validation: below :data:`SMALL` ratings 10% of the training ratings, and every kept member
   is refit on all of them (the held-out tenth matters there, and a refit costs seconds);
   from :data:`SMALL` on, 2% (at least 20,000 ratings at that size, 400,000 at ML-25M) and no

@@ -351,6 +351,7 @@ def test_cli_default_dates_test_ratings_and_dates_none_is_the_plain_one(capsys, 
     with_dates, err = run_json(capsys, "train", "--ratings", path, "--save", model)
     assert "rating dates: one feature per month" in err
     assert "FeatureFM" in {m["class"] for m in with_dates["members"]}
+    assert with_dates["dates"] == "month"
     results = []
     for flags in (("--dates", "none"), ("--features", "none")):
         result, err = run_json(capsys, "train", "--ratings", path, *flags)
@@ -359,6 +360,7 @@ def test_cli_default_dates_test_ratings_and_dates_none_is_the_plain_one(capsys, 
         results.append(result)
     assert results[0] == results[1]  # no features here: both are the ids-only default
     assert "FeatureFM" not in {m["class"] for m in results[0]["members"]}
+    assert "dates" not in results[0]
     assert with_dates["rmse"] < results[0]["rmse"]  # the test ratings scored at their dates
     code, out, err = run(capsys, "recommend", "--model", model, "--user", 1, "-k", 3)
     assert code == 0 and out.startswith("top 3 unseen movies for user 1"), err
