@@ -111,6 +111,7 @@ def reindex(part: Ratings) -> Ratings:
         part.user_ids[part.users],
         part.item_ids[part.items],
         part.ratings,
+        part.timestamps,
         titles=part.titles,
         source=part.source,
     )
@@ -125,7 +126,7 @@ def align(train: Ratings, test: Ratings) -> tuple[Ratings, int]:
     users = lookup(train.user_ids, test.user_ids[test.users])
     items = lookup(train.item_ids, test.item_ids[test.items])
     out = Ratings(users, items, test.ratings, train.user_ids, train.item_ids,
-                  None, train.titles, test.source)  # fmt: skip
+                  test.timestamps, train.titles, test.source)  # fmt: skip
     return out, int(np.count_nonzero((users == UNKNOWN) | (items == UNKNOWN)))
 
 

@@ -37,6 +37,8 @@ from mfrec.data.registry import get_release
 __all__ = [
     "KINDS",
     "Features",
+    "date_features",
+    "date_periods",
     "implicit_feedback",
     "rating_dates",
     "cold_ratings",
@@ -556,25 +558,35 @@ def rating_dates(ratings: Ratings, *, unit: str = "month") -> Features:
     (``"date=1997-09"``), so a test rating's period has a name even when no training rating
     fell in it. Needs the ratings file's timestamp column.
     """
-    if unit not in DATE_UNITS:
-        raise ValueError(f"unit must be one of {DATE_UNITS}, got {unit!r}")
     if ratings.timestamps is None:
         raise DataError(f"{ratings.source or 'the ratings'}: no timestamp column to date ratings")
-    ts = np.asarray(ratings.timestamps, dtype=np.int64)
+    period = date_periods(ratings.timestamps, unit)
+    lo, hi = (int(period.min()), int(period.max())) if period.size else (0, -1)
+    return date_features(period, lo, hi, unit, ratings.source)
+
+
+def date_periods(timestamps, unit: str = "month") -> np.ndarray:
+    """Each timestamp's (seconds since 1970, UTC) period number in ``unit`` (``DATE_UNITS``),
+    counted from 1970: its day, its week (from Monday), its month or its year."""
+    if unit not in DATE_UNITS:
+        raise ValueError(f"unit must be one of {DATE_UNITS}, got {unit!r}")
+    ts = np.asarray(timestamps, dtype=np.int64)
     days = ts // 86_400
     if unit == "day":
-        period = days
-    elif unit == "week":
-        period = (days + 3) // 7  # weeks start on Monday (1970-01-01 was a Thursday)
-    else:
-        dt = ts.astype("datetime64[s]")
-        period = dt.astype("datetime64[M]" if unit == "month" else "datetime64[Y]").astype(np.int64)
-    lo, hi = (int(period.min()), int(period.max())) if ts.size else (0, -1)
+        return days
+    if unit == "week":
+        return (days + 3) // 7  # weeks start on Monday (1970-01-01 was a Thursday)
+    dt = ts.astype("datetime64[s]")
+    return dt.astype("datetime64[M]" if unit == "month" else "datetime64[Y]").astype(np.int64)
+
+
+def date_features(period: np.ndarray, lo: int, hi: int, unit: str, source: str = "") -> Features:
+    """One feature per row: its ``period`` (:func:`date_periods`) among the vocabulary of every
+    ``unit`` period from ``lo`` to ``hi``; a period outside counts as the nearest end."""
     names = [f"date={_period_label(p, unit)}" for p in range(lo, hi + 1)]
-    indptr = np.arange(ts.shape[0] + 1, dtype=np.int64)
-    return Features(
-        indptr, (period - lo).astype(np.int64), names, {"date": unit}, 0, ratings.source
-    )
+    indptr = np.arange(period.shape[0] + 1, dtype=np.int64)
+    index = np.clip(np.asarray(period, dtype=np.int64) - lo, 0, max(hi - lo, 0))
+    return Features(indptr, index, names, {"date": unit}, 0, source)
 
 
 def _period_label(p: int, unit: str) -> str:

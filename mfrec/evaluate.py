@@ -22,13 +22,18 @@ def evaluate_fold(
     """Fit ``model`` on the train rows, score the test rows: errors, ranking metrics, fit time.
 
     A test user or item with no training rating is passed as ``UNKNOWN``, so its prediction is
-    the fallback (training mean plus the known bias), never an untrained factor row.
+    the fallback (training mean plus the known bias), never an untrained factor row. A model
+    that ``takes_timestamps`` (the default) gets the ratings' timestamps, when ``data`` has
+    them, at fit and at scoring.
     """
     train, test = data.subset(train_idx), data.subset(test_idx)
+    dated = getattr(model, "takes_timestamps", False) and data.timestamps is not None
     start = time.perf_counter()
-    model.fit(train.users, train.items, train.ratings, data.n_users, data.n_items)
+    model.fit(train.users, train.items, train.ratings, data.n_users, data.n_items,
+              **({"timestamps": train.timestamps} if dated else {}))  # fmt: skip
     fit_s = time.perf_counter() - start
-    pred = model.predict(*query_indices(data, train, test))
+    pred = model.predict(*query_indices(data, train, test),
+                         **({"timestamps": test.timestamps} if dated else {}))  # fmt: skip
     result = {
         "rmse": rmse(test.ratings, pred),
         "mse": mse(test.ratings, pred),

@@ -156,11 +156,13 @@ def default_model(args):
 
     It sizes its members by the training data at fit; its SGD members run on ``--device``
     (default auto: CUDA when Numba sees a device); the features of ``args.features_`` (the
-    release's or the flags'; none with ``--features none``) add a factorization machine member.
+    release's or the flags'; none with ``--features none``) add a factorization machine member,
+    as do the ratings' dates (unless ``--dates none`` or ``--features none``).
     """
     users, items = getattr(args, "features_", None) or (None, None)
+    dates = getattr(args, "features", "auto") != "none" and getattr(args, "dates", "auto") != "none"
     return DefaultModel(seed=args.seed, device=getattr(args, "device", None) or "auto",
-                        user_features=users, item_features=items)  # fmt: skip
+                        user_features=users, item_features=items, dates=dates)  # fmt: skip
 
 
 def make_model(args, backend: str | None = None, check_only: bool = False) -> FactorModel | None:
@@ -297,6 +299,8 @@ def label(model, backend: str) -> dict:
     info: dict[str, Any] = {"class": type(model).__name__, "backend": backend}
     if isinstance(model, DefaultModel):  # members are chosen at fit, by the data's size
         info.update(device=model.device_, n_threads=model.n_threads)
+        if model.dated:  # fitted with the ratings' dates
+            info["dates"] = model.date_unit
         info["members"] = [label(m, backend) for m in model.members]
         if hasattr(model, "weights") and model.members:
             info["weights"] = [float(w) for w in model.weights]

@@ -12,6 +12,11 @@ The rule (docs/accuracy.md explains it; :func:`plan` computes it from the traini
   R(i), both |·|^−½-weighted). With ids alone it is Bayesian MF: it subsumes them.
   Its average is a factor model, so the blend stays one, and it keeps only the weight the
   validation blend gives it. Without features the members are exactly those above.
+- Dates: given the ratings' timestamps (``fit(timestamps=...)``; ``dates=False`` or the CLI's
+  ``--dates none``/``--features none`` turn it off), the FM member is used, features or not,
+  with a block of the ratings' months. The blend is then the stacked factor model plus the
+  FM's weighted date part (see :class:`DefaultModel`): ``predict`` takes each pair's date;
+  ``recommend``, the fold-in and ``score_all`` use the latest training month.
 - Validation: below :data:`SMALL` ratings 10% of the training ratings, and every kept member
   is refit on all of them (the held-out tenth matters there, and a refit costs seconds);
   from :data:`SMALL` on, 2% (at least 20,000 ratings at that size, 400,000 at ML-25M) and no
@@ -32,16 +37,18 @@ The rule (docs/accuracy.md explains it; :func:`plan` computes it from the traini
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from mfrec.data.features import Features
+from mfrec.data.features import DATE_UNITS, Features, date_features, date_periods
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.bayes import BayesianMF
 from mfrec.reference.bfm import BayesianFM
 from mfrec.reference.ensemble import BlendedEnsemble
+from mfrec.reference.mf import FactorModel
 
 SMALL = 1_000_000
 """Training ratings from which the default validates on 2% without refitting (else 10%, refit)."""
@@ -57,6 +64,12 @@ MAX_KEPT = 50
 MIN_EPOCHS = 10
 MIN_SWEEPS = 30
 FM_FACTORS = 10
+DATE_UNIT = "month"
+"""The period of the default's date feature (as benchmarks/bfm_canonical.py measured it)."""
+DATE_STATE = ("factor_form", "date_span_", "w_date_", "V_date_", "date_cols_", "_as_of_latest")
+"""What a fit with dates adds to a :class:`DefaultModel` (cleared at the next fit)."""
+DATE_CHUNK = 1 << 16
+"""Pairs whose date part is computed at once (bounds the (n, k) temporaries)."""
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -111,7 +124,13 @@ def sgd_member(epochs: int, reg: float, seed: int, n_threads: int, device: str):
 class FeatureFM(BayesianFM):
     """:class:`BayesianFM` that fits on the side information it was built with (a blend's
     ``fit`` passes only ids and ratings): ids, ``user_features``, ``item_features`` and the
-    implicit feedback N(u) of the ratings it is fitted on (``item_implicit``: also R(i))."""
+    implicit feedback N(u) of the ratings it is fitted on (``item_implicit``: also R(i)).
+
+    ``rating_dates`` = (users, items, dates): the ratings the blend is fitted on and their date
+    rows (:func:`~mfrec.data.date_features`, one entry each); ``fit`` and ``predict`` find a
+    rating's row by its (user, item) pair, so the blend's validation split and refit pass only
+    ids. A pair not in the table (an unknown id) is dated as the latest period.
+    """
 
     def __init__(
         self,
@@ -119,18 +138,58 @@ class FeatureFM(BayesianFM):
         user_features: Features | None = None,
         item_features: Features | None = None,
         item_implicit: bool = False,
+        rating_dates: tuple[np.ndarray, np.ndarray, Features] | None = None,
         **kw,
     ) -> None:
         super().__init__(**kw)
         self.user_features, self.item_features = user_features, item_features
         self.item_implicit = bool(item_implicit)
+        self.rating_dates = rating_dates
+        if rating_dates is not None:
+            u, i, dates = rating_dates
+            self._width = int(np.max(i, initial=0)) + 1  # pair key u·width + i
+            keys = np.asarray(u, dtype=np.int64) * self._width + np.asarray(i, dtype=np.int64)
+            order = np.argsort(keys, kind="stable")
+            self._keys, self._periods = keys[order], dates.indices[order]
+
+    def dates_of(self, users, items) -> Features | None:
+        """The date rows of the pairs (0-based indices), from ``rating_dates`` (None without)."""
+        if self.rating_dates is None:
+            return None
+        dates = self.rating_dates[2]
+        u, i = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        valid = (u >= 0) & (i >= 0) & (i < self._width)
+        key = np.where(valid, u * self._width + i, -1)
+        pos = np.minimum(np.searchsorted(self._keys, key), max(self._keys.shape[0] - 1, 0))
+        found = valid & (self._keys[pos] == key)
+        index = np.where(found, self._periods[pos], dates.n_features - 1)
+        indptr = np.arange(u.shape[0] + 1, dtype=np.int64)
+        return Features(indptr, index.astype(np.int64), dates.names, dates.kinds)
 
     def fit(self, users, items, ratings, n_users=None, n_items=None, callback=None, **kw):
         """:meth:`BayesianFM.fit` with the features given at construction (``kw`` overrides)."""
         given: dict[str, Any] = dict(user_features=self.user_features,
                                      item_features=self.item_features,
-                                     item_implicit=self.item_implicit)  # fmt: skip
+                                     item_implicit=self.item_implicit,
+                                     rating_features=self.dates_of(users, items))  # fmt: skip
         return super().fit(users, items, ratings, n_users, n_items, callback, **(given | kw))
+
+    def predict(self, users, items, rating_features: Features | None = None) -> np.ndarray:
+        """:meth:`BayesianFM.predict`; with ``rating_dates``, the pairs' dates by default."""
+        if rating_features is None:
+            rating_features = self.dates_of(users, items)
+        return super().predict(users, items, rating_features)
+
+    @contextmanager
+    def factor_part(self) -> Iterator[None]:
+        """Meanwhile ``raw_predict`` is the factor part only (μ + bᵤ + bᵢ + Pᵤ·Qᵢ), for a
+        blend that stacks it and adds the date part itself."""
+        form = self.factor_form
+        self.factor_form = True
+        try:
+            yield
+        finally:
+            self.factor_form = form
 
 
 class DefaultModel(BlendedEnsemble):
@@ -139,7 +198,16 @@ class DefaultModel(BlendedEnsemble):
     ``n_threads=None`` uses every core; ``device`` is ``auto``, ``cpu`` or ``cuda`` (SGD
     members only; ``device_`` says which one ran). ``user_features``/``item_features``
     (aligned to the index space of the fit) put a :class:`FeatureFM` member in the Bayesian
-    MF chains' place.
+    MF chains' place; so do the ratings' dates, when ``fit`` is given ``timestamps`` and
+    ``dates`` is on (one feature per ``date_unit`` period, a block of the ratings).
+
+    With dates the blend is a factor model plus a date part: r̂ = μ + bᵤ + bᵢ + Pᵤ·Qᵢ (every
+    member's factors stacked as always, the FM's included) + w_FM·(w_d + V_d·(Pᵤᶠᵐ + Qᵢᶠᵐ)) for
+    the rating's period d (the FM's rating block, one-hot, so its pairwise term within the block
+    vanishes). :meth:`predict` takes each pair's ``timestamps``; without them, and for
+    ``recommend``, the fold-in and ``score_all``, the date part is that of the latest training
+    period (:meth:`as_of_latest`); ``similar_items`` compares Q as always. A date outside the
+    training span counts as its nearest end. Saving writes a state record with the date part.
     """
 
     def __init__(
@@ -150,26 +218,42 @@ class DefaultModel(BlendedEnsemble):
         *,
         user_features: Features | None = None,
         item_features: Features | None = None,
+        dates: bool = True,
+        date_unit: str = DATE_UNIT,
     ) -> None:
         self.n_threads = n_threads or usable_cores()
         self.device = resolve_device(device)
         self.device_ = self.device
         self.user_features, self.item_features = user_features, item_features
+        if date_unit not in DATE_UNITS:
+            raise ValueError(f"date_unit must be one of {DATE_UNITS}, got {date_unit!r}")
+        self.dates, self.date_unit = bool(dates), date_unit
         super().__init__([None], seed=seed)
         self.members = []
 
-    def members_for(self, n_ratings: int) -> list:
-        """Fresh members for ``n_ratings`` training ratings, as :func:`plan` says."""
+    takes_timestamps = True
+    """``fit`` and ``predict`` take ``timestamps=`` (see the class doc)."""
+
+    @property
+    def dated(self) -> bool:
+        """Whether the fitted blend has a date part (see the class doc)."""
+        return not self.factor_form
+
+    def members_for(self, n_ratings: int, rating_dates: tuple | None = None) -> list:
+        """Fresh members for ``n_ratings`` training ratings, as :func:`plan` says
+        (``rating_dates``: see :class:`FeatureFM`)."""
         p = plan(n_ratings)
         sgd = [
             sgd_member(p["sgd_epochs"], reg, self.seed, self.n_threads, self.device)
             for reg in SGD_REGS
         ]
-        if self.user_features is not None or self.item_features is not None:
+        features = self.user_features is not None or self.item_features is not None
+        if features or rating_dates is not None:
             fm = FeatureFM(
                 user_features=self.user_features, item_features=self.item_features,
-                item_implicit=True, n_factors=FM_FACTORS, n_samples=p["n_samples"],
-                burn_in=p["burn_in"], thin=p["thin"], seed=self.seed, dtype="float32",
+                item_implicit=True, rating_dates=rating_dates, n_factors=FM_FACTORS,
+                n_samples=p["n_samples"], burn_in=p["burn_in"], thin=p["thin"], seed=self.seed,
+                dtype="float32",
             )  # fmt: skip
             return [*sgd, fm]
         bayes = [
@@ -189,15 +273,149 @@ class DefaultModel(BlendedEnsemble):
         n_users: int | None = None,
         n_items: int | None = None,
         callback: Callable | None = None,
+        *,
+        timestamps=None,
     ) -> DefaultModel:
-        """Choose members and validation by the training size, then :meth:`BlendedEnsemble.fit`."""
+        """Choose members and validation by the training size, then :meth:`BlendedEnsemble.fit`.
+
+        ``timestamps`` (seconds since 1970, one per rating) date the ratings when ``dates``
+        is on; ``date_span_`` is then the first and last training period."""
         n = int(np.asarray(ratings).shape[0])
         p = plan(n)
         self.plan_ = p
-        self.members = self.members_for(n)
+        for name in DATE_STATE:  # a refit must not keep the last fit's date part
+            self.__dict__.pop(name, None)
+        rating_dates = None
+        if self.dates and timestamps is not None:
+            period = date_periods(timestamps, self.date_unit)
+            if period.shape != (n,):
+                raise ValueError(f"timestamps: expected one per rating ({n}), got {period.shape}")
+            self.date_span_ = (int(period.min()), int(period.max()))
+            dates = date_features(period, *self.date_span_, self.date_unit)
+            rating_dates = (np.asarray(users), np.asarray(items), dates)
+        self.members = self.members_for(n, rating_dates)
         self.val_fraction, self.refit = p["val_fraction"], p["refit"]
         super().fit(users, items, ratings, n_users, n_items, callback)
         return self
+
+    def _combine(self, u: np.ndarray, i: np.ndarray, r: np.ndarray, dtype=np.float64):
+        """:meth:`Ensemble._combine` of the factor parts, then the dated FM's date part scaled
+        by its weight: w_d·w_FM, and V_d·√w_FM beside the FM's √w_FM-scaled factor columns."""
+        j = next((j for j, m in enumerate(self.members) if isinstance(m, FeatureFM)
+                  and m.rating_dates is not None), None)  # fmt: skip
+        if j is None:
+            return super()._combine(u, i, r, dtype)
+        fm, w = self.members[j], float(self.weights[j])
+        with fm.factor_part():
+            super()._combine(u, i, r, dtype)
+        start = sum(m.P.shape[1] for m in self.members[:j])
+        self.date_cols_ = (start, start + fm.P.shape[1])
+        self.w_date_ = w * fm.w_rating_
+        self.V_date_ = (np.sqrt(w) * fm.V_rating_).astype(dtype)
+        self.factor_form = False
+        return self
+
+    def date_index(self, timestamps) -> np.ndarray:
+        """Each timestamp's period as an index into ``w_date_`` (clipped to the span)."""
+        first, last = self.date_span_
+        return np.clip(date_periods(timestamps, self.date_unit) - first, 0, last - first)
+
+    @contextmanager
+    def _dated(self, timestamps) -> Iterator[None]:
+        """Meanwhile ``raw_predict`` dates the queried pairs by ``timestamps``."""
+        self._query = None if timestamps is None or not self.dated else self.date_index(timestamps)
+        try:
+            yield
+        finally:
+            self._query = None
+
+    def predict(self, users, items, timestamps=None):
+        """:meth:`FactorModel.predict`, plus with a date part each pair's, from ``timestamps``
+        (one per pair; None: the latest training period). Ignored by a blend without dates."""
+        with self._dated(timestamps):
+            return super().predict(users, items)
+
+    def _predict_indices(self, users, items, timestamps=None) -> np.ndarray:
+        """``predict`` on index arrays, ``timestamps`` as there (the CLI scores this way)."""
+        if timestamps is None:  # within predict: its timestamps, if any, are set
+            return super()._predict_indices(users, items)
+        with self._dated(timestamps):
+            return super()._predict_indices(users, items)
+
+    def raw_predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """μ + bᵤ + bᵢ + Pᵤ·Qᵢ plus, with a date part, w_d + V_d·(Pᵤᶠᵐ + Qᵢᶠᵐ) (see the class
+        doc), d the queried pairs' periods or the latest."""
+        out = super().raw_predict(u, i)
+        if not self.dated:
+            return out
+        d = getattr(self, "_query", None)
+        if d is None:
+            d = np.full(u.shape[0], self.date_span_[1] - self.date_span_[0])
+        if d.shape != u.shape:
+            raise ValueError(f"timestamps: expected one per pair ({u.shape[0]}), got {d.shape}")
+        a, b = self.date_cols_
+        for s in range(0, u.shape[0], DATE_CHUNK):
+            c = slice(s, s + DATE_CHUNK)
+            PQ = self.P[u[c], a:b].astype(np.float64) + self.Q[i[c], a:b]
+            out[c] += self.w_date_[d[c]] + np.einsum("nk,nk->n", self.V_date_[d[c]], PQ)
+        return out
+
+    def as_of_latest(self) -> FactorModel:
+        """This blend as of its latest training period, as one factor model: μ + w_d, bᵤ +
+        Pᵤᶠᵐ·V_d and bᵢ + Qᵢᶠᵐ·V_d absorb the date part (d the latest period). ``recommend``,
+        ``score_all`` and the fold-in score with it; without dates it is the blend itself."""
+        if not self.dated:
+            return self
+        latest = self.__dict__.get("_as_of_latest")
+        if latest is None:
+            d = self.date_span_[1] - self.date_span_[0]
+            (a, b), v = self.date_cols_, self.V_date_[d].astype(np.float64)
+            latest = FactorModel()
+            latest.__dict__.update({k: x for k, x in vars(self).items() if k != "_as_of_latest"})
+            latest.mu = self.mu + float(self.w_date_[d])
+            latest.bu = (self.bu + self.P[:, a:b] @ v).astype(self.bu.dtype)
+            latest.bi = (self.bi + self.Q[:, a:b] @ v).astype(self.bi.dtype)
+            latest.factor_form = True
+            self._as_of_latest = latest
+        return latest
+
+    def _score_rows(self, u: np.ndarray) -> np.ndarray:
+        """FactorModel's scores as of the latest training period (:meth:`as_of_latest`)."""
+        model = self.as_of_latest()
+        return super()._score_rows(u) if model is self else model._score_rows(u)
+
+    def recommend_new_user(self, items, ratings, k: int = 10):
+        """FactorModel's fold-in, as of the latest training period (:meth:`as_of_latest`)."""
+        model = self.as_of_latest()
+        return super().recommend_new_user(items, ratings, k) if model is self else (
+            model.recommend_new_user(items, ratings, k)
+        )  # fmt: skip
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """A model file's state (a blend with a date part; see :mod:`mfrec.modelstate`): the
+        date unit and span, the FM's columns and the date part's w and V."""
+        params = {"date_unit": self.date_unit, "date_span": list(self.date_span_),
+                  "date_cols": list(self.date_cols_), "seed": self.seed}  # fmt: skip
+        return params, {"w_date": self.w_date_, "V_date": self.V_date_}
+
+    @classmethod
+    def from_state(cls, base: FactorModel, params: dict, arrays: dict) -> DefaultModel:
+        """The fitted blend from a model file's validated factor part ``base`` and its state."""
+        model = cls(seed=int(params["seed"]), n_threads=1, date_unit=params["date_unit"])
+        model.__dict__.update(vars(base))
+        first, last = (int(x) for x in params["date_span"])
+        a, b = (int(x) for x in params["date_cols"])
+        w, V = np.asarray(arrays["w_date"], np.float64), np.asarray(arrays["V_date"])
+        fits = first <= last and 0 <= a < b <= model.P.shape[1]
+        if not (fits and w.shape == (last - first + 1,) and V.shape == (w.shape[0], b - a)):
+            raise ValueError(
+                f"date part of shapes {w.shape}, {V.shape} does not fit the span {first}..{last} "
+                f"and columns {a}..{b} of P {model.P.shape}"
+            )
+        model.date_span_, model.date_cols_ = (first, last), (a, b)
+        model.w_date_, model.V_date_ = w, V
+        model.factor_form = False
+        return model
 
 
 def describe() -> str:

@@ -32,6 +32,7 @@ STATE_CLASSES = {
     "EmbeddingMLP": "mfrec.torch_impl.networks:EmbeddingMLP",
     "SVDpp": "mfrec.reference.svdpp:SVDpp",
     "TorchSVDpp": "mfrec.reference.svdpp:SVDpp",
+    "DefaultModel": "mfrec.job:DefaultModel",
 }
 """Class written in a state record → the class that reads it back (a torch-trained logistic
 model loads as the Numba one: the same arrays and prediction; so does a torch SVD++, with

@@ -265,3 +265,105 @@ def test_cv_gives_the_default_its_features(capsys, files):
     none, _ = run_json(capsys, "cv", "--ratings", r, "--item-features", itf, "--folds", 2,
                        "--features", "none")  # fmt: skip
     assert none["mean"]["rmse"] != result["mean"]["rmse"]  # the folds' models used them
+
+
+def dated(seed: int, n_users: int = 120, n_items: int = 80, n: int = 3000):
+    """Distinct (user, item) pairs rated over 8 months whose stars move ±0.8 with the month,
+    plus noise 0.4; returns (u, i, r, n_users, n_items, timestamps)."""
+    rng = np.random.default_rng(seed)
+    key = np.unique(rng.integers(0, n_users * n_items, n))
+    u, i = key // n_items, key % n_items
+    ts = rng.integers(875_000_000, 875_000_000 + 240 * 86_400, key.shape[0])
+    month = ts.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
+    r = 3.5 + 0.8 * np.sin(month - month.min()) + rng.normal(0, 0.4, key.shape[0])
+    return u, i, r, n_users, n_items, ts
+
+
+@pytest.fixture(scope="module")
+def dated_fit():
+    u, i, r, nu, ni, ts = dated(8)
+    return DefaultModel(seed=0, n_threads=1).fit(u, i, r, nu, ni, timestamps=ts), (u, i, r, ts)
+
+
+def test_dates_add_the_fm_s_date_part_to_the_stacked_factors(dated_fit):
+    model, (u, i, r, ts) = dated_fit
+    fm = [m for m in model.members if isinstance(m, FeatureFM)]
+    assert model.dated and len(fm) == 1, model.all_weights_
+    assert fm[0].groups_[-1] == "rating features" and not fm[0].factor_form
+    assert model.w_date_.shape == (model.date_span_[1] - model.date_span_[0] + 1,)
+    # The blend's prediction is its members' weighted average, the FM's at each rating's date.
+    fm[0]._query = fm[0].dates_of(u, i)
+    mixed = sum(w * m.raw_predict(u, i) for w, m in zip(model.weights, model.members,
+                                                        strict=True))  # fmt: skip
+    fm[0]._query = None
+    with model._dated(ts):
+        np.testing.assert_allclose(model.raw_predict(u, i), mixed, atol=1e-4)
+    dated_rmse, latest_rmse = rmse(r, model.predict(u, i, ts)), rmse(r, model.predict(u, i))
+    assert dated_rmse < 0.45 < latest_rmse, (dated_rmse, latest_rmse)  # the month pays
+    # Without timestamps (and for recommend) every pair is dated as the latest period.
+    last = np.full(len(u), ts.max())
+    np.testing.assert_array_equal(model.predict(u, i), model.predict(u, i, last))
+    np.testing.assert_allclose(
+        model.score_all(3), model.raw_predict(np.full(80, 3), np.arange(80)), atol=1e-4
+    )
+    # A date outside the training span counts as its nearest end.
+    early = np.full(len(u), ts.min() - 400 * 86_400)
+    np.testing.assert_array_equal(model.predict(u, i, early),
+                                  model.predict(u, i, np.full(len(u), ts.min())))  # fmt: skip
+    with pytest.raises(ValueError, match="one per pair"):
+        model.predict(u, i, ts[:5])
+
+
+def test_a_dated_default_saves_its_date_part_and_loads_the_same(dated_fit, tmp_path):
+    model, (u, i, _, ts) = dated_fit
+    path = save_model(tmp_path / "m.npz", model, np.arange(120), np.arange(80))
+    loaded, *_ = load_model(path)
+    assert isinstance(loaded, DefaultModel) and loaded.dated
+    np.testing.assert_array_equal(loaded.predict(u, i, ts), model.predict(u, i, ts))
+    np.testing.assert_array_equal(loaded.predict(u, i), model.predict(u, i))
+    top = np.array([0, 7], dtype=np.int64)
+    for a, b in zip(loaded._recommend_indices(top, 5), model._recommend_indices(top, 5),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    rated = ([1, 2, 3], [5.0, 4.0, 1.0])
+    for a, b in zip(loaded.recommend_new_user(*rated, 4), model.recommend_new_user(*rated, 4),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+
+
+def test_dates_off_or_absent_give_the_ids_only_default():
+    u, i, r, nu, ni, ts = dated(9, n=1500)
+    plain = DefaultModel(seed=0, n_threads=1).fit(u, i, r, nu, ni)
+    off = DefaultModel(seed=0, n_threads=1, dates=False).fit(u, i, r, nu, ni, timestamps=ts)
+    assert not plain.dated and not off.dated
+    assert [type(m) for m in off.members] == [type(m) for m in plain.members]
+    np.testing.assert_array_equal(off.P, plain.P)
+    with pytest.raises(ValueError, match="one per rating"):
+        DefaultModel(seed=0, n_threads=1).fit(u, i, r, nu, ni, timestamps=ts[:10])
+
+
+def test_cli_default_dates_test_ratings_and_dates_none_is_the_plain_one(capsys, tmp_path):
+    u, i, r, *_, ts = dated(10, n=2000)
+    path = tmp_path / "dated.tsv"
+    path.write_text("".join(f"{a + 1}\t{b + 1}\t{int(np.clip(np.rint(c), 1, 5))}\t{t}\n"
+                            for a, b, c, t in zip(u, i, r, ts, strict=True)))  # fmt: skip
+    model = tmp_path / "dated.npz"
+    with_dates, err = run_json(capsys, "train", "--ratings", path, "--save", model)
+    assert "rating dates: one feature per month" in err
+    assert "FeatureFM" in {m["class"] for m in with_dates["members"]}
+    assert with_dates["dates"] == "month"
+    results = []
+    for flags in (("--dates", "none"), ("--features", "none")):
+        result, err = run_json(capsys, "train", "--ratings", path, *flags)
+        assert "rating dates" not in err
+        del result["seconds"]
+        results.append(result)
+    assert results[0] == results[1]  # no features here: both are the ids-only default
+    assert "FeatureFM" not in {m["class"] for m in results[0]["members"]}
+    assert "dates" not in results[0]
+    assert with_dates["rmse"] < results[0]["rmse"]  # the test ratings scored at their dates
+    code, out, err = run(capsys, "recommend", "--model", model, "--user", 1, "-k", 3)
+    assert code == 0 and out.startswith("top 3 unseen movies for user 1"), err
+    cv, _ = run_json(capsys, "cv", "--ratings", path, "--folds", 2)
+    cv_none, _ = run_json(capsys, "cv", "--ratings", path, "--folds", 2, "--dates", "none")
+    assert cv["mean"]["rmse"] < cv_none["mean"]["rmse"]

@@ -122,7 +122,16 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
         choices=["auto", "none"],
         default="auto",
         help="auto: the release's feature files (u.user, u.item, ...) for the default, svdpp "
-        "and embedding-mlp; none: ignore them (the default then blends id-only members)",
+        "and embedding-mlp; none: ignore them and the dates (the default then blends id-only "
+        "members)",
+    )
+    g.add_argument(
+        "--dates",
+        choices=["auto", "none"],
+        default="auto",
+        help="auto: the default model dates each rating by its month when the ratings have "
+        "timestamps (a factorization machine member with a date block; test ratings are scored "
+        "at their own dates, recommendations as of the latest month); none: no dates",
     )
 
 

@@ -276,10 +276,12 @@ def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: b
         assert bar is not None  # the first step opened it
         bar.update(1)
 
+    if model.dates and train.timestamps is not None:
+        say(f"rating dates: one feature per {model.date_unit} (the ratings' timestamps)")
     start = time.perf_counter()
     try:
         model.fit(train.users, train.items, train.ratings, train.n_users, train.n_items,
-                  callback=step)  # fmt: skip
+                  callback=step, timestamps=train.timestamps)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
@@ -318,13 +320,16 @@ SCORE_CHUNK = 1 << 20
 
 def score(model, test: Ratings, bar_on: bool, lines: bool) -> tuple[np.ndarray, int]:
     """(predictions, how many had an unknown user or item) of every test rating, in chunks
-    with a progress bar (or lines) when there is more than one."""
+    with a progress bar (or lines) when there is more than one; a model with a date part
+    (the default, given timestamps) scores each at its date when the test ratings have them."""
     n_chunks = -(-len(test) // SCORE_CHUNK)
     bar = eta_bar(n_chunks, bar_on and n_chunks > 1, "scoring", lines and n_chunks > 1, "chunk")
     pred, n_unknown = np.empty(len(test)), 0
+    ts = test.timestamps if getattr(model, "dated", False) else None
     for start in range(0, len(test), SCORE_CHUNK):
         part = slice(start, start + SCORE_CHUNK)
-        pred[part] = model._predict_indices(test.users[part], test.items[part])
+        when = {} if ts is None else {"timestamps": ts[part]}  # each rating at its date
+        pred[part] = model._predict_indices(test.users[part], test.items[part], **when)
         n_unknown += model.n_unknown_
         bar.update(1)
     bar.close()
