@@ -239,6 +239,12 @@ class DefaultModel(BlendedEnsemble):
         """Whether the fitted blend has a date part (see the class doc)."""
         return not self.factor_form
 
+    @property
+    def saves_state(self) -> bool:
+        """A model file holds a state record only for a blend with a date part; without one
+        the blend is its factors, saved as every factor model is."""
+        return self.dated
+
     def members_for(self, n_ratings: int, rating_dates: tuple | None = None) -> list:
         """Fresh members for ``n_ratings`` training ratings, as :func:`plan` says
         (``rating_dates``: see :class:`FeatureFM`)."""

@@ -132,7 +132,9 @@ def save_model(path: str | os.PathLike, model, user_ids, item_ids, titles=None) 
     path = Path(path)
     if not hasattr(model, "P"):
         raise ModelFileError(f"{path}: the model is not fitted; nothing to save")
-    state = hasattr(model, "state")  # more than its factors (or, SVD++, its features too)
+    # A state record for a model that is more than its factors (or, SVD++, its features too);
+    # a model whose state is optional (the default blend: only with a date part) says so.
+    state = hasattr(model, "state") and getattr(model, "saves_state", True)
     if not getattr(model, "factor_form", True) and not state:
         raise ModelFileError(
             f"{path}: cannot save a {type(model).__name__}: its predictions are not "
