@@ -12,7 +12,7 @@ import pytest
 from cli_run import run, run_json
 
 from mfrec.data import Features
-from mfrec.job import MAX_KEPT, SMALL, DefaultModel, FeatureFM, plan, resolve_device
+from mfrec.job import FM_MAX_RATINGS, MAX_KEPT, SMALL, DefaultModel, FeatureFM, plan, resolve_device
 from mfrec.modelio import load_model, save_model
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.bayes import BayesianMF
@@ -142,6 +142,22 @@ def test_features_put_a_factorization_machine_in_the_bayesian_chains_place():
     # Still one factor model: the blend's predictions are its members' weighted average.
     mixed = sum(w * m.raw_predict(u, i) for w, m in zip(model.weights, model.members, strict=True))
     np.testing.assert_allclose(model.raw_predict(u, i), mixed, atol=1e-4)
+
+
+def test_from_fm_max_ratings_on_the_members_are_the_ids_only_ones():
+    """The FM member's sweeps are not budgeted by time yet: at FM_MAX_RATINGS training ratings
+    and above the default leaves it out, features and dates given or not."""
+    *_, items = grouped(6)
+    n = FM_MAX_RATINGS
+    assert plan(n - 1)["fm"] and not plan(n)["fm"]
+    one = np.zeros(1, dtype=np.int64)
+    dates = (one, one, Features(np.arange(2, dtype=np.int64), one, ["month=0"]))  # one dated pair
+    big = DefaultModel(seed=0, n_threads=1, item_features=items).members_for(n, dates)
+    ids_only = DefaultModel(seed=0, n_threads=1).members_for(n)
+    assert [type(m) for m in big] == [type(m) for m in ids_only]
+    assert not any(isinstance(m, FeatureFM) for m in big)
+    below = DefaultModel(seed=0, n_threads=1, item_features=items).members_for(n - 1, dates)
+    assert any(isinstance(m, FeatureFM) for m in below)
 
 
 def test_default_with_features_saves_and_loads(tmp_path):
