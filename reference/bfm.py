@@ -43,6 +43,7 @@ import numpy as np
 
 from mfrec._internal import check_ratings, njit, njit_inline
 from mfrec.data.features import Features, sets_by_row
+from mfrec.data.ids import UNKNOWN
 from mfrec.reference.bayes import BayesianMF
 from mfrec.reference.mf import extends
 from mfrec.reference.svdpp import _check_rows
@@ -522,16 +523,20 @@ class BayesianFM(BayesianMF):
         lin = np.bincount(rows, weights=self.w_rating_[indices], minlength=n)
         return lin + 0.5 * (XV**2 - X2V2).sum(1) + (XV * PQ).sum(1)
 
-    def score_all(self, user: int) -> np.ndarray:
-        """FactorModel's score_all, plus with a rating block its part as of the training rows'
-        highest feature index (for :func:`~mfrec.data.rating_dates`, the latest period)."""
-        scores = super().score_all(user)
-        if self.factor_form or not 0 <= int(user) < self.n_users:
-            return scores
-        PQ = self.P[int(user)][None, :] + self.Q  # (n_items, k·S)
+    def _score_rows(self, u: np.ndarray) -> np.ndarray:
+        """FactorModel's scores, plus with a rating block its part for every known user as of
+        the training rows' highest feature index (for :func:`~mfrec.data.rating_dates`, the
+        latest period): what :meth:`score_all` and :meth:`recommend` rank by."""
+        S = super()._score_rows(u)  # (len(u), n_items)
+        if self.factor_form:
+            return S
         n, latest = self.n_items, self._latest
         indptr = np.arange(n + 1, dtype=np.int64) * latest.size
-        return scores + self._rating_part(indptr, np.tile(latest, n), PQ)
+        indices = np.tile(latest, n)
+        for row in np.flatnonzero(u != UNKNOWN):
+            PQ = self.P[u[row]][None, :] + self.Q  # (n_items, k·S)
+            S[row] += self._rating_part(indptr, indices, PQ)
+        return S
 
 
 def rated_ids(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -291,6 +291,9 @@ def test_the_average_predicts_the_mean_of_the_samples_fm_predictions(per_rating)
         model.score_all(0), model.predict(users, np.arange(n_items), rating_features=rows),
         rtol=0, atol=1e-12,
     )  # fmt: skip
+    # recommend ranks by the same scores (clipped), the rating block's part included
+    items, scores = model.recommend(0, k=n_items, filter_seen=False)
+    np.testing.assert_allclose(scores, np.sort(model.score_all(0))[::-1], rtol=0, atol=1e-12)
     if per_rating:
         with pytest.raises(ValueError, match="pass rating_features="):
             model.predict(qu, qi)
