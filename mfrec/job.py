@@ -252,6 +252,12 @@ class DefaultModel(BlendedEnsemble):
         the blend is its factors, saved as every factor model is."""
         return self.dated
 
+    def leaves_out_fm(self, n_ratings: int, has_dates: bool) -> bool:
+        """Whether the features or dates this model would use go unused at ``n_ratings``
+        training ratings (from :data:`FM_MAX_RATINGS` on, :func:`plan` has no FM member)."""
+        side = self.user_features is not None or self.item_features is not None
+        return not plan(n_ratings)["fm"] and (side or (self.dates and has_dates))
+
     def members_for(self, n_ratings: int, rating_dates: tuple | None = None) -> list:
         """Fresh members for ``n_ratings`` training ratings, as :func:`plan` says
         (``rating_dates``: see :class:`FeatureFM`)."""

@@ -158,6 +158,9 @@ def test_from_fm_max_ratings_on_the_members_are_the_ids_only_ones():
     assert not any(isinstance(m, FeatureFM) for m in big)
     below = DefaultModel(seed=0, n_threads=1, item_features=items).members_for(n - 1, dates)
     assert any(isinstance(m, FeatureFM) for m in below)
+    featured = DefaultModel(seed=0, n_threads=1, item_features=items)
+    assert featured.leaves_out_fm(n, False) and not featured.leaves_out_fm(n - 1, True)
+    assert not DefaultModel(seed=0, n_threads=1, dates=False).leaves_out_fm(n, True)
 
 
 def test_default_with_features_saves_and_loads(tmp_path):

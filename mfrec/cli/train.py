@@ -46,7 +46,7 @@ from mfrec.factory import (
     resolve_plan,
     step_name,
 )
-from mfrec.job import FM_MAX_RATINGS, DefaultModel, plan
+from mfrec.job import FM_MAX_RATINGS, DefaultModel
 from mfrec.modelio import id_index, raw_id, save_model
 from mfrec.progress import eta_bar, progress_enabled, stage
 from mfrec.reference import mae, mse, rmse
@@ -276,8 +276,7 @@ def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: b
         assert bar is not None  # the first step opened it
         bar.update(1)
 
-    side = model.user_features is not None or model.item_features is not None
-    if not plan(len(train))["fm"] and (side or (model.dates and train.timestamps is not None)):
+    if model.leaves_out_fm(len(train), train.timestamps is not None):
         say(f"features and dates unused: the default fits its FM member below "
             f"{FM_MAX_RATINGS:,} training ratings (docs/accuracy.md)")  # fmt: skip
     elif model.dates and train.timestamps is not None:
