@@ -34,8 +34,8 @@ q side by side, scaled by 1/√S; μ the training mean, w₀ − μ folded into 
 recommend and saving work unchanged. A rating block adds a per-pair part (see
 :meth:`BayesianFM.raw_predict`), and saving is refused.
 
-Ordered probit (``likelihood="ordered"``, Albert & Chib 1993) for integer ratings on a scale
-r_min..r_min + K − 1: a latent zₙ = ŷₙ + εₙ, εₙ ~ N(0, 1), and yₙ = r_min + k − 1 exactly when
+Ordered probit (``likelihood="ordered"``, Albert & Chib 1993) for integer ratings of K distinct
+values v₁ < … < v_K: a latent zₙ = ŷₙ + εₙ, εₙ ~ N(0, 1), and yₙ = v_k exactly when
 c_{k−1} < zₙ ≤ c_k (c₀ = −∞, c_K = ∞). The unit noise fixes the scale and c₁ = 0 the location
 (w₀, flat, carries it). One sweep, before the FM's hyper-parameters::
 
@@ -55,7 +55,8 @@ the cutpoints (and w₀ with them) would need ~10⁴ sweeps to cross their poste
 block of step 1 moves them by a posterior sd at each accepted step (Cowles 1996 uses a
 random-walk proposal in the same collapsed block; the Laplace t proposal accepts most steps,
 and its tails, heavier than L's, keep p/q bounded). The prediction is the posterior mean of
-the expected rating, E[y] = r_min + Σ_{k=1}^{K−1} Φ(ŷ − c_k), averaged over the kept samples.
+the expected rating, E[y] = v₁ + Σ_{k=1}^{K−1} (v_{k+1} − v_k) Φ(ŷ − c_k), averaged over the
+kept samples.
 """
 
 from __future__ import annotations
@@ -412,18 +413,18 @@ def draw_alpha(rng: np.random.Generator, e: np.ndarray, a0: float, b0: float) ->
 # --- ordered probit (likelihood="ordered") -----------------------------------------------
 
 MAX_CLASSES = 100
-"""The most rating values (r_max − r_min + 1) an ordered probit takes, one cutpoint between each
-two neighbours."""
+"""The most distinct rating values an ordered probit takes (one cutpoint between neighbours)."""
 
 
 PROPOSAL_DF = 5.0
 """Degrees of freedom of the cutpoints' t proposal (:func:`draw_cutpoints`)."""
 
 
-def ordinal_classes(r: np.ndarray) -> tuple[np.ndarray, int]:
-    """(each rating's class yₙ − r_min in 0..K−1, r_min) for integer ratings on a scale of
-    K = r_max − r_min + 1 values (2 ≤ K ≤ :data:`MAX_CLASSES`); a ``ValueError`` naming the
-    first rating that is not an integer, or the scale, otherwise."""
+def ordinal_classes(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each rating's class in 0..K−1, the K values v₁ < … < v_K) for integer ratings of K
+    distinct values (2 ≤ K ≤ :data:`MAX_CLASSES`): the classes are the values the ratings
+    take, so a value of the scale no rating has gets no class (its probability would go to
+    0); a ``ValueError`` naming the first rating that is not an integer, or the values."""
     bad = np.flatnonzero(r != np.round(r))
     if bad.size:
         n = int(bad[0])
@@ -431,13 +432,13 @@ def ordinal_classes(r: np.ndarray) -> tuple[np.ndarray, int]:
             f"likelihood='ordered' needs integer ratings: rating {float(r[n])!r} (row {n}) is "
             "not an integer"
         )
-    r_min, r_max = int(r.min()), int(r.max())
-    if not 2 <= r_max - r_min + 1 <= MAX_CLASSES:
+    values, y = np.unique(r, return_inverse=True)
+    if not 2 <= values.shape[0] <= MAX_CLASSES:
         raise ValueError(
-            f"likelihood='ordered' needs a scale of 2 to {MAX_CLASSES} integer values; the "
-            f"ratings run from {r_min} to {r_max}"
+            f"likelihood='ordered' needs 2 to {MAX_CLASSES} distinct rating values; the ratings "
+            f"have {values.shape[0]}, from {values[0]:g} to {values[-1]:g}"
         )
-    return (r - r_min).astype(np.int64), r_min
+    return y.astype(np.int64), values
 
 
 def _bounds(d: np.ndarray, y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -554,11 +555,11 @@ def draw_latent(
     return eta + np.where(flip, -x, x)
 
 
-def expected_rating(latent: np.ndarray, cuts: np.ndarray, r_min: float) -> np.ndarray:
-    """E[y] = r_min + Σ_k Φ(ŷ − c_k) per sample (the probit's P(y > r_min − 1 + k) summed),
-    averaged over the samples: ``latent`` (n, S), ``cuts`` (S, K − 1)."""
+def expected_rating(latent: np.ndarray, cuts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """E[y] = v₁ + Σ_k (v_{k+1} − v_k) Φ(ŷ − c_k) per sample (P(y > v_k) = Φ(ŷ − c_k)),
+    averaged over the samples: ``latent`` (n, S), ``cuts`` (S, K − 1), ``values`` (K,)."""
     terms = ndtr(latent[:, :, None] - cuts[None, :, :])  # (n, S, K − 1)
-    return r_min + terms.sum(2).mean(1)
+    return values[0] + (terms @ np.diff(values)).mean(1)
 
 
 class BayesianFM(BayesianMF):
@@ -575,17 +576,18 @@ class BayesianFM(BayesianMF):
     :meth:`recommend` score as of the training rows' highest feature index (for dates, the
     latest period), and the model cannot be saved.
 
-    ``likelihood="ordered"`` (integer ratings on a scale r_min..r_max, K values) is an ordered
-    probit instead (Albert & Chib 1993): a latent zₙ = ŷₙ + εₙ, εₙ ~ N(0, 1), and yₙ = r_min + k
-    when c_k < zₙ ≤ c_{k+1} (c₀ = −∞, c_K = ∞, c₁ = 0 pinned so that w₀ carries the location).
+    ``likelihood="ordered"`` (integer ratings, K distinct values v₁ < … < v_K in ``values_``)
+    is an ordered probit instead (Albert & Chib 1993): a latent zₙ = ŷₙ + εₙ, εₙ ~ N(0, 1), and
+    yₙ = v_k when c_{k−1} < zₙ ≤ c_k (c₀ = −∞, c_K = ∞, c₁ = 0 pinned: w₀ carries the location).
     Each sweep, before the FM's: (w₀, c₂..c_{K−1}) as one block from p(· | ŷ − w₀) with z
     integrated out (:func:`draw_cutpoints`, Metropolis–Hastings), then every zₙ from its
     truncated normal (:func:`draw_latent`) and eₙ = zₙ − ŷₙ; then the FM's sweep on z with
-    α = 1. The prediction is the posterior mean of the expected rating, (1/S) Σₛ [r_min +
-    Σ_k Φ(ŷˢ − c_kˢ)], which no factor model holds: :meth:`predict`, :meth:`score_all` and
-    :meth:`recommend` compute it from the kept samples (an unknown user or item: its block's
-    part left out, as a row with no id entry), P, Q, bu, bi hold the latent ŷ's average
-    (:meth:`similar_items` compares Q), and the model cannot be saved or fold a user in.
+    α = 1. The prediction is the posterior mean of the expected rating, (1/S) Σₛ [v₁ +
+    Σ_k (v_{k+1} − v_k) Φ(ŷˢ − c_kˢ)], which no factor model holds: :meth:`predict`,
+    :meth:`score_all` and :meth:`recommend` compute it from the kept samples (an unknown user
+    or item: its block's part left out, as a row with no id entry), P, Q, bu, bi hold the
+    latent ŷ's average (:meth:`similar_items` compares Q), and the model cannot be saved or
+    fold a user in.
     """
 
     @extends(BayesianMF, fixed=("ard",), n_samples=200)
@@ -634,7 +636,7 @@ class BayesianFM(BayesianMF):
         and ``accept_rate_``, the share of sweeps whose cutpoint proposal was accepted."""
         u, i, r = check_ratings(u, i, r, np.float64)
         if self.ordered:
-            y, r_min = ordinal_classes(r)
+            y, self.values_ = ordinal_classes(r)
         blocks, grp, self.groups_ = fm_blocks(
             u, i, n_users, n_items, user_features, item_features, implicit, item_implicit,
             rating_features,
@@ -656,11 +658,10 @@ class BayesianFM(BayesianMF):
         (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states[:2]
         e = _residuals(r, w0, kernel_blocks, states_t, np.empty(r.shape[0]))
         mu = self._start_samples(u, i, r, n_users, n_items)
-        if self.ordered:  # z = ŷ to start; the cutpoints from the class shares (add-one)
+        if self.ordered:  # z = ŷ to start; the cutpoints from the class shares
             z = r - e
             e = np.zeros(r.shape[0])
-            counts = np.bincount(y) + 1.0
-            cuts: np.ndarray = ndtri(np.cumsum(counts)[:-1] / counts.sum())
+            cuts: np.ndarray = ndtri(np.cumsum(np.bincount(y))[:-1] / r.shape[0])
             cuts -= cuts[0]
             accepted = 0
         n_groups = len(self.groups_)
@@ -691,7 +692,7 @@ class BayesianFM(BayesianMF):
                 normals, kernel_blocks, states_t, caches, w0,
             )  # fmt: skip
             if self.ordered:
-                fit = expected_rating((z - e)[:, None], cuts[None, :], r_min)
+                fit = expected_rating((z - e)[:, None], cuts[None, :], self.values_)
                 self.history_.append(float(np.mean((fit - r) ** 2)))
             else:
                 self.history_.append(float(e @ e) / r.shape[0])
@@ -816,7 +817,7 @@ class BayesianFM(BayesianMF):
                 np.add.at(latent, row_of, self.w_rating_samples_[indices])
                 T = 0.5 * (XV**2 - X2V2) + XV * (Pu + Qi)
                 latent += S * T.reshape(-1, S, k).sum(2)
-            out[c] = expected_rating(latent, self.cutpoints_, self.r_min)
+            out[c] = expected_rating(latent, self.cutpoints_, self.values_)
         return out
 
     def _predict_indices(self, users, items) -> np.ndarray:

@@ -83,11 +83,11 @@ def test_the_cutpoint_sampler_recovers_known_cutpoints_given_the_latent_mean():
     assert abs(x[1:] @ x[:-1] / (x @ x)) < 0.3
 
 
-def expected(latent, cuts, r_min):
-    """r_min + Σ_k P(y > r_min − 1 + k) of one sample, from the class probabilities."""
+def expected(latent, cuts, values):
+    """Σ_k v_k P(y = v_k) of one sample, from the class probabilities."""
     ext = np.concatenate([[-np.inf], cuts, [np.inf]])
     P = ndtr(ext[None, 1:] - latent[:, None]) - ndtr(ext[None, :-1] - latent[:, None])
-    return (P * (r_min + np.arange(ext.shape[0] - 1))).sum(1)
+    return P @ values
 
 
 @pytest.mark.parametrize("per_rating", [False, True], ids=["two blocks", "with a rating block"])
@@ -95,6 +95,7 @@ def test_predict_is_the_average_over_samples_of_the_expected_rating(per_rating, 
     u, i, r, n_users, n_items, uf, itf = small_problem(3)
     rng = np.random.default_rng(8)
     r = np.clip(np.round(r), 1, 5)
+    values = np.unique(r)
     qu, qi = np.repeat(np.arange(n_users), n_items), np.tile(np.arange(n_items), n_users)
     rf = random_features(rng, u.shape[0], 4) if per_rating else None
     query = random_features(rng, qu.shape[0], 4) if per_rating else None
@@ -111,19 +112,19 @@ def test_predict_is_the_average_over_samples_of_the_expected_rating(per_rating, 
         Xq[:, D - 4 :] = Xr
         X_item[:, D - 4 :] = Xr
     burn_in, preds, unknown = 2, [], []
-    r_min = float(r.min())
 
     def keep(sweep, model):
         if sweep >= burn_in:
-            preds.append(expected(fm_predict(Xq, model.w0_, model.w_, model.V_), model.c_, r_min))
+            preds.append(expected(fm_predict(Xq, model.w0_, model.w_, model.V_), model.c_, values))
             latent = fm_predict(X_item, model.w0_, model.w_, model.V_)
-            unknown.append(expected(latent, model.c_, r_min))
+            unknown.append(expected(latent, model.c_, values))
 
     model = BayesianFM(n_factors=2, n_samples=5, burn_in=burn_in, seed=0, likelihood="ordered")
     model.fit(
         u, i, r, n_users, n_items, keep, user_features=uf, item_features=itf, rating_features=rf
     )
-    assert len(preds) == 5 and model.cutpoints_.shape == (5, int(r.max() - r_min))
+    assert len(preds) == 5 and model.cutpoints_.shape == (5, values.shape[0] - 1)
+    np.testing.assert_array_equal(model.values_, values)
     np.testing.assert_array_equal(model.cutpoints_[:, 0], 0.0)  # c₁ pinned
     np.testing.assert_allclose(
         model.predict(qu, qi, rating_features=query), np.mean(preds, axis=0), rtol=0, atol=1e-10
@@ -187,7 +188,7 @@ def test_on_ordinal_data_it_recovers_the_cutpoints_and_beats_the_regression():
     np.testing.assert_allclose(gaps / gaps[-1], true_gaps / true_gaps[-1], atol=0.03)
     assert abs(gaps[-1] / true_gaps[-1] - 1) < 0.1, gaps
     assert model.accept_rate_ > 0.6
-    best = np.sqrt(np.mean((expected(latent[test], truth, 1.0) - y[test]) ** 2))
+    best = np.sqrt(np.mean((expected(latent[test], truth, np.arange(1.0, 6.0)) - y[test]) ** 2))
     assert rmse["ordered"] < rmse["gaussian"] - 0.008, rmse
     assert best < rmse["ordered"], (best, rmse)
 
@@ -201,9 +202,9 @@ def test_bad_input_is_refused_naming_the_value():
     model = BayesianFM(likelihood="ordered", n_samples=2, burn_in=0)
     with pytest.raises(ValueError, match=r"needs integer ratings: rating 3\.5 \(row 7\)"):
         model.fit(u, i, np.where(np.arange(u.shape[0]) == 7, 3.5, 4.0), n_users, n_items)
-    with pytest.raises(ValueError, match="ratings run from 4 to 4"):
+    with pytest.raises(ValueError, match="the ratings have 1, from 4 to 4"):
         model.fit(u, i, np.full(u.shape[0], 4.0), n_users, n_items)
-    with pytest.raises(ValueError, match="ratings run from 0 to 200"):
-        ordinal_classes(np.array([0.0, 200.0]))
-    y, r_min = ordinal_classes(np.array([2.0, 5.0, 3.0]))  # a class (4) may go unobserved
-    assert r_min == 2 and y.tolist() == [0, 3, 1]
+    with pytest.raises(ValueError, match="the ratings have 101, from 0 to 100"):
+        ordinal_classes(np.arange(101.0))
+    y, values = ordinal_classes(np.array([2.0, 5.0, 3.0, 5.0]))  # 4 unrated: no class
+    assert y.tolist() == [0, 2, 1, 2] and values.tolist() == [2.0, 3.0, 5.0]
