@@ -43,7 +43,7 @@ c_{k−1} < zₙ ≤ c_k (c₀ = −∞, c_K = ∞). The unit noise fixes the sc
        (so d₁ = −w₀; flat priors, unit Jacobian)
            L(d) = Σₙ log[Φ(d_{yₙ} − ηₙ) − Φ(d_{yₙ−1} − ηₙ)]      (class index yₙ = 1..K)
        is concave with a tridiagonal Hessian H; Newton finds its mode d̂, and one
-       Metropolis–Hastings step proposes d' ~ t₅(d̂, (−H(d̂))⁻¹), accepted with probability
+       Metropolis–Hastings step proposes d' ~ t₂₀(d̂, (−H(d̂))⁻¹), accepted with probability
        min(1, exp(L(d') − L(d) + log q(d) − log q(d'))); then w₀ = −d₁, c = d − d₁.
     2. zₙ ~ N(ŷₙ, 1) truncated to (c_{yₙ−1}, c_{yₙ}), by inversion of Φ; eₙ = zₙ − ŷₙ.
     3. the FM's sweep above on z with α = 1 (w₀ again, by its Gibbs draw given z).
@@ -61,6 +61,7 @@ kept samples.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -416,7 +417,9 @@ MAX_CLASSES = 100
 """The most distinct rating values an ordered probit takes (one cutpoint between neighbours)."""
 
 
-PROPOSAL_DF = 5.0
+NEWTON_GAIN = 1e-9
+"""The predicted log-likelihood gain below which :func:`cutpoint_mode` stops."""
+PROPOSAL_DF = 20.0
 """Degrees of freedom of the cutpoints' t proposal (:func:`draw_cutpoints`)."""
 
 
@@ -447,11 +450,37 @@ def _bounds(d: np.ndarray, y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, 
     return ext[y] - eta, ext[y + 1] - eta
 
 
-def _interval_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Φ(b) − Φ(a), from the lower tail on the side where the interval lies (no cancellation
-    of two numbers near 1: an interval above 0 is mirrored to (−b, −a))."""
-    up = a > 0
-    return np.where(up, ndtr(-a) - ndtr(-b), ndtr(b) - ndtr(a))
+@njit
+def _ordinal_sums(ext, y, eta, out):
+    """Per class c (``out`` (6, K), zeroed here), over its ratings with standardised interval
+    (a, b) = (ext[c] − η, ext[c + 1] − η), mass P = Φ(b) − Φ(a) (from the lower tail on the
+    side where the interval lies: mirrored when a > 0), gₐ = φ(a)/P, g_b = φ(b)/P: Σ g_b,
+    Σ gₐ, Σ (b g_b + g_b²), Σ (a gₐ − gₐ²), Σ gₐg_b, Σ log P (−∞ for a mass that underflows;
+    (±∞)·0 counts 0)."""
+    out[:] = 0.0
+    r = 1.0 / np.sqrt(2.0)
+    for n in range(y.shape[0]):
+        c = y[n]
+        a, b = ext[c] - eta[n], ext[c + 1] - eta[n]
+        if a > 0:
+            P = 0.5 * (math.erfc(a * r) - math.erfc(b * r))
+        elif b < 0:
+            P = 0.5 * (math.erfc(-b * r) - math.erfc(-a * r))
+        else:
+            P = 1.0 - 0.5 * math.erfc(b * r) - 0.5 * math.erfc(-a * r)
+        if P <= 0.0:
+            out[5, c] = -np.inf
+            P = 1e-300
+        else:
+            out[5, c] += math.log(P)
+        ga = math.exp(-0.5 * a * a) / SQRT_2PI / P
+        gb = math.exp(-0.5 * b * b) / SQRT_2PI / P
+        out[0, c] += gb
+        out[1, c] += ga
+        out[2, c] += gb * gb + (b * gb if gb > 0.0 else 0.0)
+        out[3, c] += (a * ga if ga > 0.0 else 0.0) - ga * ga
+        out[4, c] += ga * gb
+    return out
 
 
 def ordinal_loglik(
@@ -466,47 +495,35 @@ def ordinal_loglik(
     grad, hess = np.zeros(m), np.zeros((m, m))
     if np.any(np.diff(d) <= 0):
         return -np.inf, grad, hess
-    a, b = _bounds(d, y, eta)
-    P = _interval_mass(a, b)
-    with np.errstate(divide="ignore"):
-        L = float(np.log(P).sum())
-    P = np.maximum(P, 1e-300)
-    ga, gb = np.exp(-0.5 * a * a) / SQRT_2PI / P, np.exp(-0.5 * b * b) / SQRT_2PI / P
-    a0, b0 = np.where(np.isfinite(a), a, 0.0), np.where(np.isfinite(b), b, 0.0)  # (±∞)·0 = 0
-    K = m + 1
-
-    def per_class(x):
-        return np.bincount(y, weights=x, minlength=K)
-
-    up, low = per_class(gb), per_class(ga)  # (K,) the class's upper / lower bound terms
+    ext = np.concatenate([[-np.inf], d, [np.inf]])
+    up, low, up2, low2, cross, logP = _ordinal_sums(ext, y, eta, np.empty((6, m + 1)))
     grad = up[:m] - low[1:]
-    diag = -per_class(b0 * gb + gb * gb)[:m] + per_class(a0 * ga - ga * ga)[1:]
-    hess[np.arange(m), np.arange(m)] = diag
-    off = per_class(ga * gb)[1:m]
-    hess[np.arange(m - 1), np.arange(1, m)] = off
-    hess[np.arange(1, m), np.arange(m - 1)] = off
-    return L, grad, hess
+    hess[np.arange(m), np.arange(m)] = -up2[:m] + low2[1:]
+    hess[np.arange(m - 1), np.arange(1, m)] = cross[1:m]
+    hess[np.arange(1, m), np.arange(m - 1)] = cross[1:m]
+    return float(logP.sum()), grad, hess
 
 
-def cutpoint_mode(d: np.ndarray, y: np.ndarray, eta: np.ndarray) -> tuple:
-    """(d̂, L(d̂), H(d̂)): Newton's method from d on the concave L of :func:`ordinal_loglik`,
-    halving a step that would lower L or break the order."""
-    L, g, H = ordinal_loglik(d, y, eta)
+def cutpoint_mode(d: np.ndarray, y: np.ndarray, eta: np.ndarray, start: tuple) -> tuple:
+    """(d̂, L(d̂), H(d̂)): Newton's method from d (``start``: L, its gradient g and Hessian H
+    there) on the concave L of :func:`ordinal_loglik`, a step halved while it would lower L
+    or break the order, until the step's predicted gain −½gᵀH⁻¹g is below
+    :data:`NEWTON_GAIN` (L's rounding over many ratings is larger)."""
+    L, g, H = start
     for _ in range(50):
         step = np.linalg.solve(H, g)
+        if -0.5 * float(g @ step) < NEWTON_GAIN:
+            break
         t = 1.0
         while True:
             trial = d - t * step
             L_t, g_t, H_t = ordinal_loglik(trial, y, eta)
-            if L_t >= L or t < 1e-10:
+            if L_t >= L:
                 break
             t /= 2
-        moved = float(np.max(np.abs(trial - d)))
-        if L_t < L:  # no ascent left: d is the mode to rounding
-            break
+            if t < 1e-6:  # no ascent left along the Newton step
+                return d, L, H
         d, L, g, H = trial, L_t, g_t, H_t
-        if moved < 1e-10:
-            break
     return d, L, H
 
 
@@ -520,7 +537,8 @@ def draw_cutpoints(
     log q(x) = −½(ν + m) log(1 + (x − d̂)ᵀ(−H)(x − d̂)/ν). L is concave, so its tails fall off
     at least exponentially and p/q stays bounded: the chain leaves any start at once. Returns
     (d after the step, accepted)."""
-    mode, _, H = cutpoint_mode(d, y, eta)
+    L_old, g, H = ordinal_loglik(d, y, eta)
+    mode, _, H = cutpoint_mode(d, y, eta, (L_old, g, H))
     A, m, nu = -H, d.shape[0], PROPOSAL_DF  # the proposal's precision
     chol = np.linalg.cholesky(A)
     xi = rng.standard_normal(m)
@@ -531,7 +549,6 @@ def draw_cutpoints(
         return -0.5 * (nu + m) * np.log1p(float(dx @ A @ dx) / nu)
 
     L_new = ordinal_loglik(proposal, y, eta)[0]
-    L_old = ordinal_loglik(d, y, eta)[0]
     log_ratio = L_new - L_old + log_q(d) - log_q(proposal)
     if np.log(rng.random()) < log_ratio:
         return proposal, True
