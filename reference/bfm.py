@@ -33,19 +33,45 @@ model: ŷ = w₀ + (lin_u + pair_u) + (lin_i + pair_i) + q_u·q_i with lin = Σ�
 q side by side, scaled by 1/√S; μ the training mean, w₀ − μ folded into bᵤ) and predict,
 recommend and saving work unchanged. A rating block adds a per-pair part (see
 :meth:`BayesianFM.raw_predict`), and saving is refused.
+
+Ordered probit (``likelihood="ordered"``, Albert & Chib 1993) for integer ratings of K distinct
+values v₁ < … < v_K: a latent zₙ = ŷₙ + εₙ, εₙ ~ N(0, 1), and yₙ = v_k exactly when
+c_{k−1} < zₙ ≤ c_k (c₀ = −∞, c_K = ∞). The unit noise fixes the scale and c₁ = 0 the location
+(w₀, flat, carries it). One sweep, before the FM's hyper-parameters::
+
+    1. (w₀, c₂..c_{K−1}) as one block, z integrated out: with ηₙ = ŷₙ − w₀ and d = c − w₀
+       (so d₁ = −w₀; flat priors, unit Jacobian)
+           L(d) = Σₙ log[Φ(d_{yₙ} − ηₙ) − Φ(d_{yₙ−1} − ηₙ)]      (class index yₙ = 1..K)
+       is concave with a tridiagonal Hessian H; Newton finds its mode d̂, and one
+       Metropolis–Hastings step proposes d' ~ t₂₀(d̂, (−H(d̂))⁻¹), accepted with probability
+       min(1, exp(L(d') − L(d) + log q(d) − log q(d'))); then w₀ = −d₁, c = d − d₁.
+    2. zₙ ~ N(ŷₙ, 1) truncated to (c_{yₙ−1}, c_{yₙ}), by inversion of Φ; eₙ = zₙ − ŷₙ.
+    3. the FM's sweep above on z with α = 1 (w₀ again, by its Gibbs draw given z).
+
+Albert & Chib's own cutpoint draw, c_k uniform between the largest z of class k and the
+smallest of class k + 1, moves c_k by about the gap between two neighbouring latents, of
+order 1/n (about 10⁻⁴ at 80,000 ratings) against a posterior sd of order 1/√n (10⁻²), so
+the cutpoints (and w₀ with them) would need ~10⁴ sweeps to cross their posterior. The collapsed
+block of step 1 moves them by a posterior sd at each accepted step (Cowles 1996 uses a
+random-walk proposal in the same collapsed block; the Laplace t proposal accepts most steps,
+and its tails, heavier than L's, keep p/q bounded). The prediction is the posterior mean of
+the expected rating, E[y] = v₁ + Σ_{k=1}^{K−1} (v_{k+1} − v_k) Φ(ŷ − c_k), averaged over the
+kept samples.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 from mfrec._internal import check_ratings, njit, njit_inline
 from mfrec.data.features import Features, sets_by_row
 from mfrec.data.ids import UNKNOWN
 from mfrec.reference.bayes import BayesianMF
-from mfrec.reference.mf import extends
+from mfrec.reference.mf import check_query_index, extends
 from mfrec.reference.svdpp import _check_rows
 
 if TYPE_CHECKING:
@@ -59,6 +85,10 @@ values (CSC); row_of: the block row of each rating (its user or item); off: the 
 global feature index."""
 
 MU0, GAMMA0, ALPHA_LAMBDA, BETA_LAMBDA = 0.0, 1.0, 1.0, 1.0
+SQRT_2PI = float(np.sqrt(2.0 * np.pi))
+LIKELIHOODS = ("gaussian", "ordered")
+ORDERED_CHUNK = 1 << 21
+"""Per-sample terms held at once by an ordered model's predictions (pairs per chunk × k·S)."""
 """libFM's MCMC hyperpriors: μ_g ~ N(μ₀, 1/(γ₀λ_g)), λ_g ~ Gamma(½(α_λ + 1), ½β_λ)."""
 
 
@@ -381,6 +411,174 @@ def draw_alpha(rng: np.random.Generator, e: np.ndarray, a0: float, b0: float) ->
     return float(rng.gamma((a0 + e.shape[0]) / 2.0, 2.0 / (b0 + float(e @ e))))
 
 
+# --- ordered probit (likelihood="ordered") -----------------------------------------------
+
+MAX_CLASSES = 100
+"""The most distinct rating values an ordered probit takes (one cutpoint between neighbours)."""
+
+
+NEWTON_GAIN = 1e-9
+"""The predicted log-likelihood gain below which :func:`cutpoint_mode` stops."""
+PROPOSAL_DF = 20.0
+"""Degrees of freedom of the cutpoints' t proposal (:func:`draw_cutpoints`)."""
+
+
+def ordinal_classes(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each rating's class in 0..K−1, the K values v₁ < … < v_K) for integer ratings of K
+    distinct values (2 ≤ K ≤ :data:`MAX_CLASSES`): the classes are the values the ratings
+    take, so a value of the scale no rating has gets no class (its probability would go to
+    0); a ``ValueError`` naming the first rating that is not an integer, or the values."""
+    bad = np.flatnonzero(r != np.round(r))
+    if bad.size:
+        n = int(bad[0])
+        raise ValueError(
+            f"likelihood='ordered' needs integer ratings: rating {float(r[n])!r} (row {n}) is "
+            "not an integer"
+        )
+    values, y = np.unique(r, return_inverse=True)
+    if not 2 <= values.shape[0] <= MAX_CLASSES:
+        raise ValueError(
+            f"likelihood='ordered' needs 2 to {MAX_CLASSES} distinct rating values; the ratings "
+            f"have {values.shape[0]}, from {values[0]:g} to {values[-1]:g}"
+        )
+    return y.astype(np.int64), values
+
+
+def _bounds(d: np.ndarray, y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each rating's standardised interval (a, b) = (d_{y−1} − η, d_y − η), d₀ = −∞, d_K = ∞."""
+    ext = np.concatenate([[-np.inf], d, [np.inf]])
+    return ext[y] - eta, ext[y + 1] - eta
+
+
+@njit
+def _ordinal_sums(ext, y, eta, out):
+    """Per class c (``out`` (6, K), zeroed here), over its ratings with standardised interval
+    (a, b) = (ext[c] − η, ext[c + 1] − η), mass P = Φ(b) − Φ(a) (from the lower tail on the
+    side where the interval lies: mirrored when a > 0), gₐ = φ(a)/P, g_b = φ(b)/P: Σ g_b,
+    Σ gₐ, Σ (b g_b + g_b²), Σ (a gₐ − gₐ²), Σ gₐg_b, Σ log P (−∞ for a mass that underflows;
+    (±∞)·0 counts 0)."""
+    out[:] = 0.0
+    r = 1.0 / np.sqrt(2.0)
+    for n in range(y.shape[0]):
+        c = y[n]
+        a, b = ext[c] - eta[n], ext[c + 1] - eta[n]
+        if a > 0:
+            P = 0.5 * (math.erfc(a * r) - math.erfc(b * r))
+        elif b < 0:
+            P = 0.5 * (math.erfc(-b * r) - math.erfc(-a * r))
+        else:
+            P = 1.0 - 0.5 * math.erfc(b * r) - 0.5 * math.erfc(-a * r)
+        if P <= 0.0:
+            out[5, c] = -np.inf
+            P = 1e-300
+        else:
+            out[5, c] += math.log(P)
+        ga = math.exp(-0.5 * a * a) / SQRT_2PI / P
+        gb = math.exp(-0.5 * b * b) / SQRT_2PI / P
+        out[0, c] += gb
+        out[1, c] += ga
+        out[2, c] += gb * gb + (b * gb if gb > 0.0 else 0.0)
+        out[3, c] += (a * ga if ga > 0.0 else 0.0) - ga * ga
+        out[4, c] += ga * gb
+    return out
+
+
+def ordinal_loglik(
+    d: np.ndarray, y: np.ndarray, eta: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """L(d) = Σₙ log[Φ(d_{yₙ} − ηₙ) − Φ(d_{yₙ−1} − ηₙ)] with z integrated out, its gradient and
+    its Hessian in the K − 1 cutpoints d (−∞ when d is not increasing). With Pₙ the mass,
+    gₐ = φ(a)/P, g_b = φ(b)/P: ∂L/∂d_j = Σ_{y=j} g_b − Σ_{y=j+1} gₐ,
+    ∂²L/∂d_j² = −Σ_{y=j}(b g_b + g_b²) + Σ_{y=j+1}(a gₐ − gₐ²),
+    ∂²L/∂d_j∂d_{j+1} = Σ_{y=j+1} gₐ g_b (one class between them; tridiagonal)."""
+    m = d.shape[0]
+    grad, hess = np.zeros(m), np.zeros((m, m))
+    if np.any(np.diff(d) <= 0):
+        return -np.inf, grad, hess
+    ext = np.concatenate([[-np.inf], d, [np.inf]])
+    up, low, up2, low2, cross, logP = _ordinal_sums(ext, y, eta, np.empty((6, m + 1)))
+    grad = up[:m] - low[1:]
+    hess[np.arange(m), np.arange(m)] = -up2[:m] + low2[1:]
+    hess[np.arange(m - 1), np.arange(1, m)] = cross[1:m]
+    hess[np.arange(1, m), np.arange(m - 1)] = cross[1:m]
+    return float(logP.sum()), grad, hess
+
+
+def cutpoint_mode(d: np.ndarray, y: np.ndarray, eta: np.ndarray, start: tuple) -> tuple:
+    """(d̂, L(d̂), H(d̂)): Newton's method from d (``start``: L, its gradient g and Hessian H
+    there) on the concave L of :func:`ordinal_loglik`, a step halved while it would lower L
+    or break the order, until the step's predicted gain −½gᵀH⁻¹g is below
+    :data:`NEWTON_GAIN` (L's rounding over many ratings is larger)."""
+    L, g, H = start
+    for _ in range(50):
+        step = np.linalg.solve(H, g)
+        if -0.5 * float(g @ step) < NEWTON_GAIN:
+            break
+        t = 1.0
+        while True:
+            trial = d - t * step
+            L_t, g_t, H_t = ordinal_loglik(trial, y, eta)
+            if L_t >= L:
+                break
+            t /= 2
+            if t < 1e-6:  # no ascent left along the Newton step
+                return d, L, H
+        d, L, g, H = trial, L_t, g_t, H_t
+    return d, L, H
+
+
+def draw_cutpoints(
+    rng: np.random.Generator, d: np.ndarray, y: np.ndarray, eta: np.ndarray
+) -> tuple[np.ndarray, bool]:
+    """One Metropolis–Hastings draw of the cutpoints d | η with z integrated out (flat prior):
+    an independence proposal, Student's t with ν = :data:`PROPOSAL_DF` at the mode d̂ of L
+    with scale (−H(d̂))⁻¹ (the Laplace approximation, heavier-tailed), accepted with
+    probability min(1, exp(L(d') − L(d) + log q(d) − log q(d'))),
+    log q(x) = −½(ν + m) log(1 + (x − d̂)ᵀ(−H)(x − d̂)/ν). L is concave, so its tails fall off
+    at least exponentially and p/q stays bounded: the chain leaves any start at once. Returns
+    (d after the step, accepted)."""
+    L_old, g, H = ordinal_loglik(d, y, eta)
+    mode, _, H = cutpoint_mode(d, y, eta, (L_old, g, H))
+    A, m, nu = -H, d.shape[0], PROPOSAL_DF  # the proposal's precision
+    chol = np.linalg.cholesky(A)
+    xi = rng.standard_normal(m)
+    proposal = mode + np.linalg.solve(chol.T, xi) * np.sqrt(nu / rng.chisquare(nu))
+
+    def log_q(x):
+        dx = x - mode
+        return -0.5 * (nu + m) * np.log1p(float(dx @ A @ dx) / nu)
+
+    L_new = ordinal_loglik(proposal, y, eta)[0]
+    log_ratio = L_new - L_old + log_q(d) - log_q(proposal)
+    if np.log(rng.random()) < log_ratio:
+        return proposal, True
+    return d, False
+
+
+def draw_latent(
+    rng: np.random.Generator, d: np.ndarray, y: np.ndarray, eta: np.ndarray
+) -> np.ndarray:
+    """zₙ ~ N(ηₙ, 1) truncated to (d_{yₙ−1}, d_{yₙ}), by inversion: x = Φ⁻¹(Φ(a) + u(Φ(b) −
+    Φ(a))) on the standardised interval (a, b), mirrored to (−b, −a) when a > 0 so that both
+    ends sit in the lower tail, where Φ and Φ⁻¹ keep their relative precision; an interval
+    whose mass underflows (beyond ~37 sd) gives its end nearest the mean. z = η + x."""
+    a, b = _bounds(d, y, eta)
+    flip = a > 0
+    lo, hi = np.where(flip, -b, a), np.where(flip, -a, b)
+    p_lo, p_hi = ndtr(lo), ndtr(hi)
+    x = ndtri(p_lo + rng.random(y.shape[0]) * (p_hi - p_lo))
+    x = np.where(p_hi > p_lo, x, hi)
+    x = np.clip(x, lo, hi)
+    return eta + np.where(flip, -x, x)
+
+
+def expected_rating(latent: np.ndarray, cuts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """E[y] = v₁ + Σ_k (v_{k+1} − v_k) Φ(ŷ − c_k) per sample (P(y > v_k) = Φ(ŷ − c_k)),
+    averaged over the samples: ``latent`` (n, S), ``cuts`` (S, K − 1), ``values`` (K,)."""
+    terms = ndtr(latent[:, :, None] - cuts[None, :, :])  # (n, S, K − 1)
+    return values[0] + (terms @ np.diff(values)).mean(1)
+
+
 class BayesianFM(BayesianMF):
     """Gibbs-sampled factorization machine over user and item relation blocks; see the module
     doc. ``n_samples`` kept sweeps after ``burn_in`` discarded ones, every ``thin``-th kept;
@@ -394,15 +592,43 @@ class BayesianFM(BayesianMF):
     model: :meth:`predict` needs the query rows' ``rating_features``, :meth:`score_all` and
     :meth:`recommend` score as of the training rows' highest feature index (for dates, the
     latest period), and the model cannot be saved.
+
+    ``likelihood="ordered"`` (integer ratings, K distinct values v₁ < … < v_K in ``values_``)
+    is an ordered probit instead (Albert & Chib 1993): a latent zₙ = ŷₙ + εₙ, εₙ ~ N(0, 1), and
+    yₙ = v_k when c_{k−1} < zₙ ≤ c_k (c₀ = −∞, c_K = ∞, c₁ = 0 pinned: w₀ carries the location).
+    Each sweep, before the FM's: (w₀, c₂..c_{K−1}) as one block from p(· | ŷ − w₀) with z
+    integrated out (:func:`draw_cutpoints`, Metropolis–Hastings), then every zₙ from its
+    truncated normal (:func:`draw_latent`) and eₙ = zₙ − ŷₙ; then the FM's sweep on z with
+    α = 1. The prediction is the posterior mean of the expected rating, (1/S) Σₛ [v₁ +
+    Σ_k (v_{k+1} − v_k) Φ(ŷˢ − c_kˢ)], which no factor model holds: :meth:`predict`,
+    :meth:`score_all` and :meth:`recommend` compute it from the kept samples (an unknown user
+    or item: its block's part left out, as a row with no id entry), P, Q, bu, bi hold the
+    latent ŷ's average (:meth:`similar_items` compares Q), and the model cannot be saved or
+    fold a user in.
     """
 
     @extends(BayesianMF, fixed=("ard",), n_samples=200)
-    def __init__(self, **params) -> None:
+    def __init__(self, *, likelihood: str = "gaussian", **params) -> None:
         super().__init__(**params)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        if likelihood == "ordered" and self.alpha is not None:
+            raise ValueError(
+                "likelihood='ordered' fixes the latent noise precision at 1: leave alpha unset"
+            )
+        self.likelihood = likelihood
+        if likelihood == "ordered":
+            self.refuses = {"fold-in": "its predictions are an ordered probit's expected ratings"}
+
+    @property
+    def ordered(self) -> bool:
+        """Whether this is an ordered probit (``likelihood="ordered"``)."""
+        return self.likelihood == "ordered"
 
     def describe(self) -> str:
         groups = getattr(self, "groups_", None)
-        return f"BayesianFM ({' + '.join(groups)})" if groups else "BayesianFM"
+        name = "BayesianFM, ordered probit" if self.ordered else "BayesianFM"
+        return f"{name} ({' + '.join(groups)})" if groups else name
 
     def _fit_indices(
         self,
@@ -421,14 +647,19 @@ class BayesianFM(BayesianMF):
     ) -> Self:
         """Run burn_in + n_samples sweeps over the blocks (see the class doc);
         ``callback(sweep, self)`` after each sees the running average. ``history_``: each
-        sweep's training MSE; ``alpha_``: the last α; ``w0_``, ``w_``, ``V_``: the current
-        (after fit, the last) sample."""
+        sweep's training MSE (ordered: of that sample's expected rating); ``alpha_``: the last
+        α; ``w0_``, ``w_``, ``V_`` (ordered, and ``c_``, the cutpoints c₁..c_{K−1}): the current
+        (after fit, the last) sample; ordered, ``cutpoints_`` (S, K − 1) of the kept samples
+        and ``accept_rate_``, the share of sweeps whose cutpoint proposal was accepted."""
         u, i, r = check_ratings(u, i, r, np.float64)
+        if self.ordered:
+            y, self.values_ = ordinal_classes(r)
         blocks, grp, self.groups_ = fm_blocks(
             u, i, n_users, n_items, user_features, item_features, implicit, item_implicit,
             rating_features,
         )  # fmt: skip
-        self.factor_form = rating_features is None
+        self.factor_form = rating_features is None and not self.ordered
+        self.dated_ = rating_features is not None
         rng = np.random.default_rng(self.seed)
         k, D = self.n_factors, grp.shape[0]
         V = rng.normal(0.0, self.init_std, (D, k)) if self.init_std else np.zeros((D, k))
@@ -444,6 +675,12 @@ class BayesianFM(BayesianMF):
         (q_u, s_u, lin_u), (q_i, s_i, lin_i) = states[:2]
         e = _residuals(r, w0, kernel_blocks, states_t, np.empty(r.shape[0]))
         mu = self._start_samples(u, i, r, n_users, n_items)
+        if self.ordered:  # z = ŷ to start; the cutpoints from the class shares
+            z = r - e
+            e = np.zeros(r.shape[0])
+            cuts: np.ndarray = ndtri(np.cumsum(np.bincount(y))[:-1] / r.shape[0])
+            cuts -= cuts[0]
+            accepted = 0
         n_groups = len(self.groups_)
         mu_w, lam_w = np.zeros(n_groups), np.ones(n_groups)
         mu_v, lam_v = np.zeros((n_groups, k)), np.ones((n_groups, k))
@@ -451,18 +688,34 @@ class BayesianFM(BayesianMF):
         off = int(blocks[-1][4][6])  # the rating block's first feature (when there is one)
         D_r = D - off if rating_features is not None else 0
         self._rating_samples = [np.zeros(D_r), np.empty((D_r, k * n_keep))]
+        if self.ordered:  # per kept sample: user part (w₀ in), item part, w₀, c, rating w
+            self._ordinal = [np.empty((n_users, n_keep)), np.empty((n_items, n_keep)),
+                             np.empty(n_keep), np.empty((cuts.shape[0], n_keep)),
+                             np.empty((D_r, n_keep))]  # fmt: skip
         alpha = 1.0 if self.alpha is None else self.alpha
         for sweep in range(self.burn_in + self.n_samples):
-            if self.alpha is None:
+            if self.ordered:
+                eta = z - e - w0  # ŷ without w₀
+                d, took = draw_cutpoints(rng, np.asarray(cuts - w0), y, eta)
+                w0, cuts, accepted = -d[0], d - d[0], accepted + took
+                z = draw_latent(rng, cuts, y, eta + w0)
+                e = z - eta - w0
+            elif self.alpha is None:
                 alpha = draw_alpha(rng, e, self.a0, self.b0)
             mu_w, lam_w, mu_v, lam_v = draw_hyper(rng, w, V, grp, lam_w, lam_v)
-            z = rng.standard_normal(1 + D + D * k)
+            normals = rng.standard_normal(1 + D + D * k)
             w0 = _sweep(
-                r, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha, z, kernel_blocks, states_t,
-                caches, w0,
+                z if self.ordered else r, e, w, V, grp, mu_w, lam_w, mu_v, lam_v, alpha,
+                normals, kernel_blocks, states_t, caches, w0,
             )  # fmt: skip
-            self.history_.append(float(e @ e) / r.shape[0])
+            if self.ordered:
+                fit = expected_rating((z - e)[:, None], cuts[None, :], self.values_)
+                self.history_.append(float(np.mean((fit - r) ** 2)))
+            else:
+                self.history_.append(float(e @ e) / r.shape[0])
             self.w0_, self.w_, self.V_ = w0, w, V  # the current sample (w, V updated in place)
+            if self.ordered:
+                self.c_ = cuts
             bu = w0 - mu + lin_u + 0.5 * (q_u**2 - s_u).sum(1)  # (n_users,)
             bi = lin_i + 0.5 * (q_i**2 - s_i).sum(1)  # (n_items,)
             self._current = (q_u, q_i, bu, bi)  # the user-item part of this sample
@@ -470,6 +723,10 @@ class BayesianFM(BayesianMF):
             if cols is not None:
                 self._rating_samples[0] += w[D - D_r :]
                 self._rating_samples[1][:, cols] = V[D - D_r :]
+                if self.ordered:
+                    parts = (bu + mu, bi, w0, cuts, w[D - D_r :])
+                    for store, x in zip(self._ordinal, parts, strict=True):
+                        store[..., self._kept - 1] = x
             if callback is not None:
                 callback(sweep, self)
         self._finish(alpha)
@@ -479,12 +736,21 @@ class BayesianFM(BayesianMF):
             self.n_rating_features_ = rating_features.n_features
             self._latest = np.unique(rating_features.indices)[-1:]  # (0 or 1,)
         del self._rating_samples
+        if self.ordered:
+            S = self._kept
+            A, B, W0, C, W_r = self._ordinal
+            self.user_part_, self.item_part_ = A[:, :S].copy(), B[:, :S].copy()
+            self.w0_samples_, self.cutpoints_ = W0[:S].copy(), C[:, :S].T.copy()
+            self.w_rating_samples_ = W_r[:, :S].copy()
+            self.accept_rate_ = accepted / (self.burn_in + self.n_samples)
+            del self._ordinal
         return self
 
     def predict(self, users, items, rating_features: Features | None = None) -> np.ndarray:
         """FactorModel's predict, plus (a model fit with ``rating_features``) the rating
-        block's part, from the rows of ``rating_features`` (one per queried pair)."""
-        if not self.factor_form:
+        block's part, from the rows of ``rating_features`` (one per queried pair); ordered,
+        the expected rating (see the class doc)."""
+        if self.dated_ if self.ordered else not self.factor_form:
             if rating_features is None:
                 raise ValueError(
                     "this BayesianFM was fit with rating_features: pass rating_features= "
@@ -498,44 +764,131 @@ class BayesianFM(BayesianMF):
 
     def raw_predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """μ + bᵤ + bᵢ + Pᵤ·Qᵢ, plus with a rating block the mean over samples of its part:
-        Xw̄ + ½Σ[(XV)² − X²V²] + (XV)·(Pᵤ + Qᵢ), V the samples side by side over √S."""
+        Xw̄ + ½Σ[(XV)² − X²V²] + (XV)·(Pᵤ + Qᵢ), V the samples side by side over √S; ordered,
+        the expected rating."""
+        if self.ordered:
+            known = np.ones(u.shape[0], dtype=bool)
+            rows = self._query_rows(u.shape[0]) if self.dated_ else None
+            return self._expected(u, i, known, known, rows)
         out = super().raw_predict(u, i)
         if self.factor_form:
             return out
+        indptr, indices = self._query_rows(u.shape[0])
+        return out + self._rating_part(indptr, indices, self.P[u] + self.Q[i])
+
+    def _query_rows(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (indptr, indices) of the queried pairs' ``rating_features`` given to
+        :meth:`predict`, checked against ``n`` pairs and the training vocabulary."""
         rows = getattr(self, "_query", None)
         if rows is None:
             raise ValueError("this BayesianFM was fit with rating_features: use predict(...)")
-        if rows.n_entities != u.shape[0] or rows.n_features != self.n_rating_features_:
+        if rows.n_entities != n or rows.n_features != self.n_rating_features_:
             raise ValueError(
                 f"rating_features has {rows.n_entities} rows of {rows.n_features} features; "
-                f"expected {u.shape[0]} rows of {self.n_rating_features_}"
+                f"expected {n} rows of {self.n_rating_features_}"
             )
-        return out + self._rating_part(rows.indptr, rows.indices, self.P[u] + self.Q[i])
+        return rows.indptr, rows.indices
 
-    def _rating_part(self, indptr, indices, PQ: np.ndarray) -> np.ndarray:
-        """The rating block's mean part for binary rows (indptr, indices) beside P + Q rows."""
+    def _rating_xv(self, indptr, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(each entry's row, XV, X²V²) of binary rows (indptr, indices) and ``V_rating_``."""
         n = indptr.shape[0] - 1
         rows = np.repeat(np.arange(n), np.diff(indptr))
         XV = np.zeros((n, self.V_rating_.shape[1]))  # (n, k·S)
         np.add.at(XV, rows, self.V_rating_[indices])
         X2V2 = np.zeros_like(XV)
         np.add.at(X2V2, rows, self.V_rating_[indices] ** 2)
-        lin = np.bincount(rows, weights=self.w_rating_[indices], minlength=n)
+        return rows, XV, X2V2
+
+    def _rating_part(self, indptr, indices, PQ: np.ndarray) -> np.ndarray:
+        """The rating block's mean part for binary rows (indptr, indices) beside P + Q rows."""
+        rows, XV, X2V2 = self._rating_xv(indptr, indices)
+        lin = np.bincount(rows, weights=self.w_rating_[indices], minlength=XV.shape[0])
         return lin + 0.5 * (XV**2 - X2V2).sum(1) + (XV * PQ).sum(1)
+
+    def _expected(self, u, i, u_known, i_known, rows: tuple | None) -> np.ndarray:
+        """The ordered model's posterior-mean expected rating of pairs (u, i), in chunks: per
+        sample s, ŷˢ = aᵤˢ + bᵢˢ + qᵤˢ·qᵢˢ (aᵤ = w₀ + the user block's linear and pairwise
+        part, bᵢ the item block's; an unknown side's part is left out, aᵤ → w₀), plus for
+        ``rows`` (CSR indptr, indices) the rating block's Xwˢ + ½Σ[(XVˢ)² − X²Vˢ²] +
+        XVˢ·(qᵤˢ + qᵢˢ); then
+        :func:`expected_rating`. P, Q and V_rating_ hold the samples over √S, so each
+        product of two of them is S times the sample's."""
+        if "_samples" in self.__dict__:
+            raise RuntimeError("an ordered BayesianFM predicts once fit has returned")
+        S, k = self._kept, self.n_factors
+        out = np.empty(u.shape[0])
+        step = max(1, ORDERED_CHUNK // (k * S + S))
+        for start in range(0, u.shape[0], step):
+            c = slice(start, start + step)
+            uk, ik = u_known[c, None], i_known[c, None]
+            Pu = np.where(uk, self.P[u[c]], 0.0)  # (m, k·S)
+            Qi = np.where(ik, self.Q[i[c]], 0.0)
+            latent = np.where(uk, self.user_part_[u[c]], self.w0_samples_)  # (m, S)
+            latent = latent + np.where(ik, self.item_part_[i[c]], 0.0)
+            latent += S * (Pu * Qi).reshape(-1, S, k).sum(2)
+            if rows is not None:
+                ptr, idx = rows
+                lo, hi = ptr[start], ptr[min(start + step, u.shape[0])]
+                indptr, indices = ptr[c.start : c.stop + 1] - lo, idx[lo:hi]
+                row_of, XV, X2V2 = self._rating_xv(indptr, indices)
+                np.add.at(latent, row_of, self.w_rating_samples_[indices])
+                T = 0.5 * (XV**2 - X2V2) + XV * (Pu + Qi)
+                latent += S * T.reshape(-1, S, k).sum(2)
+            out[c] = expected_rating(latent, self.cutpoints_, self.values_)
+        return out
+
+    def _predict_indices(self, users, items) -> np.ndarray:
+        """FactorModel's, or (ordered) the expected rating, unknown sides left out."""
+        if not self.ordered:
+            return super()._predict_indices(users, items)
+        self._check_fitted()
+        u, u_known = check_query_index("users", users, self.n_users)
+        i, i_known = check_query_index("items", items, self.n_items)
+        if u.shape != i.shape:
+            raise ValueError(f"users and items differ in length: {u.shape[0]}, {i.shape[0]}")
+        self.n_unknown_ = int((~(u_known & i_known)).sum())
+        rows = self._query_rows(u.shape[0]) if self.dated_ else None
+        return self.clip(self._expected(u, i, u_known, i_known, rows))
+
+    def recommend_new_user(self, items, ratings, k: int = 10, user_features=None):
+        """FactorModel's fold-in; an ordered model refuses it (``ValueError``)."""
+        if self.ordered:
+            raise ValueError(f"a BayesianFM with likelihood='ordered' cannot fold a user in: "
+                             f"{self.refuses['fold-in']}")  # fmt: skip
+        return super().recommend_new_user(items, ratings, k, user_features)
 
     def _score_rows(self, u: np.ndarray) -> np.ndarray:
         """FactorModel's scores, plus with a rating block its part for every known user as of
         the training rows' highest feature index (for :func:`~mfrec.data.rating_dates`, the
         latest period): what :meth:`score_all` and :meth:`recommend` rank by."""
+        if self.ordered:
+            return self._ordered_rows(u)
         S = super()._score_rows(u)  # (len(u), n_items)
         if self.factor_form:
             return S
-        n, latest = self.n_items, self._latest
-        indptr = np.arange(n + 1, dtype=np.int64) * latest.size
-        indices = np.tile(latest, n)
+        n = self.n_items
+        indptr, indices = self._latest_rows(n)
         for row in np.flatnonzero(u != UNKNOWN):
             PQ = self.P[u[row]][None, :] + self.Q  # (n_items, k·S)
             S[row] += self._rating_part(indptr, indices, PQ)
+        return S
+
+    def _latest_rows(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (indptr, indices) of ``n`` rating-block rows, each the training rows' highest
+        feature index."""
+        latest = self._latest
+        return np.arange(n + 1, dtype=np.int64) * latest.size, np.tile(latest, n)
+
+    def _ordered_rows(self, u: np.ndarray) -> np.ndarray:
+        """An ordered model's (len(u), n_items) expected ratings (``UNKNOWN``: the user block
+        left out), dated as of the latest period as the Gaussian scores are."""
+        n = self.n_items
+        items, every = np.arange(n), np.ones(n, dtype=bool)
+        rows = self._latest_rows(n) if self.dated_ else None
+        S = np.empty((u.shape[0], n))
+        for row, user in enumerate(u):
+            users = np.full(n, max(int(user), 0))
+            S[row] = self._expected(users, items, every & (user != UNKNOWN), every, rows)
         return S
 
 

@@ -49,7 +49,11 @@ def test_each_signature_names_the_parents_parameters_with_the_class_defaults():
     assert defaults(ALS) == {**SEEDED, "n_iters": 10, "reg": 0.1, "weighted": True}
     bayes = defaults(BayesianMF)
     assert bayes["n_samples"] == 100 and "biased" not in bayes
-    assert defaults(BayesianFM) == {**without(bayes, "ard"), "n_samples": 200}
+    assert defaults(BayesianFM) == {
+        **without(bayes, "ard"),
+        "n_samples": 200,
+        "likelihood": "gaussian",
+    }
     for cls in (MatrixFactorization, TorchLogisticMF, TorchSVDpp, BayesianFM):
         assert constructor_args(cls, cls) == set(defaults(cls))
 
