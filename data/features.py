@@ -32,7 +32,7 @@ import numpy as np
 
 from mfrec.data.dataset import Ratings
 from mfrec.data.parse import DataError
-from mfrec.data.registry import get_release
+from mfrec.data.registry import RELEASES, get_release
 
 __all__ = [
     "KINDS",
@@ -44,6 +44,8 @@ __all__ = [
     "cold_ratings",
     "cold_rows",
     "read_features",
+    "release_beside",
+    "release_files",
     "release_features",
     "with_cold_rows",
 ]
@@ -60,6 +62,10 @@ ML100K_GENRES = (
 
 USER_FILES = {"ml-100k": "u.user", "ml-1m": "users.dat"}
 """The releases that ship user attributes, and the file that holds them."""
+
+RELEASE_ORDER = ("ml-100k", "ml-1m", "ml-10m", "ml-latest-small")
+"""The releases :func:`release_beside` tries, in turn, on a folder of unknown name (one
+``movies.csv`` release stands for all: their files read alike)."""
 
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
@@ -468,6 +474,26 @@ def release_features(
     return users, items
 
 
+def release_files(name: str) -> tuple[str, ...]:
+    """The feature files of release ``name``: its user file (where it ships one) and movies."""
+    return (*([USER_FILES[name]] if name in USER_FILES else []), get_release(name).movies_file)
+
+
+def release_beside(path: str | Path) -> tuple[str, Path] | None:
+    """(release name, folder) when the folder of the ratings file ``path`` holds a MovieLens
+    release's feature files, else None: a folder named as a release (``ml-100k``,
+    ``ml-10M100K``, ...) that holds its movie file, else the first release whose files are
+    there (``u.item``: ml-100k; ``users.dat`` and ``movies.dat``: ml-1m; ``movies.dat``:
+    ml-10m; ``movies.csv``: the ``movies.csv`` releases, which share one layout)."""
+    folder = Path(path).resolve().parent
+    releases = [get_release(n) for n in RELEASE_ORDER]
+    named = [r for r in RELEASES.values() if folder.name in (r.name, r.folder)]
+    for rel in named + releases:
+        if all((folder / f).is_file() for f in release_files(rel.name)):
+            return rel.name, folder
+    return None
+
+
 # --- cold rows --------------------------------------------------------------------------
 
 
@@ -475,6 +501,7 @@ def with_cold_rows(
     train: Ratings,
     test: Ratings,
     read: Callable[[Ratings], tuple[Features | None, Features | None]],
+    sides: tuple[str, ...] = ("user", "item"),
 ) -> tuple[Ratings, Features | None, Features | None]:
     """(``train`` on widened id maps, its user and item features): every user and item of
     ``test`` (raw ids, any id maps) that ``train`` lacks but the features describe becomes a
@@ -482,16 +509,19 @@ def with_cold_rows(
     from its features instead of the fallback. ``read(ratings)`` reads the features for a
     table's id maps (as :func:`read_features` or :func:`release_features` do); a test id
     without features stays unknown, and feature rows of ids in neither part are counted in
-    ``note`` and ignored as before."""
+    ``note`` and ignored as before. ``sides``: which of "user" and "item" get cold rows (a
+    test id of the other side that ``train`` lacks stays unknown)."""
     wide = train.with_ids(
         test.user_ids[np.unique(test.users)], test.item_ids[np.unique(test.items)]
     )
     users, items = read(wide)
     keep = []
-    for ids, known, features in ((wide.user_ids, train.user_ids, users),
-                                 (wide.item_ids, train.item_ids, items)):  # fmt: skip
+    for side, ids, known, features in (("user", wide.user_ids, train.user_ids, users),
+                                       ("item", wide.item_ids, train.item_ids, items)):  # fmt: skip
         in_train = np.isin(ids, known)
-        has = features.counts() > 0 if features is not None else np.zeros(ids.shape[0], bool)
+        has = np.zeros(ids.shape[0], bool)
+        if features is not None and side in sides:
+            has = features.counts() > 0
         keep.append(np.flatnonzero(in_train | has))
     ku, ki = keep
     out = train.with_ids(wide.user_ids[ku], wide.item_ids[ki])

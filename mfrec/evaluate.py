@@ -4,6 +4,7 @@ ranking metrics for one of the named configurations in :mod:`mfrec.configs`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,29 +18,44 @@ METRICS = ("rmse", "mse", "mae", "precision@{k}", "recall@{k}", "ndcg@{k}", "fit
 
 
 def evaluate_fold(
-    model, data: Ratings, train_idx: np.ndarray, test_idx: np.ndarray, k: int, threshold: float
+    model,
+    data: Ratings,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    k: int,
+    threshold: float,
+    *,
+    fit_options: dict | None = None,
+    cold: Callable[[int], tuple[np.ndarray | None, np.ndarray | None]] | None = None,
+    dates: bool = True,
 ) -> dict:
     """Fit ``model`` on the train rows, score the test rows: errors, ranking metrics, fit time.
 
     A test user or item with no training rating is passed as ``UNKNOWN``, so its prediction is
-    the fallback (training mean plus the known bias), never an untrained factor row. A model
-    that ``takes_timestamps`` (the default) gets the ratings' timestamps, when ``data`` has
-    them, at fit and at scoring.
+    the fallback (training mean plus the known bias), never an untrained factor row, except a
+    *cold row*: ``cold(n_train)`` gives (users, items) masks over ``data``'s rows that the
+    model, fitted on ``n_train`` ratings, scores from their features (None: no side). A model
+    that ``takes_timestamps`` (the default, bfm) gets the ratings' timestamps, when ``data``
+    has them and ``dates`` is on, at fit and at scoring; ``fit_options`` go to ``fit``.
     """
     train, test = data.subset(train_idx), data.subset(test_idx)
-    dated = getattr(model, "takes_timestamps", False) and data.timestamps is not None
+    dated = getattr(model, "takes_timestamps", False) and data.timestamps is not None and dates
     start = time.perf_counter()
-    model.fit(train.users, train.items, train.ratings, data.n_users, data.n_items,
-              **({"timestamps": train.timestamps} if dated else {}))  # fmt: skip
+    when = {"timestamps": train.timestamps} if dated else {}
+    model.fit(train.users, train.items, train.ratings, data.n_users, data.n_items, **when,
+              **(fit_options or {}))  # fmt: skip
     fit_s = time.perf_counter() - start
-    pred = model.predict(*query_indices(data, train, test),
-                         **({"timestamps": test.timestamps} if dated else {}))  # fmt: skip
+    rows = cold(len(train)) if cold is not None else (None, None)
+    users, items = query_indices(data, train, test, *rows)
+    unseen_u, unseen_i = query_indices(data, train, test)
+    pred = model.predict(users, items, **({"timestamps": test.timestamps} if dated else {}))
     result = {
         "rmse": rmse(test.ratings, pred),
         "mse": mse(test.ratings, pred),
         "mae": mae(test.ratings, pred),
         "n_test": len(test),
         "n_unknown": int(model.n_unknown_),
+        "n_cold": int(np.count_nonzero((users != unseen_u) | (items != unseen_i))),
         "fit_s": fit_s,
     }
     ranks = ranking_metrics(model, test.users, test.items, test.ratings, k, threshold)
@@ -47,10 +63,21 @@ def evaluate_fold(
     return result
 
 
-def query_indices(data: Ratings, train: Ratings, test: Ratings) -> tuple[np.ndarray, np.ndarray]:
-    """The test (users, items), each ``UNKNOWN`` where it has no rating in ``train``."""
+def query_indices(
+    data: Ratings,
+    train: Ratings,
+    test: Ratings,
+    cold_users: np.ndarray | None = None,
+    cold_items: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The test (users, items), each ``UNKNOWN`` where it has no rating in ``train`` and is
+    not a cold row (``cold_users``/``cold_items``: masks over ``data``'s rows)."""
     seen_u = np.bincount(train.users, minlength=data.n_users) > 0
     seen_i = np.bincount(train.items, minlength=data.n_items) > 0
+    if cold_users is not None:
+        seen_u |= cold_users
+    if cold_items is not None:
+        seen_i |= cold_items
     users = np.where(seen_u[test.users], test.users, UNKNOWN)
     items = np.where(seen_i[test.items], test.items, UNKNOWN)
     return users, items

@@ -15,7 +15,7 @@ import numpy as np
 from mfrec import devices
 from mfrec.binary import NETWORKS, network_configs
 from mfrec.configs import build_model
-from mfrec.job import DefaultModel
+from mfrec.job import DefaultModel, plan
 from mfrec.reference import MatrixFactorization
 from mfrec.reference.ensemble import Ensemble
 from mfrec.reference.mf import FactorModel, SGDModel
@@ -25,6 +25,8 @@ from mfrec.reference.mf import FactorModel, SGDModel
 MODEL_FLAGS = {
     "factors": "n_factors",
     "epochs": ("n_epochs", "n_iters"),
+    "samples": "n_samples",
+    "burn_in": "burn_in",
     "lr": "lr",
     "reg": "reg",
     "biased": "biased",
@@ -58,6 +60,7 @@ BACKENDS = {
     "equal": ("numba",),
     "default": ("numba",),
     "svdpp": ("numba", "torch"),
+    "bfm": ("numba",),
     "two-towers": ("torch",),
     "concat": ("torch",),
     "embedding-mlp": ("torch",),
@@ -65,16 +68,51 @@ BACKENDS = {
 }
 
 MODEL_CHOICES = tuple(BACKENDS)
-"""Every ``--model`` name: the configurations of :mod:`mfrec.configs`, SVD++, the chapter-3
-networks and the book's liked-or-not model (``--binary`` only)."""
+"""Every ``--model`` name: the configurations of :mod:`mfrec.configs`, SVD++, the Bayesian
+factorization machine, the chapter-3 networks and the book's liked-or-not model (``--binary``
+only)."""
 
-FEATURE_MODELS = ("default", "svdpp", "embedding-mlp")
+FEATURE_MODELS = ("default", "svdpp", "bfm", "embedding-mlp")
 """The models that use user and item features (``--user-features``, a release's files)."""
 
-COLD_START_MODELS = ("svdpp",)
-"""The feature models that score a user or item with features and no training ratings from
-its features: for them a test id the training part lacks but the features describe is a row
-of the model (see :func:`mfrec.data.features.with_cold_rows`), not an unknown id."""
+
+def cold_sides(model: str, n_train: int) -> tuple[str, ...]:
+    """The sides ("user", "item") on which ``--model model`` fitted on ``n_train`` ratings
+    scores a row with features and no training ratings from its features: both for svdpp and
+    bfm; items for the default while its plan has the FM member (its blend gives a cold item
+    the FM's item part, :meth:`mfrec.job.DefaultModel.fit`); none for the other models. On
+    those sides a test id the training part lacks but the features describe is a row of the
+    model (see :func:`mfrec.data.features.with_cold_rows`), not an unknown id."""
+    if model in ("svdpp", "bfm"):
+        return ("user", "item")
+    if model == "default" and plan(n_train)["fm"]:
+        return ("item",)
+    return ()
+
+
+def cold_masks(model: str, n_train: int, features: tuple) -> tuple:
+    """(users, items): masks of the rows that ``--model model`` fitted on ``n_train`` ratings
+    scores from their ``features`` (user, item :class:`~mfrec.data.Features` or None) when
+    they have no training ratings (:func:`cold_sides`); None for a side without."""
+    sides = cold_sides(model, n_train)
+    return tuple(
+        f.counts() > 0 if f is not None and side in sides else None
+        for side, f in zip(("user", "item"), features, strict=True)
+    )
+
+
+def fit_options(args) -> dict:
+    """The side information ``model.fit`` takes for ``--model`` beyond the ratings (the
+    others hold theirs, or use none): svdpp's ``user_features``/``item_features`` from
+    ``args.features_``."""
+    if args.model != "svdpp":
+        return {}
+    return dict(zip(("user_features", "item_features"), args.features_, strict=True))
+
+
+def uses_dates(args) -> bool:
+    """Whether the flags leave the ratings' dates on (``--dates``/``--features`` not none)."""
+    return getattr(args, "features", "auto") != "none" and getattr(args, "dates", "auto") != "none"
 
 
 def flag(dest: str) -> str:
@@ -147,6 +185,14 @@ def resolve_plan(args) -> None:
             "--plot draws per-epoch learning curves; the default model does not score every "
             "epoch (at scale that costs more than the epoch): name a model, e.g. --model biased"
         )
+    if args.model == "bfm" and uses_dates(args) and not binary:
+        for dest in ("plot", "save"):
+            if getattr(args, dest, None):
+                raise ValueError(
+                    f"--{dest} with --model bfm needs --dates none: a BayesianFM with a date "
+                    "block is not μ + bᵤ + bᵢ + Pᵤ·Qᵢ (a model file holds only those; its "
+                    "sweeps are not scored until the date block is averaged)"
+                )
     for backend in wanted:
         make_model(args, backend, check_only=True)
 
@@ -160,9 +206,9 @@ def default_model(args):
     as do the ratings' dates (unless ``--dates none`` or ``--features none``).
     """
     users, items = getattr(args, "features_", None) or (None, None)
-    dates = getattr(args, "features", "auto") != "none" and getattr(args, "dates", "auto") != "none"
-    return DefaultModel(seed=args.seed, device=getattr(args, "device", None) or "auto",
-                        user_features=users, item_features=items, dates=dates)  # fmt: skip
+    device = getattr(args, "device", None) or "auto"
+    return DefaultModel(seed=args.seed, device=device, user_features=users, item_features=items,
+                        dates=uses_dates(args))  # fmt: skip
 
 
 def make_model(args, backend: str | None = None, check_only: bool = False) -> FactorModel | None:
@@ -260,6 +306,11 @@ def base_model(args, backend: str, check_only: bool = False) -> FactorModel:
         return network_configs("rating", *features)[args.model][1](args.seed)
     if args.model == "default":
         return default_model(args)
+    if args.model == "bfm":
+        from mfrec.fm import bfm_model
+
+        users, items = getattr(args, "features_", None) or (None, None)
+        return bfm_model(args.seed, users, items, dates=uses_dates(args))
     return build_model(args.model, args.seed)
 
 
@@ -319,6 +370,8 @@ def label(model, backend: str) -> dict:
             value = getattr(model, key)
             params[key] = value.__name__ if isinstance(value, type) else value
     info["params"] = params
+    if getattr(model, "takes_timestamps", False) and getattr(model, "dated", False):
+        info["dates"] = model.date_unit  # a fitted BayesianFM with a date block
     return info
 
 

@@ -22,7 +22,8 @@ from mfrec.data import (
     release_features,
 )
 from mfrec.data.dataset import align, reindex
-from mfrec.data.parse import DUPLICATE_POLICIES, default_cache_dir
+from mfrec.data.features import release_beside, release_files
+from mfrec.data.parse import DUPLICATE_POLICIES, DataError, default_cache_dir
 from mfrec.data.splits import train_test_split
 from mfrec.factory import FEATURE_MODELS
 from mfrec.modelio import load_model, raw_id
@@ -114,31 +115,32 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
         "prints AUC, log loss, precision/recall/accuracy at 0.5 and the ranked lists' @K",
     )
     g.add_argument("--user-features", metavar="F", help="CSV/TSV with a header, first column the "
-                   "raw user id (default, svdpp, embedding-mlp)")  # fmt: skip
+                   "raw user id (default, svdpp, bfm, embedding-mlp)")  # fmt: skip
     g.add_argument("--item-features", metavar="F", help="the same for items (a MovieLens "
                    "movies.csv works as it is)")  # fmt: skip
     g.add_argument(
         "--features",
         choices=["auto", "none"],
         default="auto",
-        help="auto: the release's feature files (u.user, u.item, ...) for the default, svdpp "
-        "and embedding-mlp; none: ignore them and the dates (the default then blends id-only "
-        "members)",
+        help="auto: the release's feature files (u.user, u.item, ...; of --dataset, or beside "
+        "the --train/--ratings file) for the default, svdpp, bfm and embedding-mlp; none: "
+        "ignore them and the dates (the default then blends id-only members)",
     )
     g.add_argument(
         "--dates",
         choices=["auto", "none"],
         default="auto",
-        help="auto: the default model dates each rating by its month when the ratings have "
-        "timestamps (a factorization machine member with a date block; test ratings are scored "
+        help="auto: the default model and bfm date each rating by its month when the ratings "
+        "have timestamps (a factorization machine with a date block; test ratings are scored "
         "at their own dates, recommendations as of the latest month); none: no dates",
     )
 
 
 def load_features(args, train: Ratings, say=print) -> tuple:
     """(user, item) :class:`~mfrec.data.Features` for a model that uses them, aligned to
-    ``train``'s ids: from --user-features/--item-features, else the release's files (with
-    --dataset and --features auto); (None, None) for the other models."""
+    ``train``'s ids: from --user-features/--item-features, else (with --features auto) the
+    release's files, of --dataset or beside --ratings/--train; (None, None) for the other
+    models. A flag overrides its side only."""
     if args.model not in FEATURE_MODELS:
         for f in ("--user-features", "--item-features"):
             if getattr(args, f[2:].replace("-", "_")):
@@ -148,11 +150,8 @@ def load_features(args, train: Ratings, say=print) -> tuple:
     if args.features == "none":
         return None, None
     users = items = None
-    if not (
-        args.ratings or getattr(args, "train", None) or args.user_features or args.item_features
-    ):
-        folder = find_release(args.dataset, args.data_dir, download=False)
-        users, items = release_features(args.dataset, folder, train)
+    if not (args.user_features and args.item_features):
+        users, items = release_side_information(args, train, say)
     if args.user_features:
         users = read_features(args.user_features, train.user_ids, what="user")
     if args.item_features:
@@ -163,6 +162,26 @@ def load_features(args, train: Ratings, say=print) -> tuple:
             if f.note:
                 say(f.note)
     return users, items
+
+
+def release_side_information(args, train: Ratings, say=print) -> tuple:
+    """(user, item) features of the release the data flags read: --dataset's, or the one whose
+    files lie beside the --ratings or --train file (said in one line); (None, None) when
+    that folder holds no release."""
+    path = args.ratings or getattr(args, "train", None)
+    if not path:
+        folder = find_release(args.dataset, args.data_dir, download=False)
+        return release_features(args.dataset, folder, train)
+    found = release_beside(path)
+    if found is None:
+        return None, None
+    name, folder = found
+    say(f"feature files of {name} found beside {Path(path).name} in {folder} (--features none: "
+        "without them)")  # fmt: skip
+    try:
+        return release_features(name, folder, train)
+    except DataError as e:
+        raise DataError(f"{e} (found beside {path}; --features none ignores them)") from None
 
 
 def rating_scale(args, data: Ratings) -> tuple[float, float]:
@@ -195,6 +214,11 @@ def check_output_files(args) -> None:
     if not any(p is not None for p in outputs.values()):
         return
     inputs = [(f, getattr(args, f[2:], None)) for f in ("--ratings", "--train", "--test")]
+    path = args.ratings or getattr(args, "train", None)
+    found = release_beside(path) if path else None
+    if found is not None:  # its feature files are inputs too
+        inputs += [(f"{found[0]} feature file", f) for f in (found[1] / n for n in
+                   release_files(found[0]))]  # fmt: skip
     if not (args.ratings or args.train):
         try:
             folder = find_release(args.dataset, args.data_dir, download=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from mfrec._internal import check_positive
 from mfrec.cli._common import (
     HelpFormatter,
@@ -15,7 +17,14 @@ from mfrec.cli._common import (
 from mfrec.configs import CONFIGS
 from mfrec.data import canonical_split
 from mfrec.evaluate import cross_validate, evaluate_fold
-from mfrec.factory import MODEL_CHOICES, make_model, resolve_plan
+from mfrec.factory import (
+    MODEL_CHOICES,
+    cold_masks,
+    fit_options,
+    make_model,
+    resolve_plan,
+    uses_dates,
+)
 from mfrec.progress import progress_enabled
 
 
@@ -54,10 +63,7 @@ def fold_factory(args, data, say):
     with the features it uses read for ``data``'s ids."""
     args.backend = None
     resolve_plan(args)
-    if args.model == "svdpp":
-        say("svdpp in cv: implicit feedback only (features are used by `mfrec train`)")
-    elif args.model in ("default", "embedding-mlp"):
-        args.features_ = load_features(args, data, say)
+    args.features_ = load_features(args, data, say)
     return lambda seed: make_model(args, args.backend)
 
 
@@ -83,6 +89,8 @@ def cmd_cv(args) -> int:
     def show(f: int, r: dict) -> None:
         unknown = f", {r['n_unknown']} with a user or item unseen in training" * bool(
             r["n_unknown"]
+        ) + f", {r.get('n_cold', 0)} of cold rows scored from their features" * bool(
+            r.get("n_cold")
         )
         name = f"u{f + 1}" if canonical else f"fold {f + 1}"
         scores = (f"AUC {r['auc']:.4f}  log loss {r['log_loss']:.4f}  accuracy "
@@ -101,8 +109,11 @@ def cmd_cv(args) -> int:
                                 factory, evaluate_binary_fold, BINARY_METRICS)  # fmt: skip
         result["binary"] = {"threshold": args.binary}
     else:
+        cold = partial(cold_masks, args.model, features=args.features_)
+        evaluate = partial(evaluate_fold, fit_options=fit_options(args), dates=uses_dates(args),
+                           cold=cold)  # fmt: skip
         result = cross_validate(data, args.model, folds, args.seed, k, args.threshold, show,
-                                factory, evaluate_fold)  # fmt: skip
+                                factory, evaluate)  # fmt: skip
     result["splits"] = args.splits
     mean, std = result["mean"], result["std"]
     for key in mean:

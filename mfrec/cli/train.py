@@ -36,8 +36,9 @@ from mfrec.data.dataset import align
 from mfrec.data.features import cold_ratings, cold_rows, with_cold_rows
 from mfrec.data.splits import carve_validation, unseen_as_unknown
 from mfrec.factory import (
-    COLD_START_MODELS,
     MODEL_CHOICES,
+    cold_sides,
+    fit_options,
     fit_steps,
     flag,
     label,
@@ -45,6 +46,7 @@ from mfrec.factory import (
     make_model,
     resolve_plan,
     step_name,
+    uses_dates,
 )
 from mfrec.job import FM_MAX_RATINGS, DefaultModel
 from mfrec.modelio import id_index, raw_id, save_model
@@ -83,11 +85,15 @@ def add_parser(sub) -> None:
         default="auto",
         help="auto: 'default' on numba, or 'biased' when an SGD flag or --backend torch/both "
         f"is given (with --binary: biased logistic MF). {models}; svdpp: SVD++ (implicit "
-        "feedback, and features when present); two-towers, concat, embedding-mlp: the book's "
-        "chapter-3 networks (torch); book: the book's σ(Pᵤ·Qᵢ) by AdamW (--binary only)",
+        "feedback, and features when present); bfm: Bayesian factorization machine by Gibbs "
+        "sampling (ids, features, implicit feedback N(u) and R(i), the ratings' months); "
+        "two-towers, concat, embedding-mlp: the book's chapter-3 networks (torch); book: the "
+        "book's σ(Pᵤ·Qᵢ) by AdamW (--binary only)",
     )
     m.add_argument("--factors", type=int, help="k, columns of P and Q")
     m.add_argument("--epochs", type=int, help="passes over the data (ALS: iterations)")
+    m.add_argument("--samples", type=int, help="Gibbs sweeps kept after burn-in (bayes, bfm)")
+    m.add_argument("--burn-in", type=int, help="Gibbs sweeps discarded first (bayes, bfm)")
     m.add_argument("--lr", type=float, help="learning rate")
     m.add_argument("--reg", type=float, help="L2 penalty (0: the slides' model)")
     m.add_argument("--init-std", type=float, help="std of the N(0, σ²) initialisation")
@@ -154,6 +160,7 @@ def add_parser(sub) -> None:
 def check_args(args) -> None:
     """Hyper-parameters in range, with errors that name the command-line flag."""
     for name, integer, zero in [("factors", True, False), ("epochs", True, True),
+                                ("samples", True, False), ("burn_in", True, True),
                                 ("lr", False, False), ("reg", False, True),
                                 ("init_std", False, True), ("batch_size", True, False),
                                 ("threads", True, False), ("lr_decay", False, False)]:  # fmt: skip
@@ -201,6 +208,10 @@ def fit_one(args, backend: str, model, train: Ratings, test: Ratings, say, bar_o
         name = step_name(m)
         if name == "sweep" and (step + 1) % 10 and step + 1 != total:
             return
+        if getattr(m, "dated", False):  # a date block: not scored before its samples are averaged
+            if not bar_on:
+                say(f"{prefix}{name} {step + 1:3d}/{total}")
+            return
         with np.errstate(over="ignore", invalid="ignore"):
             tr = rmse(train.ratings, m.predict(train.users, train.items))
             te = rmse(test.ratings, m.predict(test.users, test.items)) if len(test) else None
@@ -236,9 +247,9 @@ def fit_one(args, backend: str, model, train: Ratings, test: Ratings, say, bar_o
     callback = None
     if track:
         callback = member_report if ensemble else (lambda s, m: report(s, m, backend))
-    extra: dict[str, Any] = {}
-    if args.model == "svdpp":
-        extra = dict(zip(("user_features", "item_features"), args.features_, strict=True))
+    extra: dict[str, Any] = fit_options(args)
+    if getattr(model, "takes_timestamps", False) and uses_dates(args):
+        extra["timestamps"] = train.timestamps
     if val is not None:
         extra.update(eval_set=val, patience=args.patience)
     try:
@@ -415,9 +426,11 @@ def cmd_train(args) -> int:
     if getattr(args, "auto_reason", None):
         say(f"--model auto: biased SGD MF ({args.auto_reason}; the default ensemble runs only "
             "on numba with its own settings)")  # fmt: skip
-    if args.model in COLD_START_MODELS and args.binary is None:
+    sides = cold_sides(args.model, len(train)) if args.binary is None else ()
+    if sides:
         n_users, n_items = train.n_users, train.n_items
-        train, *features = with_cold_rows(train, test_part, lambda t: load_features(args, t, say))
+        train, *features = with_cold_rows(train, test_part, lambda t: load_features(args, t, say),
+                                          sides)  # fmt: skip
         args.features_ = tuple(features)
         if (train.n_users, train.n_items) != (n_users, n_items):
             say(f"cold rows: {train.n_users - n_users:,} users and {train.n_items - n_items:,} "
