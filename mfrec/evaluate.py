@@ -4,7 +4,6 @@ ranking metrics for one of the named configurations in :mod:`mfrec.configs`."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -26,15 +25,15 @@ def evaluate_fold(
     threshold: float,
     *,
     fit_options: dict | None = None,
-    cold: Callable[[int], tuple[np.ndarray | None, np.ndarray | None]] | None = None,
+    cold: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     dates: bool = True,
 ) -> dict:
     """Fit ``model`` on the train rows, score the test rows: errors, ranking metrics, fit time.
 
     A test user or item with no training rating is passed as ``UNKNOWN``, so its prediction is
     the fallback (training mean plus the known bias), never an untrained factor row, except a
-    *cold row*: ``cold(n_train)`` gives (users, items) masks over ``data``'s rows that the
-    model, fitted on ``n_train`` ratings, scores from their features (None: no side). A model
+    *cold row*: ``cold`` is (users, items) masks over ``data``'s rows that the model scores
+    from their features (None: no side). A model
     that ``takes_timestamps`` (the default, bfm) gets the ratings' timestamps, when ``data``
     has them and ``dates`` is on, at fit and at scoring; ``fit_options`` go to ``fit``.
     """
@@ -45,8 +44,7 @@ def evaluate_fold(
     model.fit(train.users, train.items, train.ratings, data.n_users, data.n_items, **when,
               **(fit_options or {}))  # fmt: skip
     fit_s = time.perf_counter() - start
-    rows = cold(len(train)) if cold is not None else (None, None)
-    users, items = query_indices(data, train, test, *rows)
+    users, items = query_indices(data, train, test, *cold)
     unseen_u, unseen_i = query_indices(data, train, test)
     pred = model.predict(users, items, **({"timestamps": test.timestamps} if dated else {}))
     result = {

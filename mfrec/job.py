@@ -317,38 +317,9 @@ class DefaultModel(BlendedEnsemble):
             dates = date_features(period, *self.date_span_, self.date_unit)
             rating_dates = (np.asarray(users), np.asarray(items), dates)
         self.members = self.members_for(n, rating_dates)
-        fm = next((m for m in self.members if isinstance(m, FeatureFM)), None)
         self.val_fraction, self.refit = p["val_fraction"], p["refit"]
         super().fit(users, items, ratings, n_users, n_items, callback)
-        self._score_cold_items_by_fm(np.asarray(items), fm)
         return self
-
-    def _score_cold_items_by_fm(self, items: np.ndarray, fm: FeatureFM | None) -> None:
-        """Give the item rows without training ratings (cold rows) the FM member's item part
-        at full weight, from their features: bᵢ = bᵢᶠᵐ (+ μᶠᵐ − μ) and Pᵤ·Qᵢ = Pᵤᶠᵐ·Qᵢᶠᵐ,
-        every other member's part 0 (an SGD member's row there is its untrained start). The
-        FM's Q columns hold Qᵢᶠᵐ/√w_FM there; an FM the blend dropped adds its P columns, with
-        Q columns that are 0 but on the cold rows. A pair with a cold item is then μ + bᵤ (the
-        blend's) + the FM's item part (with dates, + V_d·Qᵢᶠᵐ); without an FM member or item
-        features a cold row is its fallback μ + bᵤ. ``cold_items_``: those rows."""
-        cold = np.flatnonzero(np.bincount(items, minlength=self.n_items) == 0)
-        self.cold_items_ = cold
-        if not cold.size:
-            return
-        self.__dict__.pop("_as_of_latest", None)
-        self.Q[cold], self.bi[cold] = 0.0, 0.0
-        if fm is None or fm.item_features is None:
-            return
-        self.bi[cold] = fm.bi[cold] + (fm.mu - self.mu)
-        j = next((j for j, m in enumerate(self.members) if m is fm), None)
-        if j is None:  # dropped by the blend: its factors serve the cold rows alone
-            Q = np.zeros((self.n_items, fm.Q.shape[1]), dtype=self.Q.dtype)
-            Q[cold] = fm.Q[cold]
-            self.P = np.hstack([self.P, fm.P.astype(self.P.dtype)])
-            self.Q = np.hstack([self.Q, Q])
-            return
-        start = sum(m.P.shape[1] for m in self.members[:j])
-        self.Q[cold, start : start + fm.Q.shape[1]] = fm.Q[cold] / np.sqrt(self.weights[j])
 
     def _combine(self, u: np.ndarray, i: np.ndarray, r: np.ndarray, dtype=np.float64):
         """:meth:`Ensemble._combine` of the factor parts, then the dated FM's date part scaled

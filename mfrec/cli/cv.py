@@ -109,7 +109,7 @@ def cmd_cv(args) -> int:
                                 factory, evaluate_binary_fold, BINARY_METRICS)  # fmt: skip
         result["binary"] = {"threshold": args.binary}
     else:
-        cold = partial(cold_masks, args.model, features=args.features_)
+        cold = cold_masks(args.model, args.features_)
         evaluate = partial(evaluate_fold, fit_options=fit_options(args), dates=uses_dates(args),
                            cold=cold)  # fmt: skip
         result = cross_validate(data, args.model, folds, args.seed, k, args.threshold, show,

@@ -426,7 +426,7 @@ def cmd_train(args) -> int:
     if getattr(args, "auto_reason", None):
         say(f"--model auto: biased SGD MF ({args.auto_reason}; the default ensemble runs only "
             "on numba with its own settings)")  # fmt: skip
-    sides = cold_sides(args.model, len(train)) if args.binary is None else ()
+    sides = cold_sides(args.model) if args.binary is None else ()
     if sides:
         n_users, n_items = train.n_users, train.n_items
         train, *features = with_cold_rows(train, test_part, lambda t: load_features(args, t, say),
