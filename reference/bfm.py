@@ -420,7 +420,8 @@ class BayesianFM(BayesianMF):
         rating_features: Features | None = None,
     ) -> Self:
         """Run burn_in + n_samples sweeps over the blocks (see the class doc);
-        ``callback(sweep, self)`` after each sees the running average. ``history_``: each
+        ``callback(sweep, self)`` after each sees the running average (returning True ends
+        the chain there, once a sample is kept). ``history_``: each
         sweep's training MSE; ``alpha_``: the last α; ``w0_``, ``w_``, ``V_``: the current
         (after fit, the last) sample."""
         u, i, r = check_ratings(u, i, r, np.float64)
@@ -470,8 +471,8 @@ class BayesianFM(BayesianMF):
             if cols is not None:
                 self._rating_samples[0] += w[D - D_r :]
                 self._rating_samples[1][:, cols] = V[D - D_r :]
-            if callback is not None:
-                callback(sweep, self)
+            if callback is not None and callback(sweep, self) and self._kept:
+                break  # the callback ends the chain (once a sample is kept)
         self._finish(alpha)
         if rating_features is not None:
             self.w_rating_ = self._rating_samples[0] / self._kept  # (D_r,) the mean w
