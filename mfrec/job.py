@@ -31,11 +31,15 @@ The rule (docs/accuracy.md explains it; :func:`plan` computes it from the traini
   (:func:`mfrec.reference.ensemble.simplex_weights`); a weight under 1% drops the member.
   So the L2 penalty of SGD is chosen on validation too: the penalty the blend does not want
   gets weight 0.
-- Work budget: the SGD members together run at most :data:`SGD_BUDGET` rating-epochs (capped
-  at :data:`MAX_EPOCHS` each) and the Gibbs chain :data:`GIBBS_BUDGET` rating-sweeps (capped
-  at 20 burn-in + 200), so both shrink as 1/n past a few million ratings and the time stays
-  near-linear in n; every chain keeps at most :data:`MAX_KEPT` samples, so the saved model
-  has at most 100·|SGD kept| + 10·MAX_KEPT (+ 20·MAX_KEPT) factor columns, stored as float32.
+- Work budget: below :data:`SMALL`, the SGD members together run at most :data:`SGD_BUDGET`
+  rating-epochs (capped at :data:`MAX_EPOCHS` each) and a Gibbs chain :data:`GIBBS_BUDGET`
+  rating-sweeps (capped at 20 burn-in + 200). From :data:`SMALL` on, measured time instead
+  (:class:`Budget`): :data:`BUDGET_SECONDS` CPU seconds per training rating for all members,
+  shared out as they start, and each member stops early once the validation blend with it
+  gains too little per second (an SGD member beside the chains usually after a few
+  epochs, with weight 0). Either way the time stays near-linear in n; every chain keeps at
+  most :data:`MAX_KEPT` samples, so the saved model has at most 100·|SGD kept| + 10·MAX_KEPT
+  per chain factor columns, stored as float32.
 - Device: the SGD members run the blocked kernel on all cores (the Python API's default stays
   the exact single-threaded reference), or the numba.cuda kernel with ``device="cuda"``.
 """
@@ -577,5 +581,6 @@ def describe() -> str:
     """One line for ``--help`` and the accuracy table."""
     return (
         "validated blend: SGD k=100 (reg 0.05, 0.1, early-stopped) + Bayesian MF k=10 "
-        "(+ k=20 under 1M ratings), least-squares weights on a held-out split; sized by data"
+        "(+ k=20 under 1M ratings; from 1M on budgeted by time, + a feature FM given features), "
+        "least-squares weights on a held-out split; sized by data"
     )
