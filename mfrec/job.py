@@ -94,6 +94,9 @@ MIN_GAIN_RATE = 2e-4
 stands (beside the members fitted before it) improved by less than this per second per
 million training ratings over its last :data:`GAIN_WINDOW` steps (kept samples, epochs)."""
 GAIN_WINDOW = 5
+MIN_GAIN = 1e-4
+"""A member stopped for its gain rate that improved the validation blend by less than this
+RMSE rules out the later members of its kind (:class:`Budget`)."""
 DATE_UNIT = "month"
 """The period of the default's date feature (as benchmarks/bfm_canonical.py measured it)."""
 DATE_STATE = ("factor_form", "date_span_", "w_date_", "V_date_", "date_cols_", "_as_of_latest")
@@ -172,8 +175,10 @@ class Budget:
     stop once the member's time is up or that RMSE improved by less than
     :data:`MIN_GAIN_RATE` per second per million of the ``n_ratings`` over its last
     :data:`GAIN_WINDOW` steps: the member would not earn its time (one that never gained
-    gets weight 0 and is dropped). ``log_``: per member (label, steps, CPU seconds, blend
-    RMSE, why it ended: ``done``, ``gain`` or ``time``).
+    gets weight 0 and is dropped). Once a member stopped so without improving the blend of
+    the members before it by :data:`MIN_GAIN`, a later member of its kind (a chain, SGD) is
+    not trained: it stops at its first step (``skip``). ``log_``: per member (label, steps,
+    CPU seconds, blend RMSE, why it ended: ``done``, ``gain``, ``time`` or ``skip``).
     """
 
     def __init__(self, val: tuple, n_ratings: int, seconds: float, shares: list[float]) -> None:
@@ -183,7 +188,8 @@ class Budget:
         self.n_ratings, self.seconds, self.shares = n_ratings, float(seconds), list(shares)
         self.preds: list[np.ndarray] = []  # finished members' last validation predictions
         self.log_: list[tuple] = []
-        self._j, self._pred, self._t0 = -1, None, time.process_time()
+        self.ruled_out: set[str] = set()  # kinds of member (member_kind) not worth training
+        self._j, self._pred, self._skip, self._t0 = -1, None, False, time.process_time()
         self._last = self._t0
 
     def _begin(self, j: int, m) -> None:
@@ -202,6 +208,9 @@ class Budget:
         if self._pred is not None:
             self.preds.append(self._pred)
         blend = self._curve[-1][1] if self._curve else float("nan")
+        before = self.log_[-1][3] if self.log_ else np.inf
+        if why == "gain" and not blend < before - MIN_GAIN:
+            self.ruled_out.add(member_kind(self._m))
         self.log_.append((member_label(self._m), len(self._curve),
                           self._last - self._start, blend, why))  # fmt: skip
         self._pred = None
@@ -216,6 +225,12 @@ class Budget:
         now = time.process_time()
         if j != self._j:
             self._begin(j, m)  # from the previous member's last step (or the budget's start)
+            self._skip = member_kind(m) in self.ruled_out
+            if self._skip:
+                self._last = now
+                self._close("skip")
+        if self._skip:  # (a chain goes on through its burn-in: it cannot stop there)
+            return True
         self._last = now
         if isinstance(m, BayesianMF):
             if step < m.burn_in or (step - m.burn_in) % m.thin:
@@ -241,9 +256,14 @@ class Budget:
         return why is not None
 
 
+def member_kind(m) -> str:
+    """``chain`` for a Gibbs-sampled member, else ``sgd`` (the keys of :data:`BUDGET_SHARES`)."""
+    return "chain" if isinstance(m, BayesianMF) else "sgd"
+
+
 def member_share(m) -> float:
-    """A member's claim on the time left (:data:`BUDGET_SHARES`): a Gibbs chain or SGD."""
-    return BUDGET_SHARES["chain" if isinstance(m, BayesianMF) else "sgd"]
+    """A member's claim on the time left (:data:`BUDGET_SHARES`)."""
+    return BUDGET_SHARES[member_kind(m)]
 
 
 class FeatureFM(BayesianFM):

@@ -213,7 +213,13 @@ def test_budget_stops_a_member_that_gains_nothing_and_one_out_of_time():
             stopped.append(s)
             break
     assert stopped == [GAIN_WINDOW]  # judged once it has GAIN_WINDOW steps behind it
-    assert [row[4] for row in budget.log_] == ["done", "gain"]
+    # It gained nothing: the next member of its kind is not trained (stops at once), and the
+    # budget's log says why each ended.
+    improving.step = 0
+    assert budget.step(2, 0, improving)
+    budget.finish()
+    assert [row[4] for row in budget.log_] == ["done", "gain", "skip"]
+    assert [row[1] for row in budget.log_] == [40, GAIN_WINDOW + 1, 0]
     out_of_time = Budget(val, 1_000_000, 0.0, [1.0])
     improving.step = 0
     assert out_of_time.step(0, 0, improving)
@@ -244,7 +250,9 @@ def test_large_data_path_on_a_small_generated_copy(tmp_path, monkeypatch):
     labels = [row[0] for row in model.budget_.log_]
     assert labels == ["BayesianMF k=10", "FeatureFM k=10", "MatrixFactorization k=100 reg=0.05",
                       "MatrixFactorization k=100 reg=0.1"]  # fmt: skip
-    assert all(row[4] in ("done", "gain", "time") and row[1] >= 1 for row in model.budget_.log_)
+    ends = [row[4] for row in model.budget_.log_]
+    assert all(end in ("done", "gain", "time", "skip") for end in ends), ends
+    assert ends[0] != "skip" and all(row[1] >= 1 for row in model.budget_.log_ if row[4] != "skip")
     members = [v for k, v in model.val_rmse_.items() if k != "blend"]
     assert model.val_rmse_["blend"] <= min(members) + 1e-12
     fm = [m for m in model.members if isinstance(m, FeatureFM)]
