@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
 export MFREC_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test bench bench-speed accuracy lint clean
+.PHONY: install run test bench bench-speed accuracy scale lint clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,17 @@ accuracy: install
 	$(BIN)/python -m benchmarks.accuracy
 	$(BIN)/python -m benchmarks.myfm_canonical
 	$(BIN)/python -m benchmarks.dot_vs_mlp
+
+# The default at scale on generated ml-25m-like ratings with genres (movies.csv), user attributes
+# (users.csv) and dates, all shaping the truth (benchmarks/synthetic.py): wall time and peak RSS
+# from /usr/bin/time -v, test RMSE in the JSON. SCALE_RATINGS=2500000 for the 2.5M job.
+SCALE_RATINGS ?= 25000000
+SCALE_DIR ?= benchmarks/out/synthetic-$(SCALE_RATINGS)
+scale: install
+	$(BIN)/python -m benchmarks.synthetic --ratings $(SCALE_RATINGS) --out $(SCALE_DIR) > /dev/null
+	/usr/bin/time -v $(BIN)/mfrec train --ratings $(SCALE_DIR)/ml-25m/ratings.csv \
+		--item-features $(SCALE_DIR)/ml-25m/movies.csv \
+		--user-features $(SCALE_DIR)/ml-25m/users.csv --json
 
 # ruff (lint, then formatting) and pyright (basic mode, [tool.pyright] in pyproject.toml).
 lint: install

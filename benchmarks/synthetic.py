@@ -4,12 +4,21 @@ Run: ``python -m benchmarks.synthetic --like ml-25m --ratings 25000000 --out DIR
 :func:`generate`). Writes ``DIR/<release folder>/`` holding the release's ratings and movies
 files (``u.data`` + ``u.item``, ``ratings.dat`` + ``movies.dat`` or ``ratings.csv`` +
 ``movies.csv``: the separators, header, rating format and title encoding of the real files) and
-``synthetic.json``, the truth's parameters and its noise floor.
+``users.csv``, user attributes for ``mfrec train --user-features`` (``userId,age,gender,
+occupation``), and ``synthetic.json``, the truth's parameters and its noise floor.
 
-The truth: ``x = mu + bu + bi + p_u·q_i`` (``--factors`` columns), the observed rating
+The truth: ``x = mu + d_t + bu + bi + p_u·q_i`` (``--factors`` columns), the observed rating
 ``x + noise`` rounded to the release's stars (half stars from ml-10m on, where 45% of ratings
 are whole stars, as raters favour them) and clipped to its scale. ``floor_rmse`` is the RMSE
 of the best possible predictor, ``E[rating | x]``: no model can expect a lower test RMSE.
+Side information shapes the truth, so a model that uses it can be checked to gain:
+``--feature-share`` s of the variance of each item's ``bi`` and ``q_i`` comes from its genres
+(the movies file's; per genre a bias and a factor vector, summed over the item's genres over
+√(their count)), and s of each user's ``bu`` and ``p_u`` from its attributes in ``users.csv``
+(age group, gender, occupation, likewise); the rest is the entity's own. ``d_t`` is a drift
+of the mean by calendar month (a random walk of standard deviation ``--date-effect``), so
+the ratings' timestamps carry information too. ``synthetic.json`` reports ``features_rmse``:
+the RMSE of the best predictor that knows the features, dates and ``mu`` but no id's own part.
 User activity is Pareto (at least 20 ratings per user, as in MovieLens), item popularity Zipf;
 each user's items are drawn without replacement, so no (user, item) pair repeats. Users are
 generated in chunks of about a million ratings, so memory stays bounded at any size; the same
@@ -28,9 +37,10 @@ import numpy as np
 from scipy.special import ndtr
 
 from mfrec._internal import atomic_write, njit
+from mfrec.data.features import date_periods
 from mfrec.data.registry import Release, get_release
 
-VERSION = 2
+VERSION = 3
 OUT = Path(__file__).resolve().parent / "out" / "synthetic"
 CHUNK = 1 << 20  # ratings generated and written at a time
 MIN_PER_USER = 20  # MovieLens keeps users with at least 20 ratings
@@ -63,6 +73,10 @@ ID_SPAN = {
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
           "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
           "Thriller", "War", "Western")  # fmt: skip
+GENRE_RATE = 0.12  # each genre's chance per movie
+AGES = (12, 18, 25, 35, 45, 50, 56, 71)  # ml-1m's age groups' bounds; an age is drawn in one
+OCCUPATIONS = 21  # ml-1m's occupation codes 0..20, written as "occ<code>"
+USERS_FILE = "users.csv"
 
 
 def default_shape(rel: Release, n_ratings: int) -> tuple[int, int]:
@@ -240,11 +254,10 @@ def _title(raw_id: int, year: int, utf8: bool) -> tuple[str, str]:
     return "plain", f"Movie {raw_id} ({year})"
 
 
-def _movies_text(rel: Release, raw_ids: np.ndarray, rng: np.random.Generator):
-    """(text, sample): the movies file (``u.item``, ``movies.dat`` or ``movies.csv``) and the
+def _movies_text(rel: Release, raw_ids: np.ndarray, years: np.ndarray, picks: np.ndarray):
+    """(text, sample): the movies file (``u.item``, ``movies.dat`` or ``movies.csv``) of movies
+    ``raw_ids`` released in ``years`` with the genres ``picks`` ((n, len(GENRES)) flags) and the
     first title of each kind as ``{kind: [raw id, title]}``."""
-    years = rng.integers(1920, 2020, raw_ids.shape[0])
-    picks = rng.random((raw_ids.shape[0], len(GENRES))) < 0.12
     lines = ["movieId,title,genres"] if rel.movies_format == "csv" else []
     sample: dict[str, list] = {}
     for raw, year, pick in zip(raw_ids.tolist(), years.tolist(), picks, strict=True):
@@ -265,6 +278,35 @@ def _movies_text(rel: Release, raw_ids: np.ndarray, rng: np.random.Generator):
     return "\n".join(lines) + "\n", sample
 
 
+def _users_text(age: np.ndarray, gender: np.ndarray, occupation: np.ndarray) -> str:
+    """``users.csv``: ``userId,age,gender,occupation`` for users 1..n (a file for
+    ``--user-features``: age numeric, the others categorical)."""
+    columns = zip(age.tolist(), gender.tolist(), occupation.tolist(), strict=True)
+    rows = (f"{u},{a},{'MF'[g]},occ{o}" for u, (a, g, o) in enumerate(columns, start=1))
+    return "userId,age,gender,occupation\n" + "\n".join(rows) + "\n"
+
+
+def _side_truth(rng, flags: np.ndarray, bias_std: float, factor_std: float, k: int):
+    """The part of n entities' (bias, factors) that their binary features ``flags`` (n, F)
+    explain: per feature a N(0, bias_std²) bias and N(0, factor_std²) factor vector, summed
+    over the entity's features over √(their count), so each part has about the own part's
+    variance (an entity without features gets zeros)."""
+    b = rng.normal(0.0, bias_std, flags.shape[1])
+    V = rng.normal(0.0, factor_std, (flags.shape[1], k))
+    scale = 1.0 / np.sqrt(np.maximum(flags.sum(1), 1))
+    X = flags * scale[:, None]
+    return X @ b, X @ V
+
+
+def _month_drift(rng, t_lo: int, t_hi: int, std: float) -> tuple[int, np.ndarray]:
+    """(first month, drift): a random walk over the calendar months of [t_lo, t_hi] (as
+    :func:`mfrec.data.features.date_periods` counts them), centred and scaled to ``std``."""
+    first, last = (int(m) for m in date_periods(np.array([t_lo, t_hi]), "month"))
+    walk = np.cumsum(rng.normal(0.0, 1.0, last - first + 1))
+    walk -= walk.mean()
+    return first, walk * (std / max(float(walk.std()), 1e-12)) if std > 0 else walk * 0.0
+
+
 def generate(
     like: str = "ml-25m",
     n_ratings: int | None = None,
@@ -274,6 +316,8 @@ def generate(
     n_items: int | None = None,
     n_factors: int = 10,
     noise: float = 0.8,
+    feature_share: float = 0.3,
+    date_effect: float = 0.1,
     seed: int = 0,
     force: bool = False,
 ) -> Path:
@@ -282,7 +326,8 @@ def generate(
     ``n_ratings`` defaults to the release's count (so :func:`mfrec.data.load_movielens` accepts
     the copy as is); users and items scale with it unless given. An existing copy with the same
     parameters is kept unless ``force``. The folder's ``synthetic.json`` holds the parameters,
-    ``noise`` and ``floor_rmse``.
+    ``noise`` and ``floor_rmse``. ``feature_share`` (0 to 1) and ``date_effect`` shape the
+    truth by the features and dates (see the module doc; 0 and 0: ids alone).
     """
     rel = get_release(like)
     n_ratings = rel.n_ratings if n_ratings is None else int(n_ratings)
@@ -295,8 +340,14 @@ def generate(
         raise ValueError(f"need at least 1 user and 2 items, got {n_users} and {n_items}")
     if noise <= 0 or n_factors < 1:
         raise ValueError(f"noise must be > 0 and n_factors >= 1, got {noise}, {n_factors}")
+    if not 0.0 <= feature_share <= 1.0 or date_effect < 0:
+        raise ValueError(
+            f"feature_share must be in [0, 1] and date_effect >= 0, got {feature_share}, "
+            f"{date_effect}"
+        )
     params = dict(like=like, n_ratings=n_ratings, n_users=n_users, n_items=n_items,
-                  n_factors=n_factors, noise=noise, seed=seed, version=VERSION)  # fmt: skip
+                  n_factors=n_factors, noise=noise, feature_share=feature_share,
+                  date_effect=date_effect, seed=seed, version=VERSION)  # fmt: skip
     folder = Path(out) / rel.folder
     sidecar = folder / "synthetic.json"
     if not force and sidecar.is_file():
@@ -304,7 +355,7 @@ def generate(
             old = json.loads(sidecar.read_text())
         except ValueError:
             old = {}
-        files = (folder / rel.ratings_file, folder / rel.movies_file)
+        files = (folder / rel.ratings_file, folder / rel.movies_file, folder / USERS_FILE)
         if old.get("params") == params and all(f.is_file() for f in files):
             return folder
     t0 = time.perf_counter()
@@ -322,18 +373,41 @@ def generate(
     lo, hi = rel.scale
     step = 0.5 if lo == 0.5 else 1.0
     mu = 3.5
-    bu = rng.normal(0.0, 0.35, n_users).astype(np.float32)
-    bi = rng.normal(0.0, 0.45, n_items).astype(np.float32) + 0.3 * np.float32(rank < n_items / 20)
-    P = rng.normal(0.0, (0.25 / n_factors) ** 0.25, (n_users, n_factors)).astype(np.float32)
-    Q = rng.normal(0.0, (0.25 / n_factors) ** 0.25, (n_items, n_factors)).astype(np.float32)
+    sd = (0.25 / n_factors) ** 0.25
+    bu = rng.normal(0.0, 0.35, n_users)
+    bi = rng.normal(0.0, 0.45, n_items)
+    P = rng.normal(0.0, sd, (n_users, n_factors))
+    Q = rng.normal(0.0, sd, (n_items, n_factors))
+    # Side information and its part of the truth (its own generator: the ids' draws above
+    # are those of feature_share 0).
+    srng = np.random.default_rng((seed, 1))
+    years = srng.integers(1920, 2020, n_items)
+    genres = srng.random((n_items, len(GENRES))) < GENRE_RATE
+    n_ages = len(AGES) - 1
+    age_group = srng.integers(0, n_ages, n_users)
+    edges = np.array(AGES)
+    age = edges[age_group] + (srng.random(n_users) * np.diff(edges)[age_group]).astype(np.int64)
+    gender = (srng.random(n_users) < 0.28).astype(np.int64)  # ml-1m: 28% women
+    occupation = srng.integers(0, OCCUPATIONS, n_users)
+    attrs = np.zeros((n_users, n_ages + 2 + OCCUPATIONS), dtype=np.bool_)
+    attrs[np.arange(n_users), age_group] = True
+    attrs[np.arange(n_users), n_ages + gender] = True
+    attrs[np.arange(n_users), n_ages + 2 + occupation] = True
+    bu_f, P_f = _side_truth(srng, attrs, 0.35, sd, n_factors)
+    bi_f, Q_f = _side_truth(srng, genres, 0.45, sd, n_factors)
+    own, side = math.sqrt(1.0 - feature_share), math.sqrt(feature_share)
+    bu, P = (own * bu + side * bu_f).astype(np.float32), (own * P + side * P_f).astype(np.float32)
+    bi = (own * bi + side * bi_f).astype(np.float32) + 0.3 * np.float32(rank < n_items / 20)
+    Q = (own * Q + side * Q_f).astype(np.float32)
     t_lo, t_hi = TIME_SPAN[like]
+    month0, drift = _month_drift(srng, t_lo, t_hi, date_effect)
     t_start = rng.integers(t_lo, t_hi, n_users)
     t_span = np.minimum(t_hi - t_start, rng.exponential(3e7, n_users).astype(np.int64) + 1)
     style = 0 if step == 1.0 else (1 if rel.delimiter == "," else 2)
     ends = np.searchsorted(np.cumsum(degrees), np.arange(CHUNK, n_ratings, CHUNK), side="right")
     bounds = np.unique(np.r_[0, ends, n_users])
     chunk_rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(bounds))]
-    var_sum, sq_truth, n_floor, moments = 0.0, 0.0, 0, np.zeros(3)
+    var_sum, sq_truth, sq_side, n_floor, moments = 0.0, 0.0, 0.0, 0, np.zeros(3)
     with atomic_write(folder / rel.ratings_file, parents=True) as tmp, open(tmp, "wb") as f:
         if rel.delimiter == ",":
             f.write(b"userId,movieId,rating,timestamp\n")
@@ -342,7 +416,9 @@ def generate(
             a, b = int(bounds[c]), int(bounds[c + 1])
             u_loc, i = _pick_items(crng, degrees[a:b], cdfs, n_items)
             u = u_loc + a
-            x = mu + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i])
+            stamps = t_start[u] + (crng.random(u.shape[0]) * t_span[u]).astype(np.int64)
+            d = drift[date_periods(stamps, "month") - month0]
+            x = mu + d + bu[u] + bi[i] + np.einsum("nk,nk->n", P[u], Q[i])
             y = x + crng.normal(0.0, noise, x.shape[0])
             r = np.clip(np.round(y / step) * step, lo, hi)
             if step == 0.5:
@@ -353,18 +429,25 @@ def generate(
             var = _floor_variance(xs, noise, lo, hi)
             var_sum += float(var.sum())
             sq_truth += float(np.sum((np.clip(xs, lo, hi) - r[at]) ** 2))
+            # What the features and dates alone predict: the side parts' terms (the ids' own
+            # parts have mean 0 and are independent of them; the popularity bonus is left out).
+            ua, ia = u[at], i[at]
+            x_side = mu + d[at] + side * (bu_f[ua] + bi_f[ia])
+            x_side += feature_share * np.einsum("nk,nk->n", P_f[ua], Q_f[ia])
+            sq_side += float(np.sum((np.clip(x_side, lo, hi) - r[at]) ** 2))
             n_floor += at.shape[0]
             moments += (r.shape[0], r.sum(), np.square(r).sum())
             halves = np.round(r * 2).astype(np.int64)
-            stamps = t_start[u] + (crng.random(u.shape[0]) * t_span[u]).astype(np.int64)
             users, items = u + 1, raw_ids[i]
             if like == "ml-100k":  # u.data is in no order
                 perm = crng.permutation(u.shape[0])
                 users, items, halves, stamps = users[perm], items[perm], halves[perm], stamps[perm]
             f.write(format_rows(users, items, halves, stamps, rel.delimiter, style))
-    movies, sample = _movies_text(rel, raw_ids, rng)
+    movies, sample = _movies_text(rel, raw_ids, years, genres)
     with atomic_write(folder / rel.movies_file) as tmp:
         tmp.write_bytes(movies.encode(rel.movies_encoding))
+    with atomic_write(folder / USERS_FILE) as tmp:
+        tmp.write_text(_users_text(age, gender, occupation))
     count, total, total_sq = moments
     mean = total / count
     meta = {
@@ -375,6 +458,7 @@ def generate(
         "noise": noise,
         "floor_rmse": math.sqrt(var_sum / n_floor),
         "truth_rmse": math.sqrt(sq_truth / n_floor),
+        "features_rmse": math.sqrt(sq_side / n_floor),
         "floor_sample": n_floor,
         "rating_mean": mean,
         "rating_std": math.sqrt(max(total_sq / count - mean * mean, 0.0)),
@@ -382,7 +466,8 @@ def generate(
         "sample_titles": sample,
         "seconds": round(time.perf_counter() - t0, 2),
         "note": "floor_rmse: RMSE of E[rating | truth], the best any model can expect; "
-        "truth_rmse: RMSE of the clipped noiseless score",
+        "truth_rmse: RMSE of the clipped noiseless score; features_rmse: that of the clipped "
+        "score of the features' and dates' parts alone",
     }
     with atomic_write(sidecar) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
@@ -405,12 +490,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, help="default: scaled from the release")
     parser.add_argument("--factors", type=int, default=10, help="rank of the truth")
     parser.add_argument("--noise", type=float, default=0.8, help="std of the rating noise")
+    parser.add_argument("--feature-share", type=float, default=0.3,
+                        help="share of the biases' and factors' variance the genres and user "
+                        "attributes explain")  # fmt: skip
+    parser.add_argument("--date-effect", type=float, default=0.1,
+                        help="std of the mean's drift by calendar month")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="rewrite an identical copy")
     args = parser.parse_args(argv)
     folder = generate(
         args.like, args.ratings, args.out, n_users=args.users, n_items=args.items,
-        n_factors=args.factors, noise=args.noise, seed=args.seed, force=args.force,
+        n_factors=args.factors, noise=args.noise, feature_share=args.feature_share,
+        date_effect=args.date_effect, seed=args.seed, force=args.force,
     )  # fmt: skip
     print(folder)
     print(json.dumps(read_truth(folder), indent=2))

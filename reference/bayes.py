@@ -56,7 +56,8 @@ class BayesianMF(SeededFactorModel):
 
     def _fit_indices(self, u, i, r, n_users: int, n_items: int, callback=None) -> Self:
         """Run burn_in + n_samples sweeps; ``callback(sweep, self)`` after each one sees the
-        running average (in burn-in, the current sample).
+        running average (in burn-in, the current sample); a callback returning True ends the
+        chain there, once a sample is kept.
 
         ``history_`` holds the training MSE of each sweep's single sample; ``alpha_`` the
         last drawn noise precision.
@@ -85,8 +86,8 @@ class BayesianMF(SeededFactorModel):
             lam_P = self._draw_precision(rng, np.column_stack([bu, P]))
             lam_Q = self._draw_precision(rng, np.column_stack([bi, Q]))
             self._keep(sweep, P, Q, bu, bi)
-            if callback is not None:
-                callback(sweep, self)
+            if callback is not None and callback(sweep, self) and self._kept:
+                break  # the callback ends the chain (once a sample is kept)
         return self._finish(alpha)
 
     def _start_samples(self, u, i, r, n_users: int, n_items: int) -> float:

@@ -646,11 +646,12 @@ class BayesianFM(BayesianMF):
         rating_features: Features | None = None,
     ) -> Self:
         """Run burn_in + n_samples sweeps over the blocks (see the class doc);
-        ``callback(sweep, self)`` after each sees the running average. ``history_``: each
-        sweep's training MSE (ordered: of that sample's expected rating); ``alpha_``: the last
-        α; ``w0_``, ``w_``, ``V_`` (ordered, and ``c_``, the cutpoints c₁..c_{K−1}): the current
-        (after fit, the last) sample; ordered, ``cutpoints_`` (S, K − 1) of the kept samples
-        and ``accept_rate_``, the share of sweeps whose cutpoint proposal was accepted."""
+        ``callback(sweep, self)`` after each sees the running average (returning True ends
+        the chain there, once a sample is kept). ``history_``: each sweep's training MSE
+        (ordered: of that sample's expected rating); ``alpha_``: the last α; ``w0_``, ``w_``,
+        ``V_`` (ordered, and ``c_``, the cutpoints c₁..c_{K−1}): the current (after fit, the
+        last) sample; ordered, ``cutpoints_`` (S, K − 1) of the kept samples and
+        ``accept_rate_``, the share of sweeps whose cutpoint proposal was accepted."""
         u, i, r = check_ratings(u, i, r, np.float64)
         if self.ordered:
             y, self.values_ = ordinal_classes(r)
@@ -727,8 +728,8 @@ class BayesianFM(BayesianMF):
                     parts = (bu + mu, bi, w0, cuts, w[D - D_r :])
                     for store, x in zip(self._ordinal, parts, strict=True):
                         store[..., self._kept - 1] = x
-            if callback is not None:
-                callback(sweep, self)
+            if callback is not None and callback(sweep, self) and self._kept:
+                break  # the callback ends the chain (once a sample is kept)
         self._finish(alpha)
         if rating_features is not None:
             self.w_rating_ = self._rating_samples[0] / self._kept  # (D_r,) the mean w
@@ -742,7 +743,7 @@ class BayesianFM(BayesianMF):
             self.user_part_, self.item_part_ = A[:, :S].copy(), B[:, :S].copy()
             self.w0_samples_, self.cutpoints_ = W0[:S].copy(), C[:, :S].T.copy()
             self.w_rating_samples_ = W_r[:, :S].copy()
-            self.accept_rate_ = accepted / (self.burn_in + self.n_samples)
+            self.accept_rate_ = accepted / (sweep + 1)  # sweeps run (a callback may end it)
             del self._ordinal
         return self
 

@@ -162,7 +162,8 @@ class FactorModel:
         indices. The id maps are kept in ``user_ids_`` and ``item_ids_``.
 
         After the data come the model's own options (see its :meth:`_fit_indices`):
-        ``callback(step, self)`` after every epoch, iteration or sweep (every model);
+        ``callback(step, self)`` after every epoch, iteration or sweep (every model; SGD MF
+        and the Gibbs chains end there when it returns True);
         ``init=(P0, Q0)`` (SGD, SVD++, ALS), one row per distinct user and item;
         ``eval_set=(users, items, ratings)`` in the ids of the training data, and ``patience``
         (SGD, SVD++, the neural models); feature blocks (SVD++, BayesianFM).
@@ -514,9 +515,10 @@ class SGDModel(SeededFactorModel):
     ``fit`` validates, draws P0, Q0 from ``seed`` (or copies ``init``), then drives the
     :class:`EpochRunner` the subclass's :meth:`_start` returns: the loop here checks each
     epoch's loss is finite, records ``history_``, calls ``callback``, and stops early
-    (``eval_set``/``patience``) or on ``tol``. The hyper-parameters are keyword-only: those
-    of :class:`SeededFactorModel` and the SGD ones here; a subclass declares only what it adds
-    or changes (:func:`extends`), and ``inspect.signature`` still names every one.
+    (``eval_set``/``patience``, or the callback returning True) or on ``tol``. The
+    hyper-parameters are keyword-only: those of :class:`SeededFactorModel` and the SGD ones
+    here; a subclass declares only what it adds or changes (:func:`extends`), and
+    ``inspect.signature`` still names every one.
     """
 
     @extends(SeededFactorModel)
@@ -565,9 +567,8 @@ class SGDModel(SeededFactorModel):
             runner.copy_out()
             train_mse = self._record(sse / r.shape[0], epoch, lr)
             self._epoch_done(epoch)
-            if callback is not None:
-                callback(epoch, self)
-            if stopper is not None and stopper.update(epoch, self):
+            ended = callback is not None and bool(callback(epoch, self))
+            if (stopper is not None and stopper.update(epoch, self)) or ended:
                 break
             if self.tol is not None and train_mse < self.tol:
                 break

@@ -12,7 +12,18 @@ import pytest
 from cli_run import run, run_json
 
 from mfrec.data import Features
-from mfrec.job import FM_MAX_RATINGS, MAX_KEPT, SMALL, DefaultModel, FeatureFM, plan, resolve_device
+from mfrec.job import (
+    BUDGET_SECONDS,
+    FM_MAX_RATINGS,
+    GAIN_WINDOW,
+    MAX_KEPT,
+    SMALL,
+    Budget,
+    DefaultModel,
+    FeatureFM,
+    plan,
+    resolve_device,
+)
 from mfrec.modelio import load_model, save_model
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.bayes import BayesianMF
@@ -92,9 +103,10 @@ def test_plan_keeps_the_work_and_the_model_size_bounded(n):
     assert p["val_fraction"] == (0.1 if n < SMALL else 0.02)
     sweeps = p["burn_in"] + p["n_samples"]
     assert 30 <= sweeps <= 220 and 10 <= p["sgd_epochs"] <= 100
-    if n >= 20_000_000:  # past the caps, work per chain is at most the budget (1e9 sweeps·ratings)
-        assert sweeps * n <= 1.0e9 * 1.0001 or sweeps == 30
-        assert p["sgd_epochs"] * n * 2 <= 1.6e9 * 1.0001 or p["sgd_epochs"] == 10
+    if n < SMALL:  # budgets in work: at most 1e9 sweeps·ratings, 1.6e9 epochs·ratings
+        assert p["budget_s"] is None and (sweeps * n <= 1.0e9 * 1.0001 or sweeps == 30)
+    else:  # budgets in measured time, linear in n; the caps bound the model's size
+        assert p["budget_s"] == pytest.approx(BUDGET_SECONDS * n) and p["thin"] == 1
     kept = -(-p["n_samples"] // p["thin"])
     assert kept <= MAX_KEPT
     columns = 2 * 100 + sum(k * kept for k in p["bayes_factors"])
@@ -144,23 +156,117 @@ def test_features_put_a_factorization_machine_in_the_bayesian_chains_place():
     np.testing.assert_allclose(model.raw_predict(u, i), mixed, atol=1e-4)
 
 
-def test_from_fm_max_ratings_on_the_members_are_the_ids_only_ones():
-    """The FM member's sweeps are not budgeted by time yet: at FM_MAX_RATINGS training ratings
-    and above the default leaves it out, features and dates given or not."""
+def test_from_small_on_features_add_a_light_fm_beside_the_ids_only_members():
+    """From SMALL (= FM_MAX_RATINGS) training ratings on, features add an FM without implicit
+    feedback or date block to the ids-only members, chains first; dates alone add nothing."""
     *_, items = grouped(6)
     n = FM_MAX_RATINGS
-    assert plan(n - 1)["fm"] and not plan(n)["fm"]
+    assert n == SMALL and plan(n - 1)["fm_dates"] and not plan(n)["fm_dates"]
     one = np.zeros(1, dtype=np.int64)
     dates = (one, one, Features(np.arange(2, dtype=np.int64), one, ["month=0"]))  # one dated pair
     big = DefaultModel(seed=0, n_threads=1, item_features=items).members_for(n, dates)
     ids_only = DefaultModel(seed=0, n_threads=1).members_for(n)
-    assert [type(m) for m in big] == [type(m) for m in ids_only]
-    assert not any(isinstance(m, FeatureFM) for m in big)
+    assert [type(m) for m in ids_only] == [BayesianMF, MatrixFactorization, MatrixFactorization]
+    assert [type(m) for m in big] == [BayesianMF, FeatureFM, *[type(m) for m in ids_only[1:]]]
+    fm = big[1]
+    assert not (fm.implicit or fm.item_implicit) and fm.rating_dates is None
+    dated_only = DefaultModel(seed=0, n_threads=1).members_for(n, dates)
+    assert [type(m) for m in dated_only] == [type(m) for m in ids_only]
     below = DefaultModel(seed=0, n_threads=1, item_features=items).members_for(n - 1, dates)
-    assert any(isinstance(m, FeatureFM) for m in below)
+    (fm_below,) = [m for m in below if isinstance(m, FeatureFM)]
+    assert fm_below.implicit and fm_below.rating_dates is not None
     featured = DefaultModel(seed=0, n_threads=1, item_features=items)
-    assert featured.leaves_out_fm(n, False) and not featured.leaves_out_fm(n - 1, True)
+    assert featured.leaves_out_fm(n, True) and not featured.leaves_out_fm(n, False)
+    assert not featured.leaves_out_fm(n - 1, True)
     assert not DefaultModel(seed=0, n_threads=1, dates=False).leaves_out_fm(n, True)
+
+
+class _Sample:
+    """A stand-in member whose validation predictions are ``truth + noise[step]``."""
+
+    n_factors = 1
+    step = 0
+
+    def __init__(self, truth, noise):
+        self.truth, self.noise = truth, noise
+
+    def predict(self, users, items):
+        return self.truth + self.noise[self.step]
+
+
+def test_budget_stops_a_member_that_gains_nothing_and_one_out_of_time():
+    rng = np.random.default_rng(0)
+    n_val = 2000
+    truth = rng.normal(3.5, 1.0, n_val)
+    val = (np.arange(n_val), np.arange(n_val), truth)
+    budget = Budget(val, 1_000_000, 1e6, [1.0, 1.0, 1.0])
+    improving = _Sample(truth, [rng.normal(0, 1.0 / (s + 1), n_val) for s in range(40)])
+    for s in range(40):  # its error halves, then thirds, ...: the blend gains fast enough
+        improving.step = s
+        assert not budget.step(0, s, improving), s
+    # A second member no better than the first and not improving: its blend never gains.
+    flat = _Sample(truth, [rng.normal(0, 2.0, n_val)] * 40)
+    stopped = []
+    for s in range(40):
+        flat.step = s
+        if budget.step(1, s, flat):
+            stopped.append(s)
+            break
+    assert stopped == [GAIN_WINDOW]  # judged once it has GAIN_WINDOW steps behind it
+    # It gained nothing: the next member of its kind is not trained (stops at once), and the
+    # budget's log says why each ended.
+    improving.step = 0
+    assert budget.step(2, 0, improving)
+    budget.finish()
+    assert [row[4] for row in budget.log_] == ["done", "gain", "skip"]
+    assert [row[1] for row in budget.log_] == [40, GAIN_WINDOW + 1, 0]
+    out_of_time = Budget(val, 1_000_000, 0.0, [1.0])
+    improving.step = 0
+    assert out_of_time.step(0, 0, improving)
+    assert out_of_time.log_[0][4] == "time"
+
+
+def test_large_data_path_on_a_small_generated_copy(tmp_path, monkeypatch):
+    """The path from SMALL on (budgeted members, the light FM), run on 60k generated ratings
+    with genres and user attributes by lowering SMALL: every member is judged by the budget,
+    the blend is no worse than its best member on validation, and the saved model recommends,
+    finds similar items and folds in a new user."""
+    from benchmarks.synthetic import generate
+    from mfrec import job
+    from mfrec.data import read_ratings
+    from mfrec.data.features import read_features
+
+    monkeypatch.setattr(job, "SMALL", 20_000)
+    monkeypatch.setattr(job, "FM_MAX_RATINGS", 20_000)
+    folder = generate("ml-25m", 60_000, tmp_path / "syn", feature_share=0.5)
+    table = read_ratings(folder / "ratings.csv")
+    users = read_features(folder / "users.csv", table.user_ids, what="user")
+    items = read_features(folder / "movies.csv", table.item_ids, what="item")
+    model = DefaultModel(seed=0, n_threads=1, user_features=users, item_features=items)
+    model.fit(table.users, table.items, table.ratings, table.n_users, table.n_items,
+              timestamps=table.timestamps)  # fmt: skip
+    assert model.plan_["budget_s"] == pytest.approx(BUDGET_SECONDS * len(table))
+    assert not model.plan_["refit"] and not model.dated  # no date block from SMALL on
+    labels = [row[0] for row in model.budget_.log_]
+    assert labels == ["BayesianMF k=10", "FeatureFM k=10", "MatrixFactorization k=100 reg=0.05",
+                      "MatrixFactorization k=100 reg=0.1"]  # fmt: skip
+    ends = [row[4] for row in model.budget_.log_]
+    assert all(end in ("done", "gain", "time", "skip") for end in ends), ends
+    assert ends[0] != "skip" and all(row[1] >= 1 for row in model.budget_.log_ if row[4] != "skip")
+    members = [v for k, v in model.val_rmse_.items() if k != "blend"]
+    assert model.val_rmse_["blend"] <= min(members) + 1e-12
+    fm = [m for m in model.members if isinstance(m, FeatureFM)]
+    assert fm and fm[0].groups_ == ["user", "user features", "item", "item features"]
+    path = save_model(tmp_path / "m.npz", model, table.user_ids, table.item_ids)
+    loaded, user_ids, item_ids, _ = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(table.users[:50], table.items[:50]),
+                                  model.predict(table.users[:50], table.items[:50]))  # fmt: skip
+    top, scores = loaded._recommend_indices(np.array([0, 3]), 5)
+    assert top.shape == (2, 5) and np.all(np.isfinite(scores))
+    near, cosines = loaded.similar_items(item_ids[:2], 4)
+    assert near.shape == (2, 4) and np.all(np.abs(cosines) <= 1 + 1e-6)
+    fold, _ = loaded.recommend_new_user(item_ids[:5], [5.0, 4.0, 1.0, 3.5, 2.0], 5)
+    assert len(fold) == 5 and not set(fold.tolist()) & set(item_ids[:5].tolist())
 
 
 def test_default_with_features_saves_and_loads(tmp_path):

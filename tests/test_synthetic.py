@@ -105,3 +105,61 @@ def test_end_to_end_writes_its_report(tmp_path):
     assert row["result"]["rmse"] > doc["meta"]["floor_rmse"]
     text = (out / "end_to_end-20000.md").read_text()
     assert "mfrec --model plain --epochs 3" in text and f"{doc['meta']['floor_rmse']:.4f}" in text
+
+
+def _sparse_item_gain(folder, n_ratings: int) -> float:
+    """Test RMSE of ids-only Bayesian MF minus that of the FM with the copy's genres and user
+    attributes, on the test ratings of items with at most 3 training ratings."""
+    from mfrec.data.features import read_features
+    from mfrec.reference import rmse
+    from mfrec.reference.bayes import BayesianMF
+    from mfrec.reference.bfm import BayesianFM
+
+    table = read_ratings(folder / "ratings.csv")
+    users = read_features(folder / "users.csv", table.user_ids, what="user")
+    items = read_features(folder / "movies.csv", table.item_ids, what="item")
+    u, i, r = table.users, table.items, table.ratings.astype(np.float64)
+    test = np.random.default_rng(0).random(len(r)) < 0.2
+    fit = ~test
+    counts = np.bincount(i[fit], minlength=table.n_items)
+    sparse = test & (counts[i] <= 3)
+    assert sparse.sum() > 300, sparse.sum()  # enough sparse-item ratings to tell
+    kw = dict(n_factors=5, n_samples=60, burn_in=20, seed=0)
+    ids = BayesianMF(ard=True, **kw).fit(u[fit], i[fit], r[fit], table.n_users, table.n_items)
+    fm = BayesianFM(**kw).fit(u[fit], i[fit], r[fit], table.n_users, table.n_items,
+                              user_features=users, item_features=items, implicit=False)  # fmt: skip
+    ts = np.flatnonzero(sparse)
+    return rmse(r[ts], ids.predict(u[ts], i[ts])) - rmse(r[ts], fm.predict(u[ts], i[ts]))
+
+
+def test_generated_features_carry_the_known_gain(tmp_path):
+    """With half of the truth's variance in the genres and user attributes, the FM that reads
+    them beats ids alone on sparse items; with none there, it gains nothing of note. So the
+    files written hold the features the truth was built from, aligned to the right ids."""
+    n = 40_000
+    shaped = generate("ml-25m", n, tmp_path / "s", feature_share=0.5, date_effect=0.0)
+    plain = generate("ml-25m", n, tmp_path / "p", feature_share=0.0, date_effect=0.0)
+    header = (shaped / "users.csv").read_text().splitlines()[0]
+    assert header == "userId,age,gender,occupation"
+    truth, control = read_truth(shaped), read_truth(plain)
+    # The features alone predict better than the mean where they shape the truth.
+    assert truth["features_rmse"] < truth["rating_std"] - 0.03
+    assert abs(control["features_rmse"] - control["rating_std"]) < 0.02
+    gain = _sparse_item_gain(shaped, n)
+    assert gain > 0.04, gain
+    assert _sparse_item_gain(plain, n) < gain - 0.03
+
+
+def test_date_effect_shifts_the_monthly_means(tmp_path):
+    from mfrec.data.features import date_periods
+
+    folder = generate("ml-25m", 30_000, tmp_path / "d", feature_share=0.0, date_effect=0.4)
+    table = read_ratings(folder / "ratings.csv")
+    month = date_periods(table.timestamps, "month")
+    months, inverse, counts = np.unique(month, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse, weights=table.ratings) / counts
+    busy = counts >= 100  # months whose mean is known to about ±0.1
+    assert busy.sum() > 10
+    assert means[busy].std() > 0.2  # the drift (std 0.4) is there; noise alone gives ~0.1
+    with pytest.raises(ValueError, match="feature_share"):
+        generate("ml-25m", 1_000, tmp_path / "x", feature_share=1.5)

@@ -288,7 +288,7 @@ def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: b
         bar.update(1)
 
     if model.leaves_out_fm(len(train), train.timestamps is not None):
-        say(f"features and dates unused: the default fits its FM member below "
+        say(f"rating dates unused: the default's FM member has a date block below "
             f"{FM_MAX_RATINGS:,} training ratings (docs/accuracy.md)")  # fmt: skip
     elif model.dates and train.timestamps is not None:
         say(f"rating dates: one feature per {model.date_unit} (the ratings' timestamps)")
@@ -304,6 +304,10 @@ def fit_default(model: DefaultModel, train: Ratings, say, bar_on: bool, lines: b
     say(f"validation ({p['val_fraction']:.0%} held out"
         f"{', members refit on all' if p['refit'] else ''}): "
         + ", ".join(f"{k} {v:.4f}" for k, v in model.val_rmse_.items()))  # fmt: skip
+    if hasattr(model, "budget_"):
+        say(f"time budget {p['budget_s']:.0f} s: " + ", ".join(
+            f"{name} {steps} steps {sec:.1f} s ({why})"
+            for name, steps, sec, _, why in model.budget_.log_))  # fmt: skip
     say("blend weights: " + ", ".join(f"{member_label(m)} {w:.3f}" for m, w in
                                       zip(model.members, model.weights, strict=True)))  # fmt: skip
     return model, seconds, {}
