@@ -55,7 +55,7 @@ ROWS = ("myfm-ids", "myfm-recipe", "myfm-oprobit", "default", "bfm-recipe")
 MYFM_ROWS = ROWS[:3]
 SPLITS = ("u1", "u2", "u3", "u4", "u5")
 GIVEN = {"user_features": "user attributes", "item_features": "item attributes",
-         "rating_features": "month of rating"}  # fmt: skip
+         "rating_features": "month of rating", "timestamps": "month of rating"}  # fmt: skip
 """What the default's label says of each side input its ``fit`` accepted."""
 
 
@@ -182,22 +182,25 @@ def fit_default(
     seed: int,
 ) -> tuple[str, float, np.ndarray]:
     """(label, fit seconds, predictions of ``test``) of ``DefaultModel``, given each of the
-    user features, item features and rating dates that its constructor or its ``fit`` names
-    as a parameter (the constructor first)."""
+    user features, item features, rating dates (``rating_features``, per-rating rows) and the
+    ratings' ``timestamps`` that its constructor or its ``fit`` names as a parameter (the
+    constructor first); ``predict`` gets the test rows' dates or timestamps likewise."""
     user_f, item_f, dates = side
+    stamps = ratings.timestamps
     offered = {"user_features": user_f, "item_features": item_f,
-               "rating_features": rows_of(dates, train)}  # fmt: skip
+               "rating_features": rows_of(dates, train),
+               "timestamps": None if stamps is None else stamps[train]}  # fmt: skip
     init_kw: dict[str, Any] = {
         k: v for k, v in offered.items() if k in inspect.signature(DefaultModel).parameters
     }
     fit_params = inspect.signature(DefaultModel.fit).parameters
     fit_kw: dict[str, Any] = {
-        k: v for k, v in offered.items() if k in fit_params and k not in init_kw
+        k: v for k, v in offered.items() if k in fit_params and k not in init_kw and v is not None
     }
-    query = {}
-    if "rating_features" in init_kw or "rating_features" in fit_kw:
-        if "rating_features" in inspect.signature(DefaultModel.predict).parameters:
-            query["rating_features"] = rows_of(dates, test)
+    asked = {"rating_features": rows_of(dates, test),
+             "timestamps": None if stamps is None else stamps[test]}  # fmt: skip
+    predict_params = inspect.signature(DefaultModel.predict).parameters
+    query = {k: v for k, v in asked.items() if k in {*init_kw, *fit_kw} and k in predict_params}
     u, i, r = ratings.users[train], ratings.items[train], ratings.ratings[train]
     start = time.perf_counter()
     model = DefaultModel(seed=seed, **init_kw)

@@ -363,7 +363,7 @@ def label(model, backend: str) -> dict:
             info[key] = value if isinstance(value, (bool, int, float)) else str(value)
     params: dict[str, Any] = {}
     for key in ("n_factors", "n_epochs", "n_iters", "n_samples", "burn_in", "thin", "lr", "reg",
-                "biased", "init_std", "lr_decay", "val_fraction", "dtype"):  # fmt: skip
+                "biased", "init_std", "lr_decay", "val_fraction", "n_chains", "dtype"):  # fmt: skip
         if hasattr(model, key):
             value = getattr(model, key)
             params[key] = value.__name__ if isinstance(value, type) else value

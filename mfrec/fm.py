@@ -11,13 +11,19 @@ from __future__ import annotations
 import numpy as np
 
 from mfrec.data.features import DATE_UNITS, Features, date_features, date_periods
-from mfrec.job import DATE_UNIT, FM_FACTORS, FeatureFM
+from mfrec.job import (
+    DATE_UNIT,
+    FM_CHAINS,
+    FM_FACTORS,
+    FM_SAMPLES,
+    MAX_KEPT,
+    FeatureFM,
+    usable_cores,
+)
 
 BURN_IN = 20
-N_SAMPLES = 200
-MAX_KEPT = 50
-"""``--model bfm``'s sweeps (as the default's FM member at ML-100k size) and the most samples
-it keeps (``thin`` follows), which bound a model file's factor columns to k·50."""
+"""``--model bfm``'s burn-in sweeps of each chain; it runs the default's FM member's chains
+(:data:`~mfrec.job.FM_CHAINS` of :data:`~mfrec.job.FM_SAMPLES` kept sweeps, averaged)."""
 
 
 class DataFM(FeatureFM):
@@ -93,10 +99,12 @@ class DataFM(FeatureFM):
 
 def bfm_model(seed: int = 0, user_features: Features | None = None,
               item_features: Features | None = None, dates: bool = True) -> DataFM:  # fmt: skip
-    """``--model bfm`` before its flags: k=10, 20 burn-in + 200 kept sweeps (every 4th
-    stored), the features given, N(u) and R(i), and the ratings' months when ``dates``."""
+    """``--model bfm`` before its flags: k=10, the default's FM member's chains (each 20
+    burn-in + 40 kept sweeps, every sample stored, seeds ``seed`` + c) averaged, on every
+    core; the features given, N(u) and R(i), and the ratings' months when ``dates``."""
     return DataFM(
         user_features=user_features, item_features=item_features, dates=dates,
-        n_factors=FM_FACTORS, burn_in=BURN_IN, n_samples=N_SAMPLES,
-        thin=-(-N_SAMPLES // MAX_KEPT), seed=seed,
+        n_factors=FM_FACTORS, burn_in=BURN_IN, n_samples=FM_SAMPLES,
+        thin=-(-FM_SAMPLES // MAX_KEPT), n_chains=FM_CHAINS, n_threads=usable_cores(),
+        seed=seed,
     )  # fmt: skip

@@ -119,6 +119,11 @@ class BlendedEnsemble(Ensemble):
     is a small share).
     The combined factors are stored in ``dtype``. ``val_rmse_`` maps each member's label to
     its held-out RMSE, with ``"blend"`` for the weighted average.
+
+    ``min_gain_se`` (None: off) keeps the blend only where it earns its extra members: its
+    held-out mean squared error must be below the best member's by more than that many
+    standard errors of the per-rating difference (``val_gain_``: that difference's mean and
+    standard error); else the best member alone is kept (weight 1), the others dropped.
     """
 
     def __init__(
@@ -129,8 +134,12 @@ class BlendedEnsemble(Ensemble):
         patience: int = 5,
         seed: int = 0,
         dtype: str = "float32",
+        min_gain_se: float | None = None,
     ) -> None:
         super().__init__(members)
+        self.min_gain_se = None if min_gain_se is None else check_positive(
+            "min_gain_se", min_gain_se, allow_zero=True
+        )  # fmt: skip
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
         self.val_fraction = float(val_fraction)
@@ -164,6 +173,12 @@ class BlendedEnsemble(Ensemble):
                 m.fit(fu, fi, fr, n_users, n_items, callback=relay)
             preds[:, j] = m.predict(vu, vi)
         w = simplex_weights(preds, vr)
+        e2 = (preds - vr[:, None]) ** 2  # (n_val, M) squared errors
+        best = int(np.argmin(e2.mean(axis=0)))
+        d = e2[:, best] - (preds @ w - vr) ** 2
+        self.val_gain_ = (float(d.mean()), float(d.std() / np.sqrt(n_val)))
+        if self.min_gain_se is not None and d.mean() <= self.min_gain_se * self.val_gain_[1]:
+            w = np.eye(len(self.members))[best]
         self.val_rmse_ = {member_label(m): rmse(vr, preds[:, j]) for j, m in
                           enumerate(self.members)}  # fmt: skip
         self.val_rmse_["blend"] = rmse(vr, np.clip(preds @ w, vr.min(), vr.max()))

@@ -6,14 +6,17 @@ import itertools
 import os
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 from cli_run import run, run_json
 
 from mfrec.data import Features
+from mfrec.data.features import date_features, date_periods
 from mfrec.job import (
     BUDGET_SECONDS,
+    FM_FACTORS,
     FM_MAX_RATINGS,
     GAIN_WINDOW,
     MAX_KEPT,
@@ -27,7 +30,7 @@ from mfrec.job import (
 from mfrec.modelio import load_model, save_model
 from mfrec.reference import MatrixFactorization, rmse
 from mfrec.reference.bayes import BayesianMF
-from mfrec.reference.ensemble import BlendedEnsemble, simplex_weights
+from mfrec.reference.ensemble import BlendedEnsemble, member_label, simplex_weights
 
 
 def test_simplex_weights_match_a_fine_grid_search():
@@ -110,6 +113,8 @@ def test_plan_keeps_the_work_and_the_model_size_bounded(n):
     kept = -(-p["n_samples"] // p["thin"])
     assert kept <= MAX_KEPT
     columns = 2 * 100 + sum(k * kept for k in p["bayes_factors"])
+    # Each FM chain, like each Bayesian MF chain, keeps at most MAX_KEPT samples.
+    assert -(-p["fm_samples"] // p["fm_thin"]) <= MAX_KEPT
     if n >= SMALL:  # an ML-25M-sized model: 221,588 rows of float32 factors, well under 2 GiB
         assert columns * (162_541 + 59_047) * 4 < 2**31 / 2
 
@@ -492,3 +497,65 @@ def test_cli_default_dates_test_ratings_and_dates_none_is_the_plain_one(capsys, 
     cv, _ = run_json(capsys, "cv", "--ratings", path, "--folds", 2)
     cv_none, _ = run_json(capsys, "cv", "--ratings", path, "--folds", 2, "--dates", "none")
     assert cv["mean"]["rmse"] < cv_none["mean"]["rmse"]
+
+
+def raw(model: FeatureFM, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """The FM's unclipped prediction, each pair at its own date."""
+    model._query = model.dates_of(u, i)
+    try:
+        return model.raw_predict(u, i)
+    finally:
+        model._query = None
+
+
+def test_fm_chains_average_to_the_mean_of_the_chains_on_any_thread_count():
+    u, i, r, nu, ni, ts = dated(9)
+    period = date_periods(ts, "month")
+    dates = date_features(period, int(period.min()), int(period.max()), "month")
+    kw: dict[str, Any] = dict(rating_dates=(u, i, dates), item_implicit=True, n_factors=3,
+                              n_samples=12, burn_in=4, thin=2, dtype="float32")  # fmt: skip
+    steps = []
+    multi = FeatureFM(n_chains=3, n_threads=2, seed=5, **kw)
+    multi.fit(u, i, r, nu, ni, callback=lambda s, m: steps.append(s))
+    assert steps == list(range(4 + 12))  # one step per round of the three chains' sweeps
+    alone = [FeatureFM(seed=5 + c, **kw).fit(u, i, r, nu, ni) for c in range(3)]
+    assert multi.P.shape == (nu, 3 * alone[0].P.shape[1]) and multi.P.dtype == np.float32
+    assert multi.V_rating_.shape[1] == multi.P.shape[1]  # each chain's date columns by its P
+    np.testing.assert_allclose(raw(multi, u, i), np.mean([raw(m, u, i) for m in alone], 0),
+                               atol=1e-4)  # fmt: skip
+    one_thread = FeatureFM(n_chains=3, n_threads=1, seed=5, **kw).fit(u, i, r, nu, ni)
+    np.testing.assert_array_equal(raw(one_thread, u, i), raw(multi, u, i))
+    # Three independent chains fit their own data closer than any one of them.
+    assert rmse(r, raw(multi, u, i)) < min(rmse(r, raw(m, u, i)) for m in alone)
+
+
+def test_the_default_fm_runs_the_planned_chains():
+    u, i, r, nu, ni, ts = dated(10)
+    model = DefaultModel(seed=3, n_threads=2).fit(u, i, r, nu, ni, timestamps=ts)
+    p = model.plan_
+    fm = [m for m in model.members if isinstance(m, FeatureFM)]
+    assert len(fm) == 1 and fm[0].n_chains == p["fm_chains"] > 1, model.all_weights_
+    kept = -(-p["fm_samples"] // p["fm_thin"])
+    assert fm[0].P.shape[1] == FM_FACTORS * p["fm_chains"] * kept
+    again = DefaultModel(seed=3, n_threads=1).fit(u, i, r, nu, ni, timestamps=ts)
+    np.testing.assert_array_equal(model.predict(u, i, ts), again.predict(u, i, ts))
+
+
+def test_min_gain_se_keeps_the_best_member_alone_unless_the_blend_earns_more():
+    u, i, r, nu, ni = low_rank(5)
+
+    def members():
+        return [BayesianMF(n_factors=3, n_samples=30, burn_in=10, seed=0),
+                MatrixFactorization(n_factors=3, n_epochs=40, lr=0.01, reg=0.05, biased=True,
+                                    seed=0)]  # fmt: skip
+
+    kw: dict[str, Any] = dict(val_fraction=0.2, refit=False, seed=0)
+    free = BlendedEnsemble(members(), **kw).fit(u, i, r, nu, ni)
+    gain, se = free.val_gain_
+    assert gain >= 0 and se > 0  # the least-squares blend is never worse on its own split
+    strict = BlendedEnsemble(members(), min_gain_se=gain / se * 1.01, **kw).fit(u, i, r, nu, ni)
+    best = min((k for k in free.val_rmse_ if k != "blend"), key=lambda k: free.val_rmse_[k])
+    assert [member_label(m) for m in strict.members] == [best] and strict.weights == [1.0]
+    assert strict.val_rmse_["blend"] <= strict.val_rmse_[best] + 1e-12  # (clipped to the scale)
+    loose = BlendedEnsemble(members(), min_gain_se=gain / se * 0.99, **kw).fit(u, i, r, nu, ni)
+    np.testing.assert_array_equal(loose.all_weights_, free.all_weights_)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
 import pytest
 
 from benchmarks import myfm_canonical as bench
-from mfrec.data.features import rating_dates, release_features
+from mfrec.data.features import date_periods, rating_dates, release_features
 from mfrec.data.movielens import find_release
 from mfrec.data.splits import canonical_split
 
@@ -113,3 +114,36 @@ def test_render_joins_runs_on_different_splits(tmp_path):
     assert "| label a | 0.9000 | 0.7000 | 0.8000 | 10 20 | 15.0 |" in text
     assert "| label b | 0.8000 | 0.6000 | 0.7000 | 30 50 | 40.0 |" in text
     assert json.loads((out / "myfm_canonical.json").read_text()) == first + second
+
+
+def test_the_default_row_fits_and_predicts_with_the_ratings_dates(ml100k, monkeypatch):
+    """fit_default hands DefaultModel the training ratings' timestamps and predict the test
+    ones', so the default row runs with its dates."""
+    seen: dict = {}
+
+    class Spy(bench.DefaultModel):
+        @functools.wraps(bench.DefaultModel.fit)
+        def fit(self, *args, **kw):
+            seen["fit"] = kw
+            seen["model"] = self
+            return super().fit(*args, **kw)
+
+        @functools.wraps(bench.DefaultModel.predict)
+        def predict(self, *args, **kw):
+            seen["predict"] = kw
+            return super().predict(*args, **kw)
+
+    monkeypatch.setattr(bench, "DefaultModel", Spy)
+    folder = find_release("ml-100k", download=False)
+    user_f, item_f = release_features("ml-100k", folder, ml100k)
+    assert user_f is not None and item_f is not None
+    train, test = canonical_split(ml100k, "u1")
+    train, test = train[::20], test[:500]  # a quick fit
+    side = (user_f, item_f, rating_dates(ml100k, unit="month"))
+    label, _, pred = bench.fit_default(ml100k, train, test, side, seed=0)
+    assert np.array_equal(seen["fit"]["timestamps"], ml100k.timestamps[train])
+    assert np.array_equal(seen["predict"]["timestamps"], ml100k.timestamps[test])
+    months = date_periods(ml100k.timestamps[train], "month")
+    assert seen["model"].date_span_ == (months.min(), months.max())  # it dated the ratings
+    assert "month of rating" in label
+    assert pred.shape == test.shape

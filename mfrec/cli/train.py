@@ -208,7 +208,7 @@ def fit_one(args, backend: str, model, train: Ratings, test: Ratings, say, bar_o
         name = step_name(m)
         if name == "sweep" and (step + 1) % 10 and step + 1 != total:
             return
-        if getattr(m, "dated", False):  # a date block: not scored before its samples are averaged
+        if not getattr(m, "factor_form", True):  # a date block: not scored before the average
             if not bar_on:
                 say(f"{prefix}{name} {step + 1:3d}/{total}")
             return
