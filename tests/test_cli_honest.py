@@ -352,7 +352,8 @@ def test_the_flag_table_in_the_docs_is_what_the_code_does():
                         value = {"--dtype": "float32", "--kernel": "fast", "--mode": "exact",
                                  "--device": "cpu"}.get(name, "2" if name in (
                                      "--factors", "--epochs", "--threads", "--patience",
-                                     "--batch-size") else "0.1")  # fmt: skip
+                                     "--batch-size", "--samples", "--burn-in",
+                                 ) else "0.1")  # fmt: skip
                         argv.append(value)
                     if name == "--patience":
                         argv += ["--val-fraction", "0.1"]
