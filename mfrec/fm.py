@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfrec.data.features import DATE_UNITS, Features, date_features, date_periods
+from mfrec.data.features import Features, date_features, date_periods
 from mfrec.job import (
     DATE_UNIT,
     FM_CHAINS,
@@ -18,6 +18,8 @@ from mfrec.job import (
     FM_SAMPLES,
     MAX_KEPT,
     FeatureFM,
+    check_date_unit,
+    dated_ratings,
     usable_cores,
 )
 
@@ -42,9 +44,7 @@ class DataFM(FeatureFM):
     def __init__(self, *, dates: bool = True, date_unit: str = DATE_UNIT, **kw) -> None:
         kw.setdefault("item_implicit", True)
         super().__init__(**kw)
-        if date_unit not in DATE_UNITS:
-            raise ValueError(f"date_unit must be one of {DATE_UNITS}, got {date_unit!r}")
-        self.dates, self.date_unit = bool(dates), date_unit
+        self.dates, self.date_unit = bool(dates), check_date_unit(date_unit)
 
     @property
     def dated(self) -> bool:
@@ -58,14 +58,8 @@ class DataFM(FeatureFM):
         self.set_rating_dates(None)
         self.__dict__.pop("date_span_", None)
         if self.dates and timestamps is not None:
-            period = date_periods(timestamps, self.date_unit)
-            if period.shape != np.shape(ratings):
-                raise ValueError(
-                    f"timestamps: expected one per rating ({np.shape(ratings)[0]}), got "
-                    f"{period.shape}"
-                )
-            self.date_span_ = (int(period.min()), int(period.max()))
-            dates = date_features(period, *self.date_span_, self.date_unit)
+            n = np.shape(ratings)[0]
+            self.date_span_, dates = dated_ratings(timestamps, self.date_unit, n)
             self.set_rating_dates((np.asarray(users), np.asarray(items), dates))
         return super().fit(users, items, ratings, n_users, n_items, callback)
 

@@ -154,6 +154,23 @@ def plan(n_ratings: int) -> dict:
     }
 
 
+def check_date_unit(date_unit: str) -> str:
+    """``date_unit`` if it is one of ``DATE_UNITS``, else a ValueError naming it."""
+    if date_unit not in DATE_UNITS:
+        raise ValueError(f"date_unit must be one of {DATE_UNITS}, got {date_unit!r}")
+    return date_unit
+
+
+def dated_ratings(timestamps, unit: str, n: int) -> tuple[tuple[int, int], Features]:
+    """The training span (first, last ``unit`` period) of ``n`` ratings' ``timestamps``
+    (seconds since 1970) and their date rows on it (:func:`~mfrec.data.date_features`)."""
+    period = date_periods(timestamps, unit)
+    if period.shape != (n,):
+        raise ValueError(f"timestamps: expected one per rating ({n}), got {period.shape}")
+    span = (int(period.min()), int(period.max()))
+    return span, date_features(period, *span, unit)
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its affinity mask where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):
@@ -457,9 +474,7 @@ class DefaultModel(BlendedEnsemble):
         self.device = resolve_device(device)
         self.device_ = self.device
         self.user_features, self.item_features = user_features, item_features
-        if date_unit not in DATE_UNITS:
-            raise ValueError(f"date_unit must be one of {DATE_UNITS}, got {date_unit!r}")
-        self.dates, self.date_unit = bool(dates), date_unit
+        self.dates, self.date_unit = bool(dates), check_date_unit(date_unit)
         super().__init__([None], seed=seed)
         self.members = []
 
@@ -531,11 +546,7 @@ class DefaultModel(BlendedEnsemble):
             self.__dict__.pop(name, None)
         rating_dates = None
         if self.dates and timestamps is not None and p["fm_dates"]:
-            period = date_periods(timestamps, self.date_unit)
-            if period.shape != (n,):
-                raise ValueError(f"timestamps: expected one per rating ({n}), got {period.shape}")
-            self.date_span_ = (int(period.min()), int(period.max()))
-            dates = date_features(period, *self.date_span_, self.date_unit)
+            self.date_span_, dates = dated_ratings(timestamps, self.date_unit, n)
             rating_dates = (np.asarray(users), np.asarray(items), dates)
         self.members = self.members_for(n, rating_dates)
         self.val_fraction, self.refit = p["val_fraction"], p["refit"]
